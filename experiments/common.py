@@ -1,0 +1,91 @@
+"""What every entry point shares: config composition, one-line errors, run directories."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from recsys.config import RunConfig
+from recsys.errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+EXIT_USER_ERROR = 2
+
+
+def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """Compose `conf/<config_name>.yaml` with Hydra override strings; errors become UserError."""
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+        OmegaConf.resolve(cfg)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(_one_line(str(exc))) from None
+    return cfg
+
+
+def job_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config without Hydra's own section, as plain containers."""
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(tree, dict)
+    tree.pop("hydra", None)
+    return tree
+
+
+def run_config(tree: dict[str, Any], run_dir: str | None) -> RunConfig:
+    return RunConfig.from_dict(tree, run_dir=run_dir)
+
+
+def prepare_run_dir(run_dir: str | Path, tree: dict[str, Any], overrides: Sequence[str]) -> Path:
+    """Create the run directory and write the composed config and overrides atomically."""
+    path = Path(run_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(tree)))
+        write_text_atomic(path / "overrides.yaml",
+                          OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    except OSError as exc:
+        raise UserError(f"cannot write run directory {str(path)!r}: {exc.strerror}; set "
+                        "hydra.run.dir to a writable folder") from None
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _one_line(message: str) -> str:
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return "; ".join(lines)
+
+
+def cli(main: Callable[[list[str]], int]) -> Callable[[list[str] | None], int]:
+    """Wrap an entry point: user mistakes print one line and exit 2, no traceback.
+
+    `--verbose` (or HYDRA_FULL_ERROR=1) re-raises so the full traceback is shown.
+    """
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        args = list(sys.argv[1:] if argv is None else argv)
+        verbose = "--verbose" in args or os.environ.get("HYDRA_FULL_ERROR") == "1"
+        args = [a for a in args if a != "--verbose"]
+        try:
+            return main(args)
+        except UserError as exc:
+            if verbose:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+
+    return wrapper

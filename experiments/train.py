@@ -1,0 +1,37 @@
+"""One training run: `python -m experiments.train [hydra overrides]`.
+
+Writes `config.yaml`, `overrides.yaml`, `metrics.json` and `tensorboard/` into Hydra's run
+directory (`outputs/runs/<date_time>/` unless `hydra.run.dir=...`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from experiments.common import cli, compose_config, job_config, prepare_run_dir, run_config
+from recsys.cache import load_prepared
+from recsys.errors import TrainingDiverged
+from recsys.report import format_run_table
+from recsys.training import run
+
+
+@cli
+def main(argv: list[str]) -> int:
+    cfg = compose_config("train", argv)
+    tree = job_config(cfg)
+    run_dir = str(cfg.hydra.run.dir)
+    config = run_config(tree, run_dir)
+    prepared, _ = load_prepared(config.data)  # bad data fails here, before anything is written
+    prepare_run_dir(run_dir, tree, argv)
+    try:
+        result = run(config, prepared=prepared)
+    except TrainingDiverged as exc:
+        print(f"error: {exc}; run directory: {run_dir}", file=sys.stderr)
+        return 1
+    print(format_run_table(result))
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Prepared data cached on disk, once per data set and data config, shared by every trial.
+
+The key hashes every data setting that changes steps 1-3 of `recsys.prepare` (not
+`sample_fraction`, which is applied per trial) plus the source file's identity (resolved path,
+size, modification time). A changed file or setting gives a new key; entries are written to a
+temporary folder and renamed into place, so concurrent trials or workers never read half an
+entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+
+from recsys.config import DataConfig
+from recsys.errors import UserError
+from recsys.loading import read_ratings
+from recsys.prepare import PreparedData, prepare
+from recsys.synthetic import ensure_csv
+
+CACHE_VERSION = 1
+_NOT_IN_KEY = {"sample_fraction", "cache_dir", "name", "synthetic"}
+
+
+def source_path(cfg: DataConfig) -> Path:
+    """The ratings file of a data config; the synthetic default is generated on first use."""
+    if cfg.path:
+        return Path(cfg.path).expanduser()
+    directory = Path(cfg.cache_dir or tempfile.gettempdir()) / "synthetic"
+    return ensure_csv(cfg.synthetic, directory)
+
+
+def cache_key(cfg: DataConfig, path: Path) -> str:
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_KEY}
+    try:
+        st = path.stat()
+    except OSError:
+        raise UserError(f"data.path={str(path)!r} does not exist: point data.path at a "
+                        "ratings file") from None
+    identity = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    blob = json.dumps({"v": CACHE_VERSION, "data": settings, "file": identity}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_prepared(cfg: DataConfig) -> tuple[PreparedData, dict[str, object]]:
+    """Return the prepared data and how it was obtained ({'cache': 'hit'|'miss'|'off', ...})."""
+    path = source_path(cfg)
+    if not cfg.cache_dir:
+        return _prepare_from_file(path, cfg), {"cache": "off", "source": str(path)}
+    key = cache_key(cfg, path)
+    entry = Path(cfg.cache_dir) / "prepared" / key
+    if (entry / "meta.json").exists():
+        return _read(entry), {"cache": "hit", "source": str(path), "key": key}
+    data = _prepare_from_file(path, cfg)
+    try:
+        _write(entry, data)
+    except OSError as exc:  # a read-only or full cache dir costs speed, not correctness
+        return data, {"cache": f"not written ({exc.strerror})", "source": str(path)}
+    return data, {"cache": "miss", "source": str(path), "key": key}
+
+
+def _prepare_from_file(path: Path, cfg: DataConfig) -> PreparedData:
+    df, report = read_ratings(path, cfg)
+    data = prepare(df, cfg)
+    data.stats.update(rows_missing_fields=report.rows_missing_fields,
+                      bad_lines_skipped=report.bad_lines_skipped)
+    return data
+
+
+def _write(entry: Path, data: PreparedData) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        feather.write_feather(pa.table({"id": pa.array(data.user_ids, pa.string())}),
+                              tmp / "users.arrow", compression="uncompressed")
+        feather.write_feather(pa.table({"id": pa.array(data.item_ids, pa.string())}),
+                              tmp / "items.arrow", compression="uncompressed")
+        np.savez(tmp / "interactions.npz", user=data.user, item=data.item, split=data.split,
+                 sample_rank=data.sample_rank)
+        (tmp / "meta.json").write_text(json.dumps(data.stats, indent=1))
+        try:
+            os.rename(tmp, entry)
+        except OSError:
+            if not (entry / "meta.json").exists():  # someone else won the race: fine
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read(entry: Path) -> PreparedData:
+    def ids(name: str) -> np.ndarray:
+        return np.asarray(feather.read_table(entry / name).column("id").to_numpy(
+            zero_copy_only=False), dtype=object)
+
+    with np.load(entry / "interactions.npz") as arrays:
+        return PreparedData(
+            user_ids=ids("users.arrow"), item_ids=ids("items.arrow"), user=arrays["user"],
+            item=arrays["item"], split=arrays["split"], sample_rank=arrays["sample_rank"],
+            stats=json.loads((entry / "meta.json").read_text()),
+        )

@@ -1,0 +1,71 @@
+"""The two-tower retrieval model: integer ids in, in-batch softmax loss out."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from recsys.config import ModelConfig
+
+
+def build_tower(vocab_size: int, cfg: ModelConfig, seed: int, name: str) -> tf.keras.Model:
+    """Embedding of integer ids, optionally followed by dense layers (the last is linear)."""
+    layers: list[tf.keras.layers.Layer] = [
+        tf.keras.layers.Embedding(
+            vocab_size, cfg.embedding_dim,
+            embeddings_initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05, seed=seed),
+        )
+    ]
+    for i, width in enumerate(cfg.tower_layers):
+        last = i == len(cfg.tower_layers) - 1
+        layers.append(tf.keras.layers.Dense(
+            width, activation=None if last else "relu",
+            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 1 + i),
+        ))
+    return tf.keras.Sequential(layers, name=name)
+
+
+class TwoTowerModel(tfrs.Model):
+    """User tower x item tower, trained with `tfrs.tasks.Retrieval` (in-batch softmax).
+
+    No metrics on training batches: the notebook's `FactorizedTopK` scores the whole catalog on
+    every step, which is most of its time. Evaluation is exact and separate (`recsys.metrics`).
+    """
+
+    def __init__(self, n_users: int, n_items: int, cfg: ModelConfig,
+                 item_counts: np.ndarray, seed: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.user_tower = build_tower(n_users, cfg, seed, "user_tower")
+        self.item_tower = build_tower(n_items, cfg, seed + 1000, "item_tower")
+        self.task = tfrs.tasks.Retrieval(
+            temperature=cfg.temperature if cfg.temperature != 1.0 else None,
+            remove_accidental_hits=cfg.remove_accidental_hits,
+        )
+        # logQ correction: the probability that an item shows up as an in-batch negative is
+        # its training frequency; subtracting log(q) stops popular items being over-penalised.
+        freq = np.maximum(item_counts, 1) / max(int(item_counts.sum()), 1)
+        self.item_probability = tf.constant(freq, dtype=tf.float32)
+
+    def compute_loss(self, inputs: tuple[tf.Tensor, tf.Tensor], training: bool = False) -> tf.Tensor:
+        users, items = inputs
+        queries = self.user_tower(users)
+        candidates = self.item_tower(items)
+        loss = self.task(
+            queries, candidates,
+            candidate_sampling_probability=(tf.gather(self.item_probability, items)
+                                            if self.cfg.logq_correction else None),
+            candidate_ids=items if self.cfg.remove_accidental_hits else None,
+            compute_metrics=False,
+        )
+        if self.cfg.l2 > 0:
+            loss += self.cfg.l2 * (tf.reduce_sum(tf.square(queries))
+                                   + tf.reduce_sum(tf.square(candidates)))
+        return loss
+
+    def item_embeddings(self, batch_size: int = 65536) -> tf.Tensor:
+        n = self.item_tower.layers[0].input_dim
+        ids = tf.range(n)
+        return tf.concat([self.item_tower(ids[s:s + batch_size])
+                          for s in range(0, n, batch_size)], axis=0)

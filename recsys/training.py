@@ -1,0 +1,205 @@
+"""One training run: prepared data -> model -> per-epoch validation -> test -> artefacts."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from recsys.cache import load_prepared
+from recsys.config import OptimizerConfig, RunConfig, TrainConfig
+from recsys.errors import TrainingDiverged
+from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
+from recsys.model import TwoTowerModel
+from recsys.prepare import PreparedData, TrialData, select_training
+from recsys.tensorboard import RunWriter
+
+
+@dataclass
+class RunResult:
+    """What a run returns: the metrics it selected on, the test report, timings and paths."""
+
+    metrics: dict[str, float]  # val_top_k and test_top_k of the reported weights
+    popularity: dict[str, float]  # the same metrics for the most-rated-items baseline
+    history: list[dict[str, float]]  # per epoch: loss, val_top_k, seconds
+    epoch: int  # 1-based epoch whose weights the metrics describe
+    epochs_run: int
+    seconds: dict[str, float]
+    data_stats: dict[str, Any]
+    run_dir: str | None
+    model: TwoTowerModel | None = field(default=None, repr=False)
+    data: TrialData | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("model")
+        out.pop("data")
+        return out
+
+
+def make_optimizer(cfg: OptimizerConfig) -> tf.keras.optimizers.Optimizer:
+    if cfg.name == "adagrad":
+        return tf.keras.optimizers.Adagrad(cfg.learning_rate,
+                                           initial_accumulator_value=cfg.initial_accumulator_value)
+    if cfg.name == "adam":
+        return tf.keras.optimizers.Adam(cfg.learning_rate)
+    return tf.keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
+
+
+_threads_set = False
+
+
+def configure_threads(cfg: TrainConfig) -> None:
+    """Set TensorFlow's thread pools once per process (it refuses after the runtime starts)."""
+    global _threads_set
+    if _threads_set or cfg.threads <= 0:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, cfg.threads))
+    except RuntimeError:
+        pass  # runtime already initialised in this process: keep its pools
+    _threads_set = True
+
+
+def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = None,
+        keep_model: bool = False, prepared: PreparedData | None = None) -> RunResult:
+    """Train and evaluate one configuration; write config-independent artefacts to run_dir.
+
+    Callbacks see `on_epoch_end(epoch, logs)` with `loss` and `val_top_k` in logs; setting
+    `model.stop_training = True` (or raising) ends training early.
+    """
+    t0 = time.perf_counter()
+    configure_threads(cfg.train)
+    if prepared is None:
+        prepared, cache_info = load_prepared(cfg.data)
+    else:
+        cache_info = {"cache": "given"}
+    data = select_training(prepared, cfg.data.sample_fraction)
+    t_data = time.perf_counter()
+
+    ks = tuple(sorted(cfg.train.top_ks))
+    tf.keras.utils.set_random_seed(cfg.train.seed)
+    model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
+    model.optimizer = make_optimizer(cfg.optimizer)  # the callbacks' view of the model
+    train_step = _make_train_step(model, model.optimizer, cfg.train.jit_compile)
+
+    pop = {
+        **top_k_accuracy(popularity_ranks(data.item_counts, data.val_item), ks, prefix="val_"),
+        **top_k_accuracy(popularity_ranks(data.item_counts, data.test_item), ks, prefix="test_"),
+    }
+    writer = RunWriter(cfg.run_dir, ks) if cfg.run_dir else None
+    callback_list = tf.keras.callbacks.CallbackList(callbacks or [], model=model)
+    rng = np.random.default_rng(cfg.train.seed)
+    users = tf.constant(data.train_user)
+    items = tf.constant(data.train_item)
+    n, bs = len(data.train_user), cfg.train.batch_size
+    history: list[dict[str, float]] = []
+    best_score, best_epoch, best_weights, since_best = -math.inf, 0, None, 0
+    monitor = f"val_top_{max(ks)}"
+    model.stop_training = False
+    try:
+        callback_list.on_train_begin()
+        for epoch in range(1, cfg.train.epochs + 1):
+            callback_list.on_epoch_begin(epoch - 1)
+            start = time.perf_counter()
+            perm = tf.constant(rng.permutation(n).astype(np.int32))
+            total = tf.zeros((), tf.float32)
+            for s in range(0, n, bs):
+                idx = perm[s:s + bs]
+                total += train_step(tf.gather(users, idx), tf.gather(items, idx))
+            loss = float(total) / math.ceil(n / bs)
+            train_seconds = time.perf_counter() - start
+            if not math.isfinite(loss):
+                raise TrainingDiverged(f"training loss became {loss} at epoch {epoch} "
+                                       f"(optimizer.learning_rate={cfg.optimizer.learning_rate})")
+            val = _evaluate(model, data.val_user, data.val_item, ks, cfg.train.eval_batch_size,
+                            "val_")
+            logs = {"loss": loss, **val, "epoch_seconds": train_seconds,
+                    "eval_seconds": time.perf_counter() - start - train_seconds}
+            history.append({"epoch": epoch, **logs})
+            if writer:
+                writer.epoch(epoch, logs, pop)
+            if logs[monitor] > best_score:
+                best_score, best_epoch, since_best = logs[monitor], epoch, 0
+                if cfg.train.early_stopping_patience:
+                    best_weights = model.get_weights()
+            else:
+                since_best += 1
+            callback_list.on_epoch_end(epoch - 1, logs)
+            if model.stop_training:
+                break
+            if cfg.train.early_stopping_patience and since_best >= cfg.train.early_stopping_patience:
+                break
+        callback_list.on_train_end()
+    finally:
+        if writer:
+            writer.close()
+    t_train = time.perf_counter()
+
+    reported_epoch = len(history)
+    if best_weights is not None and best_epoch != reported_epoch:
+        model.set_weights(best_weights)
+        reported_epoch = best_epoch
+    val_metrics = {k: v for k, v in history[reported_epoch - 1].items() if k.startswith("val_")}
+    test = _evaluate(model, data.test_user, data.test_item, ks, cfg.train.eval_batch_size, "test_")
+    t_end = time.perf_counter()
+
+    epoch_times = [h["epoch_seconds"] for h in history]
+    result = RunResult(
+        metrics={**val_metrics, **test},
+        popularity=pop,
+        history=history,
+        epoch=reported_epoch,
+        epochs_run=len(history),
+        seconds={
+            "data": t_data - t0,
+            "train": t_train - t_data,
+            "test_eval": t_end - t_train,
+            "total": t_end - t0,
+            "per_epoch_mean": float(np.mean(epoch_times)),
+            # The first epoch includes tracing and XLA compilation.
+            "per_epoch_after_first": float(np.mean(epoch_times[1:] or epoch_times)),
+        },
+        data_stats={**data.stats, "cache": cache_info.get("cache")},
+        run_dir=cfg.run_dir,
+        model=model if keep_model else None,
+        data=data if keep_model else None,
+    )
+    if cfg.run_dir:
+        write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())
+    return result
+
+
+def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,
+                     jit_compile: bool):
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def train_step(users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss((users, items), training=True)
+        variables = model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    return train_step
+
+
+def _evaluate(model: TwoTowerModel, users: np.ndarray, items: np.ndarray, ks: tuple[int, ...],
+              batch_size: int, prefix: str) -> dict[str, float]:
+    queries = model.user_tower(tf.constant(users))
+    ranks = exact_ranks(queries, model.item_embeddings(), items, batch_size)
+    return top_k_accuracy(ranks, ks, valid=users > 0, prefix=prefix)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=float))
+    tmp.replace(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -27,6 +27,12 @@ def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
         OmegaConf.resolve(cfg)
+    except MissingConfigException as exc:
+        # Hydra's message lists the options one per line, then its search path: keep the list.
+        first = str(exc).strip().splitlines()[0].removeprefix(f"In '{config_name}': ")
+        options = ", ".join(exc.options or [])
+        raise UserError(f"{first.rstrip('.')}: available options are {options}" if options
+                        else first) from None
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_one_line(str(exc))) from None
     return cfg

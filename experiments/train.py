@@ -11,8 +11,6 @@ import sys
 from experiments.common import cli, compose_config, job_config, prepare_run_dir, run_config
 from recsys.cache import load_prepared
 from recsys.errors import TrainingDiverged
-from recsys.report import format_run_table
-from recsys.training import run
 
 
 @cli
@@ -23,6 +21,10 @@ def main(argv: list[str]) -> int:
     config = run_config(tree, run_dir)
     prepared, _ = load_prepared(config.data)  # bad data fails here, before anything is written
     prepare_run_dir(run_dir, tree, argv)
+    # TensorFlow is imported only now, so that a mistake above is reported without its noise.
+    from recsys.report import format_run_table
+    from recsys.training import run
+
     try:
         result = run(config, prepared=prepared)
     except TrainingDiverged as exc:

@@ -68,6 +68,8 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
+        _require(bool(self.path) or self.name == "synthetic", "data.path", self.path,
+                 f"the path of a ratings file for data={self.name}")
         f = self.sample_fraction
         _require(isinstance(f, (int, float)) and 0 < f <= 1, "data.sample_fraction", f,
                  "a number in (0, 1]")

@@ -79,6 +79,21 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, LoadR
     header_lines = 1 if cfg.header else 0
     if bad_lines and cfg.on_bad_lines == "error":
         number, text = bad_lines[0]
+        if number is None:  # the parallel parser does not know line numbers: ask a serial one
+            first: list[int | None] = []
+
+            def record(row: pacsv.InvalidRow) -> str:
+                first.append(row.number)
+                return "error" if first else "skip"
+
+            try:
+                pacsv.read_csv(path, pacsv.ReadOptions(
+                    column_names=read_options.column_names, use_threads=False),
+                    pacsv.ParseOptions(delimiter=cfg.separator, invalid_row_handler=record),
+                    convert_options)
+            except pa.ArrowInvalid:
+                pass
+            number = first[0] if first else None
         where = f"line {number}" if number is not None else "a line"
         expected = len(table.column_names) if cfg.header else len(cfg.column_names)
         raise UserError(

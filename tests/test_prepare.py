@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.cache import load_prepared
+from recsys.config import DataConfig, SyntheticConfig
+from recsys.errors import UserError
+from recsys.prepare import TEST, TRAIN, VALID, prepare, select_training
+from recsys.synthetic import generate
+
+SMALL = SyntheticConfig(n_users=800, n_items=200, n_interactions=6000)
+
+
+@pytest.fixture(scope="module")
+def ratings() -> pd.DataFrame:
+    return generate(SMALL)
+
+
+def pairs(users: np.ndarray, items: np.ndarray) -> set[tuple[int, int]]:
+    return set(zip(users.tolist(), items.tolist(), strict=True))
+
+
+def test_split_is_deterministic_and_disjoint(ratings: pd.DataFrame) -> None:
+    a = prepare(ratings, DataConfig(seed=3))
+    b = prepare(ratings.sample(frac=1.0, random_state=0), DataConfig(seed=3))  # row order
+    for arr in ("split", "user", "item"):
+        np.testing.assert_array_equal(getattr(a, arr), getattr(prepare(ratings, DataConfig(seed=3)), arr))
+    assert a.stats["test"] == b.stats["test"]
+    train = pairs(a.user[a.split == TRAIN], a.item[a.split == TRAIN])
+    test = pairs(a.user[a.split == TEST], a.item[a.split == TEST])
+    val = pairs(a.user[a.split == VALID], a.item[a.split == VALID])
+    assert train and test and val
+    assert not train & test and not train & val and not val & test
+    c = prepare(ratings, DataConfig(seed=4))
+    assert not np.array_equal(a.split, c.split)
+
+
+def test_duplicate_pairs_are_dropped_keeping_the_latest(ratings: pd.DataFrame) -> None:
+    dup = ratings.iloc[[0]].assign(rating=1.0, timestamp=ratings["timestamp"].max() + 1)
+    data = prepare(pd.concat([ratings, dup]), DataConfig())
+    assert data.stats["duplicates_dropped"] == 1
+    assert data.stats["rows_after_filters"] == len(ratings)
+
+
+def test_eval_sets_and_catalog_do_not_depend_on_sample_fraction(ratings: pd.DataFrame) -> None:
+    data = prepare(ratings, DataConfig())
+    small, full = select_training(data, 0.2), select_training(data, 1.0)
+    np.testing.assert_array_equal(small.item_vocab, full.item_vocab)
+    np.testing.assert_array_equal(small.val_item, full.val_item)
+    np.testing.assert_array_equal(small.test_item, full.test_item)
+    # Same held-out users (by id string; unknown ones map to "" in both).
+    np.testing.assert_array_equal(small.user_vocab[small.test_user][small.test_user > 0],
+                                  full.user_vocab[full.test_user][small.test_user > 0])
+    assert len(small.train_user) == round(0.2 * data.stats["train_pool"])
+    # Nested samples: a larger fraction is a superset of a smaller one.
+    assert pairs(small.user_vocab[small.train_user], small.train_item) <= pairs(
+        full.user_vocab[full.train_user], full.train_item)
+    assert small.stats["test_unknown_users"] >= full.stats["test_unknown_users"]
+
+
+def test_temporal_split_puts_latest_ratings_in_test(ratings: pd.DataFrame) -> None:
+    cfg = DataConfig(split="temporal")
+    data = prepare(ratings, cfg)
+    ts = ratings.sort_values("timestamp", kind="stable")["timestamp"].to_numpy()
+    assert ts[data.split == TRAIN].max() <= ts[data.split == VALID].min()
+    assert ts[data.split == VALID].max() <= ts[data.split == TEST].min()
+
+
+def test_item_filter_defines_the_catalog_and_can_empty_it(ratings: pd.DataFrame) -> None:
+    counts = ratings["item"].value_counts()
+    data = prepare(ratings, DataConfig(min_item_ratings=20))
+    assert set(data.item_ids) == set(counts[counts >= 20].index)
+    with pytest.raises(UserError, match=r"data.min_item_ratings=100000 drops every rating "
+                                        rf"\({len(ratings)} before, 0 after"):
+        prepare(ratings, DataConfig(min_item_ratings=100000))
+
+
+def test_cache_hit_and_invalidation(tmp_path: Path, ratings: pd.DataFrame) -> None:
+    path = tmp_path / "r.csv"
+    ratings.to_csv(path, header=False, index=False)
+    cfg = DataConfig(path=str(path), cache_dir=str(tmp_path / "cache"))
+    first, info1 = load_prepared(cfg)
+    second, info2 = load_prepared(cfg)
+    assert (info1["cache"], info2["cache"]) == ("miss", "hit")
+    np.testing.assert_array_equal(first.user_ids, second.user_ids)
+    np.testing.assert_array_equal(first.split, second.split)
+    # Sampling fraction is applied per trial: same cache entry.
+    assert load_prepared(DataConfig(path=str(path), cache_dir=cfg.cache_dir,
+                                    sample_fraction=0.5))[1]["cache"] == "hit"
+    # A different data setting or a changed file is a miss.
+    assert load_prepared(DataConfig(path=str(path), cache_dir=cfg.cache_dir, seed=1))[1]["cache"] == "miss"
+    ratings.iloc[:-10].to_csv(path, header=False, index=False)
+    third, info3 = load_prepared(cfg)
+    assert info3["cache"] == "miss" and third.stats["rows_in"] == len(ratings) - 10

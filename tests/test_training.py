@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from recsys.config import (
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RunConfig,
+    SyntheticConfig,
+    TrainConfig,
+)
+from recsys.errors import TrainingDiverged
+from recsys.model import TwoTowerModel
+from recsys.training import run
+
+
+def tiny(tmp_path: Path, **train: object) -> RunConfig:
+    return RunConfig(
+        data=DataConfig(cache_dir=str(tmp_path / "cache"),
+                        synthetic=SyntheticConfig(n_users=1500, n_items=300, n_interactions=15000)),
+        model=ModelConfig(embedding_dim=16),
+        train=TrainConfig(**{"epochs": 2, "batch_size": 1024, "eval_batch_size": 1024, **train}),
+        run_dir=str(tmp_path / "run"),
+    )
+
+
+def test_short_run_beats_popularity_and_writes_tensorboard(tmp_path: Path) -> None:
+    result = run(tiny(tmp_path, epochs=3))
+    assert result.metrics["val_top_100"] > result.popularity["val_top_100"] + 0.05
+    assert result.metrics["test_top_10"] > result.popularity["test_top_10"]
+    assert result.epochs_run == 3 and result.epoch == 3
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    expected = {"train/loss", "time/epoch_seconds", "val/top_1", "val/top_100",
+                "baseline/popularity_val_top_100"}
+    assert expected <= tags
+    steps = [e.step for e in events.Tensors("val/top_100")]
+    assert steps == [1, 2, 3]
+    last = tf.make_ndarray(events.Tensors("val/top_100")[-1].tensor_proto)
+    assert abs(float(last) - result.history[-1]["val_top_100"]) < 1e-6
+    baseline = {float(tf.make_ndarray(e.tensor_proto))
+                for e in events.Tensors("baseline/popularity_val_top_100")}
+    assert len(baseline) == 1
+    assert baseline.pop() == pytest.approx(result.popularity["val_top_100"])
+
+
+def test_same_config_gives_same_numbers(tmp_path: Path) -> None:
+    a = run(replace(tiny(tmp_path), run_dir=None))
+    b = run(replace(tiny(tmp_path), run_dir=None))
+    for key, value in a.metrics.items():
+        assert abs(value - b.metrics[key]) <= 0.002, key
+    assert abs(a.history[-1]["loss"] - b.history[-1]["loss"]) / a.history[-1]["loss"] < 1e-3
+
+
+def test_early_stopping_restores_best_epoch(tmp_path: Path) -> None:
+    # Adagrad at lr 0.5 overfits this data after a few epochs; patience 1 must stop and
+    # report the best epoch's weights, not the last epoch's.
+    cfg = replace(tiny(tmp_path, epochs=12, early_stopping_patience=1),
+                  optimizer=OptimizerConfig(learning_rate=0.5), run_dir=None)
+    result = run(cfg)
+    best = max(h["val_top_100"] for h in result.history)
+    assert result.epochs_run < 12
+    assert result.epoch == result.epochs_run - 1
+    assert result.metrics["val_top_100"] == best
+
+
+def test_callbacks_can_stop_training(tmp_path: Path) -> None:
+    seen: list[float] = []
+
+    class StopAfterOne(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            seen.append(logs["val_top_100"])
+            self.model.stop_training = True
+
+    result = run(replace(tiny(tmp_path, epochs=5), run_dir=None), callbacks=[StopAfterOne()])
+    assert result.epochs_run == 1 and len(seen) == 1
+
+
+def test_divergence_is_detected(tmp_path: Path) -> None:
+    cfg = replace(tiny(tmp_path, epochs=3), run_dir=None,
+                  optimizer=OptimizerConfig(name="sgd", learning_rate=1e6, momentum=0.9))
+    with pytest.raises(TrainingDiverged, match="learning_rate=1000000"):
+        run(cfg)
+
+
+@pytest.mark.parametrize("knob", [{}, {"logq_correction": True}, {"temperature": 0.5},
+                                  {"remove_accidental_hits": True}, {"l2": 0.01},
+                                  {"tower_layers": (8,)}])
+def test_loss_is_in_batch_softmax_with_the_configured_knobs(knob: dict) -> None:
+    cfg = ModelConfig(embedding_dim=4, **knob)
+    counts = np.array([5, 1, 3, 1, 0, 2])
+    model = TwoTowerModel(n_users=4, n_items=6, cfg=cfg, item_counts=counts, seed=0)
+    users = tf.constant([1, 2, 3, 1])
+    items = tf.constant([0, 2, 0, 5])  # item 0 twice: an accidental hit for rows 0 and 2
+    loss = float(model.compute_loss((users, items)))
+
+    q = model.user_tower(users).numpy().astype(np.float64)
+    c = model.item_tower(items).numpy().astype(np.float64)
+    logits = q @ c.T / cfg.temperature
+    if cfg.logq_correction:
+        logits -= np.log(np.maximum(counts, 1) / counts.sum())[items.numpy()][None, :]
+    if cfg.remove_accidental_hits:
+        same = items.numpy()[:, None] == items.numpy()[None, :]
+        logits[same & ~np.eye(4, dtype=bool)] = -1e30
+    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
+                                  keepdims=True)) - logits.max(1, keepdims=True)
+    expected = -np.trace(log_softmax) + cfg.l2 * ((q ** 2).sum() + (c ** 2).sum())
+    assert loss == pytest.approx(expected, rel=1e-5)

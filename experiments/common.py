@@ -21,10 +21,21 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 EXIT_USER_ERROR = 2
 
 
-def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
-    """Compose `conf/<config_name>.yaml` with Hydra override strings; errors become UserError."""
+DEFAULT_RUN_DIR = "outputs/runs/${now:%Y-%m-%d_%H-%M-%S}"
+
+
+def compose_config(config_name: str, overrides: Sequence[str],
+                   config_dir: Path = CONF_DIR) -> DictConfig:
+    """Compose `<config_dir>/<config_name>.yaml` with Hydra overrides; errors become UserError.
+
+    `config_dir` other than `conf/` is for a saved, fully composed config (e.g. a study's
+    best/config.yaml): it has no defaults list, so only value overrides apply to it.
+    """
+    overrides = list(overrides)
+    if config_dir != CONF_DIR and not any(o.startswith("hydra.run.dir=") for o in overrides):
+        overrides.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")
     try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        with initialize_config_dir(version_base="1.3", config_dir=str(config_dir.resolve())):
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
         OmegaConf.resolve(cfg)
     except MissingConfigException as exc:
@@ -68,6 +79,20 @@ def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:
+    """Take `--config PATH` (a saved config.yaml to run instead of conf/train.yaml) out of argv."""
+    if "--config" not in argv:
+        return argv, None
+    i = argv.index("--config")
+    if i + 1 >= len(argv):
+        raise UserError("--config needs a path to a config.yaml, e.g. "
+                        "--config outputs/sweeps/default/best/config.yaml")
+    path = Path(argv[i + 1])
+    if not path.is_file() or path.suffix not in (".yaml", ".yml"):
+        raise UserError(f"--config {str(path)!r} is not a .yaml file")
+    return argv[:i] + argv[i + 2:], path
 
 
 def _one_line(message: str) -> str:

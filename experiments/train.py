@@ -1,4 +1,4 @@
-"""One training run: `python -m experiments.train [hydra overrides]`.
+"""One training run: `python -m experiments.train [--config saved.yaml] [hydra overrides]`.
 
 Writes `config.yaml`, `overrides.yaml`, `metrics.json` and `tensorboard/` into Hydra's run
 directory (`outputs/runs/<date_time>/` unless `hydra.run.dir=...`).
@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import sys
 
-from experiments.common import cli, compose_config, job_config, prepare_run_dir, run_config
+from experiments.common import (
+    cli,
+    compose_config,
+    job_config,
+    pop_config_flag,
+    prepare_run_dir,
+    run_config,
+)
 from recsys.cache import load_prepared
 from recsys.errors import TrainingDiverged
 
 
 @cli
 def main(argv: list[str]) -> int:
-    cfg = compose_config("train", argv)
+    argv, saved = pop_config_flag(argv)
+    if saved is None:
+        cfg = compose_config("train", argv)
+    else:
+        cfg = compose_config(saved.stem, argv, config_dir=saved.parent)
     tree = job_config(cfg)
     run_dir = str(cfg.hydra.run.dir)
     config = run_config(tree, run_dir)

@@ -1,0 +1,94 @@
+"""The Optuna objective: one trial = one Hydra-composed training run, pruned per epoch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from experiments.common import compose_config, job_config, prepare_run_dir, run_config
+from experiments.search_space import Param, suggest
+from recsys.errors import TrainingDiverged
+from recsys.training import run
+
+
+class PruneOnEpoch(tf.keras.callbacks.Callback):
+    """Report the study's metric after every epoch; stop the run when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        super().__init__()
+        self.trial, self.metric = trial, metric
+        self.last: dict[str, float] = {}
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.last = dict(logs or {})
+        self.epochs = epoch + 1
+        self.trial.report(self.last[self.metric], step=epoch + 1)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned after epoch {epoch + 1}: {self.metric}={self.last[self.metric]:.4f}")
+
+
+class Objective:
+    """Compose the trial's config, train, and return the validation metric."""
+
+    def __init__(self, space: list[Param], base_overrides: list[str], study_dir: Path,
+                 metric: str) -> None:
+        self.space, self.base_overrides = space, base_overrides
+        self.trials_dir, self.metric = study_dir / "trials", metric
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        start = time.perf_counter()
+        overrides, chosen = suggest(trial, self.space)
+        run_dir = self.trials_dir / str(trial.number)
+        cfg = compose_config("train", [*self.base_overrides, *overrides,
+                                       f"hydra.run.dir={run_dir}"])
+        tree = job_config(cfg)
+        config = run_config(tree, str(run_dir))
+        prepare_run_dir(run_dir, tree, overrides)
+        trial.set_user_attr("overrides", overrides)
+        trial.set_user_attr("run_dir", str(run_dir))
+        write_hparams(run_dir, chosen, trial.number)
+        pruning = PruneOnEpoch(trial, self.metric)
+        try:
+            result = run(config, callbacks=[pruning])
+        except optuna.TrialPruned as exc:
+            trial.set_user_attr("seconds", time.perf_counter() - start)
+            trial.set_user_attr("epochs", pruning.epochs)
+            trial.set_user_attr("reason", str(exc))
+            raise
+        except TrainingDiverged as exc:
+            trial.set_user_attr("seconds", time.perf_counter() - start)
+            trial.set_user_attr("epochs", pruning.epochs + 1)
+            trial.set_user_attr("reason", str(exc))
+            raise
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        trial.set_user_attr("train_seconds", result.seconds["train"])
+        trial.set_user_attr("epochs", result.epochs_run)
+        trial.set_user_attr("metrics", result.metrics)
+        trial.set_user_attr("popularity", result.popularity)
+        return result.metrics[self.metric]
+
+
+def write_hparams(run_dir: Path, chosen: dict[str, Any], number: int) -> None:
+    """HParams summary for TensorBoard's HParams dashboard (`--logdir <study>/trials`)."""
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in chosen.items()}
+    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+    with writer.as_default():
+        hp.hparams(values, trial_id=f"trial_{number}")
+    writer.close()
+
+
+def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int]) -> None:
+    """The experiment summary: which hparams and metrics the dashboard shows."""
+    hparams = [hp.HParam(p.key) for p in space if p.distribution is not None]
+    metrics = [hp.Metric(f"val/top_{k}", display_name=f"val top-{k}") for k in ks]
+    writer = tf.summary.create_file_writer(str(trials_dir))
+    with writer.as_default():
+        hp.hparams_config(hparams=hparams, metrics=metrics)
+    writer.close()

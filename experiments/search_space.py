@@ -1,0 +1,189 @@
+"""Search spaces written in the Hydra sweeper grammar, mapped to Optuna distributions.
+
+    params:
+      model.embedding_dim: choice(16, 32, 64, 128)      -> CategoricalDistribution
+      optimizer: choice(adagrad, adam, sgd)             -> a config-group choice
+      train.epochs: range(2, 11, 2)                     -> IntDistribution(2, 10, step=2)
+      optimizer.learning_rate: tag(log, interval(1e-3, 0.5))  -> FloatDistribution(log=True)
+      train.batch_size: 1024                            -> fixed for every trial
+    conditional_params:
+      optimizer=sgd:                                    -> suggested only when optimizer=sgd
+        optimizer.momentum: interval(0.0, 0.95)
+
+Expressions are parsed by Hydra's own override parser. `range(a, b[, step])` excludes `b`, as
+in Hydra and Python. `interval` gives integers when the key's current value is an integer (or
+with `tag(int, interval(...))`), floats otherwise. `log` is valid on intervals and ranges only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
+from recsys.errors import UserError
+
+Distribution = optuna.distributions.BaseDistribution
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str  # config key ("model.embedding_dim") or config group ("optimizer")
+    expression: str
+    distribution: Distribution | None  # None: a fixed value for every trial
+    fixed: Any = None
+    condition: tuple[str, Any] | None = None  # (key, value) that must hold to suggest it
+    is_group: bool = False
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{model: {embedding_dim: x}}` and `{model.embedding_dim: x}` both give the dotted key."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def parse_space(params: Mapping[str, Any], conditional: Mapping[str, Any],
+                base: DictConfig, group_options: Mapping[str, list[str]]) -> list[Param]:
+    """Parse every parameter, checking keys against the composed base config."""
+    space = [parse_param(key, expr, base, group_options) for key, expr in flatten(params).items()]
+    for condition, block in (conditional or {}).items():
+        if "=" not in condition:
+            raise UserError(f"search.conditional_params key {condition!r} is invalid: expected "
+                            "'key=value', e.g. 'optimizer=sgd'")
+        ckey, cvalue = (part.strip() for part in condition.split("=", 1))
+        if not any(p.key == ckey for p in space):
+            raise UserError(f"search.conditional_params condition {condition!r} names "
+                            f"{ckey!r}, which is not a search parameter in search.params")
+        for key, expr in flatten(block or {}).items():
+            param = parse_param(key, expr, base, group_options, allow_missing=True)
+            space.append(Param(param.key, param.expression, param.distribution, param.fixed,
+                               (ckey, _yaml_value(cvalue)), param.is_group))
+    return space
+
+
+def _yaml_value(text: str) -> Any:
+    return OmegaConf.create({"v": text})["v"] if text not in ("true", "false") else text == "true"
+
+
+def parse_param(key: str, expression: Any, base: DictConfig,
+                group_options: Mapping[str, list[str]], allow_missing: bool = False) -> Param:
+    where = f"search.params.{key}={expression}"
+    is_group = key in group_options
+    current = None if is_group else OmegaConf.select(base, key, default="<missing>")
+    if current == "<missing>" and not allow_missing:
+        raise UserError(f"search parameter {key!r} is not a config key (check the spelling; "
+                        f"e.g. model.embedding_dim, optimizer.learning_rate, or a group such as "
+                        f"{sorted(group_options)})")
+    if isinstance(expression, (list, dict)):
+        raise UserError(f"{where}: expected one expression such as choice(...), range(...) or "
+                        "interval(...)")
+    try:
+        override = OverridesParser.create().parse_override(f"{key}={expression}")
+        value = override.value()
+    except HydraException as exc:
+        raise UserError(f"{where} is malformed: {str(exc).splitlines()[0]}") from None
+    if not override.is_sweep_override():
+        return Param(key, str(expression), None, value, is_group=is_group)
+    tags = set(getattr(value, "tags", set()))
+    unknown = tags - {"log", "int"}
+    if unknown:
+        raise UserError(f"{where}: unknown tag(s) {sorted(unknown)}; valid tags are log and int")
+    log = "log" in tags
+    if isinstance(value, ChoiceSweep):
+        if log:
+            raise UserError(f"{where}: log scale applies to interval() or range(), not choice()")
+        choices = list(value.list)
+        if is_group:
+            missing = [c for c in choices if c not in group_options[key]]
+            if missing:
+                raise UserError(f"{where}: {missing} not in config group {key!r}; available "
+                                f"options are {', '.join(group_options[key])}")
+        return Param(key, str(expression), optuna.distributions.CategoricalDistribution(choices),
+                     is_group=is_group)
+    if is_group:
+        raise UserError(f"{where}: a config group takes choice(...) only")
+    if isinstance(value, RangeSweep):
+        values = [v for v in _range_values(value)]
+        if not values:
+            raise UserError(f"{where}: the range is empty (range(a, b) excludes b)")
+        integer = all(isinstance(v, int) for v in (value.start, value.stop, value.step))
+        if log and value.step != 1:
+            raise UserError(f"{where}: log scale cannot be combined with a step")
+        _check_log(where, log, values[0])
+        if integer:
+            return Param(key, str(expression), optuna.distributions.IntDistribution(
+                values[0], values[-1], log=log, step=1 if log else value.step))
+        return Param(key, str(expression), optuna.distributions.FloatDistribution(
+            float(values[0]), float(values[-1]), log=log, step=None if log else value.step))
+    if isinstance(value, IntervalSweep):
+        low, high = value.start, value.end
+        if low >= high:
+            raise UserError(f"{where}: interval(low, high) needs low < high")
+        _check_log(where, log, low)
+        integer = "int" in tags or (isinstance(current, int) and not isinstance(current, bool))
+        if integer:
+            return Param(key, str(expression), optuna.distributions.IntDistribution(
+                int(low), int(high), log=log))
+        return Param(key, str(expression), optuna.distributions.FloatDistribution(
+            float(low), float(high), log=log))
+    raise UserError(f"{where}: unsupported sweep {type(value).__name__}; use choice, range or "
+                    "interval")
+
+
+def _range_values(sweep: RangeSweep) -> list[float]:
+    start, stop, step = sweep.start, sweep.stop, sweep.step
+    if step == 0:
+        return []
+    count = max(0, int(-(-(stop - start) // step)))  # ceil((stop - start) / step)
+    values = [start + i * step for i in range(count)]
+    return [round(v, 12) if isinstance(v, float) else v for v in values]
+
+
+def _check_log(where: str, log: bool, low: float) -> None:
+    if log and low <= 0:
+        raise UserError(f"{where}: a log-scale bound must be > 0 (got {low})")
+
+
+def suggest(trial: optuna.Trial, space: list[Param]) -> tuple[list[str], dict[str, Any]]:
+    """Ask the trial for every active parameter; return (Hydra overrides, chosen values)."""
+    chosen: dict[str, Any] = {}
+    overrides: list[str] = []
+    for param in space:
+        if param.condition and chosen.get(param.condition[0]) != param.condition[1]:
+            continue
+        if param.distribution is None:
+            value = param.fixed
+        else:
+            value = _suggest_one(trial, param.key, param.distribution)
+        chosen[param.key] = value
+        overrides.append(f"{param.key}={format_value(value)}")
+    return overrides, chosen
+
+
+def _suggest_one(trial: optuna.Trial, name: str, dist: Distribution) -> Any:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    assert isinstance(dist, optuna.distributions.FloatDistribution)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)

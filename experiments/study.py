@@ -1,0 +1,118 @@
+"""Opening an Optuna study: storage URL, sampler, pruner, and the checks on resuming."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from sqlalchemy.engine import make_url
+
+from recsys.errors import UserError
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+def mask_url(url: str) -> str:
+    """The storage URL with any password replaced by ***, for logs and files."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy understands: show no credentials at all
+        return url.split("@")[-1] if "@" in url else url
+
+
+def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorage:
+    """An RDB storage with heartbeats, so a killed worker's trial is failed and retried."""
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise UserError(f"search.storage={mask_url(url)!r} is not a storage URL: expected e.g. "
+                        "sqlite:///outputs/sweeps/x/study.db or "
+                        "postgresql+psycopg://user@host/db") from None
+    scheme = parsed.get_backend_name()
+    if scheme not in SCHEMES:
+        raise UserError(f"search.storage={mask_url(url)!r} has unknown scheme {scheme!r}: "
+                        f"expected one of {', '.join(SCHEMES)}")
+    if scheme == "sqlite" and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"search.storage folder {str(folder)!r} cannot be created: "
+                            f"{exc.strerror}") from None
+    # Heartbeats and stale-trial retries are marked experimental in Optuna; we rely on them.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"connect_args": {"timeout": 60}} if scheme == "sqlite" else None,
+            heartbeat_interval=int(search["heartbeat_interval"]),
+            grace_period=int(search["grace_period"]),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=int(search["max_retry"])),
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError) as exc:
+        reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+        if parsed.password:
+            reason = reason.replace(parsed.password, "***")
+        raise UserError(f"search.storage={mask_url(url)!r}: cannot open the study storage "
+                        f"({reason})") from None
+
+
+def make_sampler(cfg: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    name = cfg.get("name", "tpe")
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=cfg.get("seed"),
+                                          n_startup_trials=int(cfg.get("n_startup_trials", 10)))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=cfg.get("seed"))
+    raise UserError(f"search.sampler.name={name!r} is invalid: expected tpe or random")
+
+
+def make_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
+    name = cfg.get("name", "median")
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("n_startup_trials", 5)),
+                                           n_warmup_steps=int(cfg.get("n_warmup_steps", 0)))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=int(cfg.get("min_resource", 1)),
+                                              reduction_factor=int(cfg.get("reduction_factor", 3)))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise UserError(f"search.pruner.name={name!r} is invalid: expected median, hyperband or none")
+
+
+def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
+               max_resource: int) -> tuple[optuna.Study, int]:
+    """Create or resume the study; return it and how many trials had finished before."""
+    name, metric = search["study_name"], search["metric"]
+    direction = search["direction"]
+    if direction not in ("maximize", "minimize"):
+        raise UserError(f"search.direction={direction!r} is invalid: expected maximize or minimize")
+    pruner_cfg = dict(search["pruner"])
+    if pruner_cfg.get("name") == "hyperband":
+        pruner_cfg.setdefault("max_resource", max_resource)
+    sampler, pruner = make_sampler(search["sampler"]), make_pruner(pruner_cfg)
+    try:
+        existing = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        old_direction = existing.direction.name.lower()
+        old_metric = existing.user_attrs.get("metric")
+        if old_direction != direction or (old_metric and old_metric != metric):
+            raise UserError(
+                f"study {name!r} exists with direction={old_direction} metric={old_metric}, not "
+                f"direction={direction} metric={metric}: use another search.study_name, or the "
+                "same settings to resume it (the study was not changed)")
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                  pruner=pruner)
+        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        return study, done
+    study = optuna.create_study(study_name=name, storage=storage, direction=direction,
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    study.set_user_attr("metric", metric)
+    return study, 0

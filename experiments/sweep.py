@@ -1,0 +1,88 @@
+"""An Optuna study over Hydra-composed training runs: `python -m experiments.sweep [overrides]`.
+
+Overrides for data/model/optimizer/train set the base of every trial; `search.*` configures the
+study (see conf/search/default.yaml). The same command with the same study name and storage
+resumes the study and stops at `search.n_trials` finished (complete or pruned) trials in total.
+
+Layout: <search.dir>/ study.db, trials/<number>/ (config.yaml, metrics.json, tensorboard/),
+best/ (config.yaml, params.json, metrics.json).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from experiments.common import CONF_DIR, cli, compose_config, job_config, run_config
+from experiments.search_space import Param, format_value, parse_space
+from recsys.cache import load_prepared
+from recsys.errors import UserError
+
+GROUPS = ("data", "model", "optimizer", "train", "experiment")
+
+
+def group_options() -> dict[str, list[str]]:
+    return {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in GROUPS}
+
+
+def trial_overrides(argv: list[str]) -> list[str]:
+    """The user's overrides that shape every trial's training config (not search or hydra)."""
+    skip = ("search.", "search=", "+search", "~search", "hydra.", "+hydra", "++search")
+    return [a for a in argv if not a.startswith(skip)]
+
+
+def check_space(space: list[Param], base_overrides: list[str]) -> None:
+    """Compose the training config at each choice and bound, so bad values fail now."""
+    for param in space:
+        dist = param.distribution
+        if dist is None:
+            values = [param.fixed]
+        elif hasattr(dist, "choices"):
+            values = list(dist.choices)
+        else:
+            values = [dist.low, dist.high]
+        condition = [f"{param.condition[0]}={format_value(param.condition[1])}"] \
+            if param.condition else []
+        for value in values:
+            cfg = compose_config("train", [*base_overrides, *condition,
+                                           f"{param.key}={format_value(value)}"])
+            try:
+                run_config(job_config(cfg), None)
+            except UserError as exc:
+                raise UserError(f"search parameter {param.key} ({param.expression}) reaches an "
+                                f"invalid value: {exc}") from None
+
+
+@cli
+def main(argv: list[str]) -> int:
+    cfg = compose_config("sweep", argv)
+    tree = job_config(cfg)
+    search: dict[str, Any] = tree.pop("search")
+    base_overrides = trial_overrides(argv)
+    base = run_config(tree, None)
+    ks = sorted(base.train.top_ks)
+    metrics = [f"val_top_{k}" for k in ks]
+    if search["metric"] not in metrics:
+        raise UserError(f"search.metric={search['metric']!r} is not a validation metric: "
+                        f"available are {', '.join(metrics)}")
+    for key in ("n_trials",):
+        if not isinstance(search[key], int) or search[key] < 1:
+            raise UserError(f"search.{key}={search[key]!r} is invalid: expected an integer >= 1")
+    train_cfg = compose_config("train", base_overrides)
+    space = parse_space(search.get("params") or {}, search.get("conditional_params") or {},
+                        train_cfg, group_options())
+    check_space(space, base_overrides)
+    load_prepared(base.data)  # data errors stop the sweep before any trial; fills the cache
+
+    from experiments.driver import run_study  # imports TensorFlow: after the checks above
+
+    return run_study(search, space, base_overrides, Path(search["dir"]), ks,
+                     OmegaConf.to_yaml(OmegaConf.create(tree)), time.perf_counter())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

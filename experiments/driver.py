@@ -61,7 +61,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def run_study(search: dict[str, Any], space: list[Param], base_overrides: list[str],
               study_dir: Path, ks: list[int], base_yaml: str, start: float) -> int:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports failures
     logging.getLogger("optuna").setLevel(logging.WARNING)
     storage = open_storage(search["storage"], search)
     study, done = open_study(storage, search, max_resource=_max_epochs(base_yaml))
@@ -71,6 +71,9 @@ def run_study(search: dict[str, Any], space: list[Param], base_overrides: list[s
         print(f"resuming {where}: {done} of {n_trials} trials already finished", flush=True)
     else:
         print(f"starting {where}: {n_trials} trials, metric {metric}", flush=True)
+    if not study.get_trials(deepcopy=False):
+        for params in search.get("enqueue_trials") or []:
+            study.enqueue_trial(dict(params), skip_if_exists=True)
     study_dir.mkdir(parents=True, exist_ok=True)
     write_hparams_config(study_dir / "trials", space, ks)
 

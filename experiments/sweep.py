@@ -62,6 +62,7 @@ def main(argv: list[str]) -> int:
     cfg = compose_config("sweep", argv)
     tree = job_config(cfg)
     search: dict[str, Any] = tree.pop("search")
+    search["study_name"] = str(search["study_name"])  # `nan` or `1` on the command line
     base_overrides = trial_overrides(argv)
     base = run_config(tree, None)
     ks = sorted(base.train.top_ks)
@@ -76,6 +77,12 @@ def main(argv: list[str]) -> int:
     space = parse_space(search.get("params") or {}, search.get("conditional_params") or {},
                         train_cfg, group_options())
     check_space(space, base_overrides)
+    keys = {p.key for p in space}
+    for params in search.get("enqueue_trials") or []:
+        unknown = sorted(set(params) - keys)
+        if unknown:
+            raise UserError(f"search.enqueue_trials names {unknown}, which are not search "
+                            f"parameters: valid are {sorted(keys)}")
     load_prepared(base.data)  # data errors stop the sweep before any trial; fills the cache
 
     from experiments.driver import run_study  # imports TensorFlow: after the checks above

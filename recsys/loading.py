@@ -9,6 +9,7 @@ converted with line-numbered errors. CRLF line endings are handled by the parser
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +87,11 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, LoadR
                 first.append(row.number)
                 return "error" if first else "skip"
 
-            try:
+            with contextlib.suppress(pa.ArrowInvalid):
                 pacsv.read_csv(path, pacsv.ReadOptions(
                     column_names=read_options.column_names, use_threads=False),
                     pacsv.ParseOptions(delimiter=cfg.separator, invalid_row_handler=record),
                     convert_options)
-            except pa.ArrowInvalid:
-                pass
             number = first[0] if first else None
         where = f"line {number}" if number is not None else "a line"
         expected = len(table.column_names) if cfg.header else len(cfg.column_names)

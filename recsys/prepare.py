@@ -124,10 +124,8 @@ def prepare(df: pd.DataFrame, cfg: DataConfig) -> PreparedData:
                         f"training, {n_val} for validation and {n_test} for test: each needs "
                         ">= 1 (use more data or other fractions)")
     rng = np.random.default_rng(cfg.seed)
-    if cfg.split == "random":
-        order = rng.permutation(n)
-    else:  # temporal: rows are already in time order
-        order = np.arange(n)[::-1]
+    # Temporal: rows are already in time order, so the latest come last.
+    order = rng.permutation(n) if cfg.split == "random" else np.arange(n)[::-1]
     split = np.full(n, TRAIN, dtype=np.int8)
     split[order[:n_test]] = TEST
     split[order[n_test:n_test + n_val]] = VALID

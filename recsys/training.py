@@ -184,7 +184,7 @@ def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimi
         with tf.GradientTape() as tape:
             loss = model.compute_loss((users, items), training=True)
         variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
 
     return train_step

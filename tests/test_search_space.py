@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from experiments.common import compose_config
+from experiments.search_space import parse_space, suggest
+from experiments.sweep import group_options
+from recsys.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def base():
+    return compose_config("train", [])
+
+
+@pytest.mark.parametrize(("key", "expression", "expected"), [
+    ("model.embedding_dim", "choice(16, 32, 64)", CategoricalDistribution([16, 32, 64])),
+    ("optimizer", "choice(adagrad, sgd)", CategoricalDistribution(["adagrad", "sgd"])),
+    ("model.logq_correction", "choice(true, false)", CategoricalDistribution([True, False])),
+    # range excludes its end, as in Hydra and Python
+    ("train.epochs", "range(1, 5)", IntDistribution(1, 4)),
+    ("train.epochs", "range(2, 11, 2)", IntDistribution(2, 10, step=2)),
+    ("train.epochs", "range(2, 12, 3)", IntDistribution(2, 11, step=3)),
+    ("data.sample_fraction", "range(0.2, 1.0, 0.2)", FloatDistribution(0.2, 0.8, step=0.2)),
+    ("train.batch_size", "tag(log, range(64, 1025))", IntDistribution(64, 1024, log=True)),
+    ("data.sample_fraction", "interval(0.25, 1.0)", FloatDistribution(0.25, 1.0)),
+    ("optimizer.learning_rate", "tag(log, interval(1e-3, 0.5))",
+     FloatDistribution(1e-3, 0.5, log=True)),
+    # interval on an integer key gives integers; tag(int, ...) forces it
+    ("model.embedding_dim", "interval(8, 64)", IntDistribution(8, 64)),
+    ("model.temperature", "tag(int, interval(1, 4))", IntDistribution(1, 4)),
+    ("model.embedding_dim", "tag(log, interval(8, 256))", IntDistribution(8, 256, log=True)),
+])
+def test_grammar_maps_to_optuna_distributions(base, key: str, expression: str,
+                                              expected: optuna.distributions.BaseDistribution) -> None:
+    [param] = parse_space({key: expression}, {}, base, group_options())
+    assert param.distribution == expected
+
+
+def test_plain_value_is_fixed(base) -> None:
+    [param] = parse_space({"train.batch_size": 512}, {}, base, group_options())
+    assert param.distribution is None and param.fixed == 512
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"optimizer.learning_rate": "interval(1)"}, "optimizer.learning_rate=interval.1.* is malformed"),
+    ({"model.embedding_dim": "choice()"}, "model.embedding_dim=choice.. is malformed.*empty"),
+    ({"optimizer": "tag(log, choice(adam, sgd))"}, "log scale applies to interval"),
+    ({"optimizer.learning_rate": "tag(log, interval(0, 1))"}, "log-scale bound must be > 0"),
+    ({"model.embeding_dim": "choice(8, 16)"}, "'model.embeding_dim' is not a config key"),
+    ({"optimizer": "choice(adam, adamw)"}, r"\['adamw'\] not in config group 'optimizer'.*adagrad"),
+    ({"train.epochs": "range(5, 5)"}, "range is empty"),
+    ({"model.l2": "interval(1.0, 0.5)"}, "needs low < high"),
+])
+def test_malformed_expressions_name_parameter_and_expression(base, params, message) -> None:
+    with pytest.raises(UserError, match=message):
+        parse_space(params, {}, base, group_options())
+
+
+def test_conditional_parameters_only_when_condition_holds(base) -> None:
+    space = parse_space({"optimizer": "choice(adagrad, sgd)",
+                         "optimizer.learning_rate": "tag(log, interval(0.001, 0.5))"},
+                        {"optimizer=sgd": {"optimizer.momentum": "interval(0.0, 0.9)"}},
+                        base, group_options())
+    overrides, chosen = suggest(optuna.trial.FixedTrial(
+        {"optimizer": "sgd", "optimizer.learning_rate": 0.01, "optimizer.momentum": 0.5}), space)
+    assert overrides == ["optimizer=sgd", "optimizer.learning_rate=0.01", "optimizer.momentum=0.5"]
+    overrides, chosen = suggest(optuna.trial.FixedTrial(
+        {"optimizer": "adagrad", "optimizer.learning_rate": 0.1}), space)
+    assert "optimizer.momentum" not in chosen and len(overrides) == 2
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        _, chosen = suggest(trial, space)
+        assert ("optimizer.momentum" in trial.params) == (chosen["optimizer"] == "sgd")
+        study.tell(trial, 0.0)
+
+
+def test_nested_and_dotted_keys_are_the_same_parameter(base) -> None:
+    nested = OmegaConf.create({"model": {"embedding_dim": "choice(8, 16)"}})
+    [param] = parse_space(nested, {}, base, group_options())
+    assert param.key == "model.embedding_dim"

@@ -1,0 +1,183 @@
+"""`python -m experiments.sweep` end to end on tiny data (real SQLite storage, real TF runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import TINY_SYNTHETIC, TINY_TRAIN
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from experiments import sweep, train
+from experiments.common import compose_config
+from experiments.objective import Objective
+from experiments.search_space import parse_space
+
+SPACE = ("+search.params={optimizer: 'choice(adagrad, sgd)', "
+         "optimizer.learning_rate: 'tag(log, interval(0.01, 0.3))', "
+         "model.embedding_dim: 'choice(8, 16)'}")
+ENQUEUE = ("search.enqueue_trials=[{optimizer: adagrad, optimizer.learning_rate: 0.2, "
+           "model.embedding_dim: 16}, {optimizer: sgd, optimizer.learning_rate: 1e-6, "
+           "model.embedding_dim: 8}]")
+
+
+def sweep_args(tmp_path: Path, name: str, n_trials: int, *extra: str) -> list[str]:
+    return [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
+            f"search.study_name={name}", f"search.dir={tmp_path / name}",
+            f"search.n_trials={n_trials}", "~search.params", SPACE,
+            "search.sampler.n_startup_trials=2",
+            "search.pruner.n_startup_trials=1", "search.pruner.n_warmup_steps=0", *extra]
+
+
+def load(tmp_path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / name / 'study.db'}")
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-trial study: enqueued good trial, enqueued hopeless one (pruned), one TPE trial."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    assert sweep.main(sweep_args(tmp, "s", 3, ENQUEUE)) == 0
+    return tmp
+
+
+@pytest.mark.slow
+def test_sweep_prunes_records_and_exports(study_dir: Path, capsys) -> None:
+    study = load(study_dir, "s")
+    states = [t.state for t in study.trials]
+    assert len(states) == 3
+    assert states[1] == optuna.trial.TrialState.PRUNED  # lr 1e-6 SGD is pruned after epoch 1
+    assert "pruned after epoch 1" in study.trials[1].user_attrs["reason"]
+    best = study.best_trial
+    attrs = best.user_attrs
+    assert set(attrs) >= {"overrides", "run_dir", "metrics", "popularity", "seconds",
+                          "train_seconds"}
+    assert attrs["metrics"]["val_top_100"] == best.value
+    assert 0 < attrs["metrics"]["test_top_100"] <= 1
+    folder = study_dir / "s"
+    for n in range(3):
+        assert (folder / "trials" / str(n) / "config.yaml").exists()
+    exported = json.loads((folder / "best" / "params.json").read_text())
+    assert exported["trial"] == best.number and exported["params"] == best.params
+    config = yaml.safe_load((folder / "best" / "config.yaml").read_text())
+    assert config["optimizer"]["name"] == best.params["optimizer"]
+    assert not list(folder.glob(".best*"))
+
+
+@pytest.mark.slow
+def test_exported_best_config_reproduces_validation_metric(study_dir: Path, tmp_path: Path) -> None:
+    best = load(study_dir, "s").best_trial
+    config = study_dir / "s" / "best" / "config.yaml"
+    assert train.main(["--config", str(config), f"hydra.run.dir={tmp_path / 'rerun'}"]) == 0
+    rerun = json.loads((tmp_path / "rerun" / "metrics.json").read_text())
+    assert abs(rerun["metrics"]["val_top_100"] - best.value) <= 0.005
+
+
+@pytest.mark.slow
+def test_resume_stops_at_n_trials_in_total(study_dir: Path, capsys) -> None:
+    capsys.readouterr()
+    assert sweep.main(sweep_args(study_dir, "s", 4)) == 0
+    out = capsys.readouterr().out
+    assert "resuming study 's'" in out and "3 of 4 trials already finished" in out
+    assert len(load(study_dir, "s").trials) == 4
+    assert sweep.main(sweep_args(study_dir, "s", 4)) == 0
+    assert len(load(study_dir, "s").trials) == 4
+
+
+@pytest.mark.slow
+def test_tensorboard_has_hparams_and_scalars(study_dir: Path) -> None:
+    best = load(study_dir, "s").best_trial
+    events = EventAccumulator(str(study_dir / "s" / "trials" / str(best.number) / "tensorboard"),
+                              size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    infos = [plugin_data_pb2.HParamsPluginData.FromString(c) for c in content.values()]
+    start = next(i.session_start_info for i in infos if i.HasField("session_start_info"))
+    assert start.hparams["optimizer"].string_value == best.params["optimizer"]
+    assert start.hparams["model.embedding_dim"].number_value == best.params["model.embedding_dim"]
+    assert [e.step for e in events.Tensors("val/top_100")] == [1, 2]
+    root = EventAccumulator(str(study_dir / "s" / "trials"))
+    root.Reload()
+    summaries = [plugin_data_pb2.HParamsPluginData.FromString(c)
+                 for c in root.PluginTagToContent("hparams").values()]
+    experiment = next(s.experiment for s in summaries if s.HasField("experiment"))
+    assert {h.name for h in experiment.hparam_infos} == {
+        "optimizer", "optimizer.learning_rate", "model.embedding_dim", "optimizer.momentum"}
+    assert "val/top_100" in {m.name.tag for m in experiment.metric_infos}
+
+
+@pytest.mark.slow
+def test_diverging_trial_fails_with_reason_and_study_completes(tmp_path: Path) -> None:
+    enqueue = ("search.enqueue_trials=[{optimizer: sgd, optimizer.learning_rate: 1e9, "
+               "model.embedding_dim: 8}]")
+    args = sweep_args(tmp_path, "diverge", 2, enqueue, "~search.params",
+                      "+search.params={optimizer: 'choice(adagrad, sgd)', "
+                      "optimizer.learning_rate: 'tag(log, interval(0.01, 1e9))', "
+                      "model.embedding_dim: 'choice(8, 16)'}", "search.pruner.name=none")
+    args.remove(SPACE)
+    args.remove("~search.params")
+    assert sweep.main(args) == 0
+    study = load(tmp_path, "diverge")
+    first = study.trials[0]
+    assert first.state == optuna.trial.TrialState.FAIL
+    assert "training loss became nan" in first.user_attrs["reason"].lower() or \
+        "inf" in first.user_attrs["reason"]
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == 2 and study.best_trial.number != 0
+
+
+def test_objective_with_fixed_trial(tmp_path: Path) -> None:
+    overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN]
+    base = compose_config("train", overrides)
+    space = parse_space({"model.embedding_dim": "choice(8, 16)",
+                         "optimizer.learning_rate": "tag(log, interval(0.01, 0.5))"}, {}, base,
+                        sweep.group_options())
+    objective = Objective(space, overrides, tmp_path / "study", "val_top_100")
+    trial = optuna.trial.FixedTrial({"model.embedding_dim": 16, "optimizer.learning_rate": 0.2},
+                                    number=7)
+    value = objective(trial)
+    metrics = json.loads((tmp_path / "study" / "trials" / "7" / "metrics.json").read_text())
+    assert value == metrics["metrics"]["val_top_100"]
+    config = yaml.safe_load((tmp_path / "study" / "trials" / "7" / "config.yaml").read_text())
+    assert config["model"]["embedding_dim"] == 16 and config["optimizer"]["learning_rate"] == 0.2
+    assert trial.user_attrs["overrides"] == ["model.embedding_dim=16",
+                                             "optimizer.learning_rate=0.2"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["search.metric=val_top_1000"], "search.metric='val_top_1000' is not a validation metric: "
+                                     "available are val_top_1, val_top_5"),
+    (["search.metric=test_top_100"], "not a validation metric"),
+    (["search.params={optimizer.learning_rate: 'interval(1)'}"], "is malformed"),
+    (["++search.params={model.embeding_dim: 'choice(8, 16)'}"],
+     "'model.embeding_dim' is not a config key"),
+    (["search.storage=mongodb://u:hunter2@localhost/x"], "unknown scheme 'mongodb'"),
+    (["search.params={data.sample_fraction: 'interval(0.0, 1.0)'}"],
+     "reaches an invalid value: data.sample_fraction=0.0"),
+])
+def test_bad_search_config_is_one_line_and_writes_nothing(tmp_path: Path, capsys, extra,
+                                                          message) -> None:
+    args = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
+            f"search.dir={tmp_path / 'study'}", *extra]
+    assert sweep.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert "hunter2" not in err[0]
+    assert not (tmp_path / "study").exists()
+
+
+def test_existing_study_with_other_direction_is_refused_untouched(tmp_path: Path, capsys) -> None:
+    storage = f"sqlite:///{tmp_path / 'study' / 'study.db'}"
+    (tmp_path / "study").mkdir()
+    optuna.create_study(study_name="default", storage=storage, direction="minimize")
+    before = (tmp_path / "study" / "study.db").read_bytes()
+    args = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
+            f"search.dir={tmp_path / 'study'}"]
+    assert sweep.main(args) == 2
+    assert "exists with direction=minimize" in capsys.readouterr().err
+    assert (tmp_path / "study" / "study.db").read_bytes() == before
+    assert not (tmp_path / "study" / "trials").exists()

@@ -12,6 +12,7 @@ import optuna
 
 from experiments.export import export_best
 from experiments.objective import Objective, write_hparams_config
+from experiments.report import write_report
 from experiments.search_space import Param
 from experiments.study import FINISHED, mask_url, open_storage, open_study
 from recsys.errors import TrainingDiverged
@@ -93,10 +94,13 @@ def run_study(search: dict[str, Any], space: list[Param], base_overrides: list[s
             return EXIT_INTERRUPTED
 
     best_dir = export_best(study, study_dir)
+    report = write_report(study, study_dir / "report", metric)
     print(format_study_table(study, metric))
     if best_dir:
         print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: python -m "
               f"experiments.train --config {best_dir / 'config.yaml'})")
+    print(f"report: {report}  (plots beside it; recommend with: python -m "
+          f"experiments.recommend {study_dir / 'best' / 'model'} <user id>)")
     print(f"study folder: {study_dir}  (TensorBoard: tensorboard --logdir {study_dir / 'trials'})")
     print(f"wall time: {time.perf_counter() - start:.0f} s")
     return 0

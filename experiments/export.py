@@ -11,6 +11,9 @@ from pathlib import Path
 import optuna
 
 from experiments.study import FINISHED
+from recsys.serving import VECTORS_FILE, export_saved_model
+
+MAX_K = 100
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -21,7 +24,11 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 def export_best(study: optuna.Study, study_dir: Path) -> Path | None:
-    """Write best/config.yaml (loadable by experiments.train), params.json and metrics.json.
+    """Write best/config.yaml (loadable by experiments.train), params.json, metrics.json and
+    model/ (a SavedModel that recommends from raw user ids; see recsys.serving).
+
+    The model is built from the vectors the best trial kept, not retrained: they are that
+    trial's exact weights, and retraining would cost a whole trial for the same numbers.
 
     The folder is built under a temporary name and swapped in with renames, so a crash leaves
     either the previous best/ or the new one, never half of one.
@@ -42,6 +49,8 @@ def export_best(study: optuna.Study, study_dir: Path) -> Path | None:
         metrics["trial"] = trial.number
         metrics["study_trials_finished"] = len(study.get_trials(deepcopy=False, states=FINISHED))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        if (run_dir / VECTORS_FILE).exists():
+            export_saved_model(run_dir / VECTORS_FILE, tmp / "model", max_k=MAX_K)
         old = study_dir / f".best.old.{os.getpid()}"
         if target.exists():
             target.rename(old)

@@ -18,6 +18,7 @@ from recsys.errors import TrainingDiverged
 from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
 from recsys.model import TwoTowerModel
 from recsys.prepare import PreparedData, TrialData, select_training
+from recsys.serving import VECTORS_FILE, save_vectors
 from recsys.tensorboard import RunWriter
 
 
@@ -173,6 +174,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         data=data if keep_model else None,
     )
     if cfg.run_dir:
+        save_vectors(model, data, Path(cfg.run_dir) / VECTORS_FILE)
         write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())
     return result
 

@@ -181,3 +181,84 @@ def test_existing_study_with_other_direction_is_refused_untouched(tmp_path: Path
     assert "exists with direction=minimize" in capsys.readouterr().err
     assert (tmp_path / "study" / "study.db").read_bytes() == before
     assert not (tmp_path / "study" / "trials").exists()
+
+
+LOAD_IN_FRESH_PROCESS = """
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+users = json.loads(sys.argv[2])
+out = {}
+for k in (3, 17):
+    res = model.recommend(tf.constant(users), tf.constant(k), tf.constant(False))
+    out[k] = [[i.decode() for i in row] for row in res["item_ids"].numpy()]
+out["known"] = res["known_user"].numpy().tolist()
+out["foreign"] = sorted(m for m in sys.modules if m.split(".")[0] in ("recsys", "experiments"))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_best_model_loads_with_plain_tensorflow_and_k_is_chosen_at_call_time(
+        study_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    best = load(study_dir, "s").best_trial
+    vectors = np.load(Path(best.user_attrs["run_dir"]) / "vectors.npz")
+    users = [str(vectors["user_ids"][1]), str(vectors["user_ids"][2]), "no-such-user", ""]
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_FRESH_PROCESS, str(study_dir / "s" / "best" / "model"),
+         json.dumps(users)], capture_output=True, text=True, timeout=120, cwd=study_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["foreign"] == []
+    assert out["known"] == [True, True, False, False]
+    catalog = set(vectors["item_ids"].tolist())
+    for k in ("3", "17"):
+        assert all(len(row) == int(k) and set(row) <= catalog for row in out[k])
+    assert out["17"][0][:3] == out["3"][0]  # the same ranking, cut at k
+    assert out["3"][2] == out["3"][3]  # unknown users share the popular list
+    popular = vectors["item_ids"][np.argsort(-vectors["item_counts"], kind="stable")[:3]]
+    assert out["3"][2] == popular.tolist()
+
+
+@pytest.mark.slow
+def test_recommend_cli_for_known_and_unknown_users(study_dir: Path, capsys) -> None:
+    import numpy as np
+
+    from experiments import recommend
+
+    model_dir = study_dir / "s" / "best" / "model"
+    best = load(study_dir, "s").best_trial
+    user = str(np.load(Path(best.user_attrs["run_dir"]) / "vectors.npz")["user_ids"][1])
+    assert recommend.main([str(model_dir), user, "--k", "5"]) == 0
+    out = capsys.readouterr().out
+    assert f"top 5 items for user '{user}'" in out and len(out.strip().splitlines()) == 6
+    for unknown in ("nobody-at-all", ""):
+        assert recommend.main([str(model_dir), unknown, "--k", "4", "--exclude-seen"]) == 0
+        out = capsys.readouterr().out
+        assert "is not in the model's training data: showing the 4 most popular items" in out
+    assert recommend.main([str(model_dir), user, "--k", "0"]) == 2
+    assert "--k 0 is invalid: expected 1 to" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_exclude_seen_leaves_out_training_items(study_dir: Path) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    best = load(study_dir, "s").best_trial
+    vectors = np.load(Path(best.user_attrs["run_dir"]) / "vectors.npz")
+    counts = np.bincount(vectors["train_user"])
+    index = int(np.argmax(counts))  # the most active user
+    seen = set(vectors["item_ids"][vectors["train_item"][vectors["train_user"] == index]])
+    model = tf.saved_model.load(str(study_dir / "s" / "best" / "model"))
+    user = tf.constant([str(vectors["user_ids"][index])])
+    k = tf.constant(50)
+    plain = {i.decode() for i in model.recommend(user, k, tf.constant(False))["item_ids"][0].numpy()}
+    fresh = {i.decode() for i in model.recommend(user, k, tf.constant(True))["item_ids"][0].numpy()}
+    assert plain & seen  # the model does rank some of the user's own items high
+    assert not fresh & seen and len(fresh) == 50

@@ -1,0 +1,55 @@
+"""Top-k items for a user from an exported model.
+
+    python -m experiments.recommend outputs/sweeps/default/best/model A2CX7LUOHB2NDG --k 10
+
+Needs only TensorFlow to load the model (a plain SavedModel). A user the model has not seen
+(including an empty id) gets the most popular training items, and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from experiments.common import EXIT_USER_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.recommend",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", type=Path, help="a SavedModel folder, e.g. <study>/best/model")
+    parser.add_argument("user_id", help="the user's id as in the ratings file")
+    parser.add_argument("--k", type=int, default=10, help="how many items (default 10)")
+    parser.add_argument("--exclude-seen", action="store_true",
+                        help="leave out items the user rated in training")
+    args = parser.parse_args(argv)
+    if not (args.model_dir / "saved_model.pb").is_file():
+        print(f"error: {str(args.model_dir)!r} is not an exported model folder (no "
+              "saved_model.pb); expected e.g. outputs/sweeps/default/best/model", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+    import tensorflow as tf  # after argument checks: its import is slow and noisy
+
+    model = tf.saved_model.load(str(args.model_dir))
+    max_k = int(model.max_k.numpy())
+    if not 1 <= args.k <= max_k:
+        print(f"error: --k {args.k} is invalid: expected 1 to {max_k} (this model's max_k)",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
+    out = model.recommend(tf.constant([args.user_id]), tf.constant(args.k),
+                          tf.constant(args.exclude_seen))
+    if not bool(out["known_user"].numpy()[0]):
+        print(f"user {args.user_id!r} is not in the model's training data: showing the "
+              f"{args.k} most popular items (score = training ratings)")
+    else:
+        print(f"top {args.k} items for user {args.user_id!r}"
+              f"{' (items rated in training left out)' if args.exclude_seen else ''}:")
+    for rank, (item, score) in enumerate(zip(out["item_ids"].numpy()[0],
+                                             out["scores"].numpy()[0], strict=True), start=1):
+        print(f"{rank:>4}  {item.decode():<16} {score:10.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""A study's report: Optuna plots (HTML + PNG) and a summary table.
+
+    python -m experiments.report study=<name> [search.* overrides, e.g. search.storage=...]
+
+Writes into <study folder>/report/: optimization_history, param_importances,
+parallel_coordinate, slice and intermediate_values (pruning curves) as HTML (plotly.js is
+written once beside them), PNG versions of the history and of the importances (or of the
+pruning curves when importances cannot be computed), and summary.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from experiments.common import cli, compose_config, job_config
+from recsys.errors import UserError
+
+HTML_PLOTS: dict[str, Callable[..., Any]] = {
+    "optimization_history": optuna.visualization.plot_optimization_history,
+    "param_importances": optuna.visualization.plot_param_importances,
+    "parallel_coordinate": optuna.visualization.plot_parallel_coordinate,
+    "slice": optuna.visualization.plot_slice,
+    "intermediate_values": optuna.visualization.plot_intermediate_values,
+}
+
+
+def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
+    """Write every plot that the study's trials allow, and summary.md; return summary.md."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as mpl_plots
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Importance estimates on few trials warn per parameter; the summary says how many there are.
+    warnings.filterwarnings("ignore", message="Some regimes for parameter")
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    notes: list[str] = []
+    enough_for_importances = len(complete) >= 2 and any(
+        len({t.params.get(name) for t in complete}) > 1 for name in complete[0].params)
+    for name, plot in HTML_PLOTS.items():
+        if name == "param_importances" and not enough_for_importances:
+            notes.append("Not enough trials for importances: parameter importances need at "
+                         "least two complete trials with different parameters.")
+            continue
+        try:
+            plot(study).write_html(report_dir / f"{name}.html", include_plotlyjs="directory")
+        except (ValueError, RuntimeError) as exc:
+            notes.append(f"{name}: not drawn ({exc}).")
+    pngs = ["optimization_history",
+            "param_importances" if enough_for_importances else "intermediate_values"]
+    for name in pngs:
+        try:
+            ax = getattr(mpl_plots, f"plot_{name}")(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            fig.set_size_inches(8, 5)
+            fig.tight_layout()
+            fig.savefig(report_dir / f"{name}.png", dpi=100)
+            plt.close(fig)
+        except (ValueError, RuntimeError) as exc:
+            notes.append(f"{name}.png: not drawn ({exc}).")
+    summary = report_dir / "summary.md"
+    summary.write_text(summary_markdown(study, metric, notes))
+    return summary
+
+
+def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: int = 10) -> str:
+    trials = study.get_trials(deepcopy=False)
+    states = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+    ranked = sorted((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE),
+                    key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
+    ks = (1, 10, 100)
+    head = ["trial", "state", *[f"val top-{k}" for k in ks], *[f"test top-{k}" for k in ks],
+            "seconds", "params"]
+    lines = [f"# Study `{study.study_name}`", "",
+             f"Ranked on `{metric}` ({study.direction.name.lower()}); "
+             f"{states[optuna.trial.TrialState.COMPLETE]} complete, "
+             f"{states[optuna.trial.TrialState.PRUNED]} pruned, "
+             f"{states[optuna.trial.TrialState.FAIL]} failed.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def row(label: str, state: str, m: dict[str, float], seconds: str, params: str) -> str:
+        cells = [f"{m[f'{split}_top_{k}']:.4f}" if f"{split}_top_{k}" in m else "-"
+                 for split in ("val", "test") for k in ks]
+        return "| " + " | ".join([label, state, *cells, seconds, params]) + " |"
+
+    for t in ranked[:top]:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in t.params.items())
+        lines.append(row(str(t.number), "complete", t.user_attrs.get("metrics", {}),
+                         f"{t.user_attrs.get('seconds', 0):.1f}", params))
+    if ranked:
+        lines.append(row("popularity", "baseline", ranked[0].user_attrs.get("popularity", {}),
+                         "", "most-rated training items (best trial's training data)"))
+    lines += ["", *[f"- {note}" for note in notes]] if notes else []
+    return "\n".join(lines) + "\n"
+
+
+@cli
+def main(argv: list[str]) -> int:
+    argv = [f"search.study_name={a.split('=', 1)[1]}" if a.startswith("study=") else a
+            for a in argv]
+    search = job_config(compose_config("sweep", argv))["search"]
+    from experiments.study import mask_url, open_storage
+
+    storage = open_storage(search["storage"], search)
+    name = str(search["study_name"])
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        raise UserError(f"no study named {name!r} in {mask_url(search['storage'])}: available "
+                        f"are {names or 'none'}") from None
+    summary = write_report(study, Path(search["dir"]) / "report", search["metric"])
+    print(f"report: {summary.parent}  (start with {summary})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""A self-contained SavedModel that recommends: raw user id strings in, top-k item ids out.
+
+With ids as the only features, each tower is a function of the id alone, so a trained model is
+exactly two matrices: one vector per known user and one per catalog item. `save_vectors` writes
+them (plus the vocabularies, training popularity and the items each user rated) beside a run;
+`export_saved_model` wraps them in a `tf.Module` whose `recommend(user_ids, k, exclude_seen)`
+scores the whole catalog (what the notebook does with `BruteForce`), with `k` chosen at call
+time up to `max_k`. Users the model has never seen get the most popular training items, and
+the output's `known_user` says so. Loading needs only TensorFlow: `tf.saved_model.load(path)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from recsys.prepare import TrialData
+
+VECTORS_FILE = "vectors.npz"
+
+
+def save_vectors(model: tf.keras.Model, data: TrialData, path: Path) -> None:
+    """Write every user's and item's tower output and what the SavedModel needs beside them."""
+    users = model.user_tower(tf.range(data.n_users)).numpy()
+    items = model.item_embeddings().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, user_ids=data.user_vocab.astype(str), item_ids=data.item_vocab.astype(str),
+             user_vectors=users, item_vectors=items, item_counts=data.item_counts,
+             train_user=data.train_user, train_item=data.train_item)
+    tmp.replace(path)
+
+
+class Recommender(tf.Module):
+    def __init__(self, vectors: dict[str, np.ndarray], max_k: int) -> None:
+        super().__init__()
+        user_ids = vectors["user_ids"][1:]  # index 0 is the unknown-user slot, never a key
+        self.user_index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(user_ids, tf.string),
+                tf.range(1, len(user_ids) + 1, dtype=tf.int64)), default_value=-1)
+        self.user_vectors = tf.Variable(vectors["user_vectors"], trainable=False)
+        self.item_vectors = tf.Variable(vectors["item_vectors"], trainable=False)
+        self.item_ids = tf.Variable(vectors["item_ids"].astype(object), trainable=False,
+                                    dtype=tf.string)
+        counts = vectors["item_counts"]
+        order = np.lexsort((np.arange(len(counts)), -counts))[:max_k]
+        self.popular = tf.Variable(order.astype(np.int32), trainable=False)
+        self.popular_counts = tf.Variable(counts[order].astype(np.float32), trainable=False)
+        self.seen = tf.RaggedTensor.from_value_rowids(
+            vectors["train_item"][np.argsort(vectors["train_user"], kind="stable")].astype(np.int32),
+            np.sort(vectors["train_user"]).astype(np.int64), nrows=len(vectors["user_ids"]))
+        self.max_k = tf.Variable(max_k, trainable=False)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32),
+                                  tf.TensorSpec([], tf.bool)])
+    def recommend(self, user_ids: tf.Tensor, k: tf.Tensor, exclude_seen: tf.Tensor
+                  ) -> dict[str, tf.Tensor]:
+        tf.debugging.assert_greater(k, 0, message="k must be >= 1")
+        tf.debugging.assert_less_equal(k, self.max_k, message="k must be <= max_k")
+        index = self.user_index.lookup(user_ids)
+        known = index >= 0
+        queries = tf.gather(self.user_vectors, tf.maximum(index, 0))
+        scores = tf.matmul(queries, self.item_vectors, transpose_b=True)
+        if exclude_seen:
+            seen = tf.gather(self.seen, tf.maximum(index, 0))
+            rows = tf.cast(seen.value_rowids(), tf.int32)
+            where = tf.stack([rows, seen.values], axis=1)
+            scores = tf.tensor_scatter_nd_update(
+                scores, where, tf.fill([tf.shape(where)[0]], tf.constant(-np.inf, tf.float32)))
+        top_scores, top_items = tf.math.top_k(scores, k=k)
+        batch = tf.shape(user_ids)[0]
+        popular = tf.tile(self.popular[None, :k], [batch, 1])
+        popular_scores = tf.tile(self.popular_counts[None, :k], [batch, 1])
+        items = tf.where(known[:, None], top_items, popular)
+        return {
+            "item_ids": tf.gather(self.item_ids, items),
+            "scores": tf.where(known[:, None], top_scores, popular_scores),
+            "known_user": known,
+        }
+
+
+def export_saved_model(vectors_path: Path, out_dir: Path, max_k: int = 100) -> Path:
+    """Write a SavedModel to out_dir; `max_k` is capped at the catalog size."""
+    with np.load(vectors_path, allow_pickle=False) as f:
+        vectors = {name: f[name] for name in f.files}
+    max_k = int(min(max_k, len(vectors["item_ids"])))
+    module = Recommender(vectors, max_k)
+    tf.saved_model.save(module, str(out_dir),
+                        signatures={"serving_default": module.recommend})
+    return out_dir

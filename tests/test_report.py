@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from experiments.report import write_report
+
+DISTS = {"optimizer.learning_rate": FloatDistribution(1e-3, 1.0, log=True),
+         "model.embedding_dim": CategoricalDistribution([16, 32, 64])}
+
+
+def add(study: optuna.Study, state: TrialState, lr: float, dim: int, curve: list[float]) -> None:
+    last = curve[-1] if curve else 0.0
+    metrics = {f"{s}_top_{k}": last * k / 100 for s in ("val", "test") for k in (1, 5, 10, 50, 100)}
+    study.add_trial(create_trial(
+        state=state, value=curve[-1] if state == TrialState.COMPLETE else None,
+        params={"optimizer.learning_rate": lr, "model.embedding_dim": dim}, distributions=DISTS,
+        intermediate_values=dict(enumerate(curve, start=1)),
+        user_attrs={"metrics": metrics, "seconds": 3.0,
+                    "popularity": {"val_top_100": 0.2, "test_top_100": 0.21}} if curve else {}))
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_report_for_study_with_complete_pruned_and_failed_trials(tmp_path: Path) -> None:
+    study = optuna.create_study(direction="maximize",
+                                storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="r")
+    for i, (lr, dim) in enumerate([(0.1, 32), (0.01, 16), (0.3, 64), (0.05, 32)]):
+        add(study, TrialState.COMPLETE, lr, dim, [0.1 + 0.02 * i, 0.2 + 0.03 * i, 0.3 + 0.01 * i])
+    add(study, TrialState.PRUNED, 0.002, 16, [0.05])
+    add(study, TrialState.FAIL, 0.9, 64, [])
+    summary = write_report(study, tmp_path / "report", "val_top_100")
+
+    for name in ("optimization_history", "param_importances", "parallel_coordinate", "slice",
+                 "intermediate_values"):
+        html = (tmp_path / "report" / f"{name}.html").read_text()
+        assert html.lower().startswith("<!doctype html>") and html.rstrip().endswith("</html>")
+        assert "Plotly.newPlot" in html and 'src="plotly.min.js"' in html
+    assert (tmp_path / "report" / "plotly.min.js").stat().st_size > 1_000_000  # written once
+    assert is_png(tmp_path / "report" / "optimization_history.png")
+    assert is_png(tmp_path / "report" / "param_importances.png")
+    text = summary.read_text()
+    assert "4 complete, 1 pruned, 1 failed" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "complete" in line]
+    assert len(rows) == 4 and rows[0].startswith("| 3 |")  # best (0.33) first
+    assert "| popularity | baseline |" in text and "0.2000" in text
+    assert "Not enough trials" not in text
+
+
+def test_report_for_single_trial_explains_missing_importances(tmp_path: Path) -> None:
+    study = optuna.create_study(direction="maximize")
+    add(study, TrialState.COMPLETE, 0.1, 32, [0.2, 0.3])
+    summary = write_report(study, tmp_path / "report", "val_top_100")
+    assert "Not enough trials for importances" in summary.read_text()
+    assert not (tmp_path / "report" / "param_importances.html").exists()
+    assert is_png(tmp_path / "report" / "optimization_history.png")
+    assert is_png(tmp_path / "report" / "intermediate_values.png")

@@ -145,6 +145,7 @@ class TrainConfig:
     seed: int = 42
     early_stopping_patience: int | None = None
     jit_compile: bool = True
+    fast_loss: bool = True  # catalog-column form of the same loss when n_items <= batch_size
     threads: int = 0  # 0: let TensorFlow use every core
     top_ks: tuple[int, ...] = (1, 5, 10, 50, 100)
 

@@ -64,6 +64,42 @@ class TwoTowerModel(tfrs.Model):
                                    + tf.reduce_sum(tf.square(candidates)))
         return loss
 
+    def catalog_loss(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        """The same loss as `compute_loss`, with the catalog's items as the columns.
+
+        In-batch softmax sums exp(score) over the batch's candidate columns, so an item that
+        appears n times in the batch contributes n * exp(score). Scoring each catalog item once
+        and adding log(n) (its count in this batch; log 0 = -inf drops absent items) gives the
+        same value and the same gradients with `n_items` columns instead of `batch_size`: at
+        batch 8192 over a few thousand items, a fraction of the work and memory. Accidental-hit
+        removal keeps only the positive itself in its own item's column (count 1).
+        Used when the catalog is no larger than the batch (see `recsys.training`).
+        """
+        queries = self.user_tower(users)
+        all_items = self.item_embeddings()
+        n_items = tf.shape(all_items)[0]
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(items, tf.float32), items, n_items)
+        scores = tf.matmul(queries, all_items, transpose_b=True)
+        positive = tf.reduce_sum(queries * tf.gather(all_items, items), axis=1)
+        if self.cfg.temperature != 1.0:
+            scores /= self.cfg.temperature
+            positive /= self.cfg.temperature
+        column_bias = tf.math.log(counts)
+        if self.cfg.logq_correction:
+            log_q = tf.math.log(tf.clip_by_value(self.item_probability, 1e-6, 1.0))
+            column_bias -= log_q
+            positive -= tf.gather(log_q, items)
+        scores += column_bias[None, :]
+        if self.cfg.remove_accidental_hits:
+            # Row i's own column counted n copies of its item; only the positive itself stays.
+            own_log_count = tf.math.log(tf.gather(counts, items))
+            scores -= tf.one_hot(items, n_items) * own_log_count[:, None]
+        loss = tf.reduce_sum(tf.reduce_logsumexp(scores, axis=1) - positive)
+        if self.cfg.l2 > 0:
+            loss += self.cfg.l2 * (tf.reduce_sum(tf.square(queries))
+                                   + tf.reduce_sum(tf.square(tf.gather(all_items, items))))
+        return loss
+
     def item_embeddings(self, batch_size: int = 65536) -> tf.Tensor:
         n = self.item_tower.layers[0].input_dim
         ids = tf.range(n)

@@ -32,6 +32,7 @@ class RunResult:
     epoch: int  # 1-based epoch whose weights the metrics describe
     epochs_run: int
     seconds: dict[str, float]
+    loss_path: str  # "catalog" or "in_batch": how the (identical) loss was computed
     data_stats: dict[str, Any]
     run_dir: str | None
     model: TwoTowerModel | None = field(default=None, repr=False)
@@ -89,7 +90,9 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     tf.keras.utils.set_random_seed(cfg.train.seed)
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
     model.optimizer = make_optimizer(cfg.optimizer)  # the callbacks' view of the model
-    train_step = _make_train_step(model, model.optimizer, cfg.train.jit_compile)
+    # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
+    use_catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
+    train_step = _make_train_step(model, model.optimizer, cfg.train.jit_compile, use_catalog_loss)
 
     pop = {
         **top_k_accuracy(popularity_ranks(data.item_counts, data.val_item), ks, prefix="val_"),
@@ -168,6 +171,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
             # The first epoch includes tracing and XLA compilation.
             "per_epoch_after_first": float(np.mean(epoch_times[1:] or epoch_times)),
         },
+        loss_path="catalog" if use_catalog_loss else "in_batch",
         data_stats={**data.stats, "cache": cache_info.get("cache")},
         run_dir=cfg.run_dir,
         model=model if keep_model else None,
@@ -180,11 +184,14 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
 
 
 def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,
-                     jit_compile: bool):
+                     jit_compile: bool, catalog_loss: bool):
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def train_step(users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = model.compute_loss((users, items), training=True)
+            if catalog_loss:
+                loss = model.catalog_loss(users, items)
+            else:
+                loss = model.compute_loss((users, items), training=True)
         variables = model.trainable_variables
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss

@@ -116,3 +116,29 @@ def test_loss_is_in_batch_softmax_with_the_configured_knobs(knob: dict) -> None:
                                   keepdims=True)) - logits.max(1, keepdims=True)
     expected = -np.trace(log_softmax) + cfg.l2 * ((q ** 2).sum() + (c ** 2).sum())
     assert loss == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("knob", [{}, {"logq_correction": True}, {"temperature": 0.3},
+                                  {"remove_accidental_hits": True}, {"l2": 0.01},
+                                  {"tower_layers": (8, 4)},
+                                  {"logq_correction": True, "remove_accidental_hits": True,
+                                   "temperature": 0.5}])
+def test_catalog_loss_equals_tfrs_loss_and_gradients(knob: dict) -> None:
+    # A batch with many repeated items, as real batches have: the case the catalog form
+    # must get exactly right (counts, accidental hits).
+    rng = np.random.default_rng(1)
+    counts = rng.integers(0, 50, size=30)
+    cfg = ModelConfig(embedding_dim=6, **knob)
+    model = TwoTowerModel(n_users=40, n_items=30, cfg=cfg, item_counts=counts, seed=3)
+    users = tf.constant(rng.integers(1, 40, size=64), tf.int32)
+    items = tf.constant(rng.choice(30, size=64, p=np.arange(30, 0, -1) / 465), tf.int32)
+    assert len(np.unique(items.numpy())) < 40  # duplicates present
+    with tf.GradientTape(persistent=True) as tape:
+        reference = model.compute_loss((users, items))
+        fast = model.catalog_loss(users, items)
+    assert float(fast) == pytest.approx(float(reference), rel=1e-5)
+    variables = model.trainable_variables
+    for ref_grad, fast_grad in zip(tape.gradient(reference, variables),
+                                   tape.gradient(fast, variables), strict=True):
+        np.testing.assert_allclose(tf.convert_to_tensor(fast_grad).numpy(),
+                                   tf.convert_to_tensor(ref_grad).numpy(), rtol=1e-4, atol=1e-6)

@@ -1,9 +1,19 @@
-"""Running a study: progress lines, stopping at n_trials in total, export and the final table."""
+"""Running a study: worker processes, progress lines, n_trials in total, export and the table.
+
+Every worker (the main process itself when `search.n_workers=1`) loops: fail trials whose
+worker stopped sending heartbeats (their parameters are queued again), stop once n_trials
+trials are complete or pruned, wait while the remaining slots are taken by running trials, else
+run one more trial with `study.optimize(n_trials=1)` (which also drives the heartbeat). Trials
+are pulled one at a time by whichever worker is free: no batches.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,15 +24,21 @@ from experiments.export import export_best
 from experiments.objective import Objective, write_hparams_config
 from experiments.report import write_report
 from experiments.search_space import Param
-from experiments.study import FINISHED, mask_url, open_storage, open_study
-from recsys.errors import TrainingDiverged
+from experiments.study import FINISHED, mask_url, open_study
+from recsys.errors import TrainingDiverged, UserError
 
 EXIT_INTERRUPTED = 130
 MAX_FAILURES_IN_A_ROW = 5
+POLL_SECONDS = 2.0
+RUNNING = (optuna.trial.TrialState.RUNNING,)
+
+
+class TooManyFailures(Exception):
+    pass
 
 
 class Progress:
-    """One line per finished trial, and a stop once n_trials are finished in total."""
+    """One line per finished trial."""
 
     def __init__(self, n_trials: int, metric: str, start: float) -> None:
         self.n_trials, self.metric, self.start = n_trials, metric, start
@@ -30,25 +46,17 @@ class Progress:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-        value = trial.value if trial.value is not None else trial.user_attrs.get("last_value")
         try:
             best = f"{study.best_value:.4f}"
         except ValueError:
             best = "-"
-        shown = f"{value:.4f}" if isinstance(value, float) else "-"
+        value = f"{trial.value:.4f}" if trial.value is not None else "-"
         note = trial.user_attrs.get("reason", "")
-        print(f"trial {trial.number:>3} {trial.state.name.lower():<8} {self.metric}={shown} "
+        print(f"trial {trial.number:>3} {trial.state.name.lower():<8} {self.metric}={value} "
               f"best={best} [{finished}/{self.n_trials}] {time.perf_counter() - self.start:6.0f}s "
               f"{_params(trial.params)}{'  (' + note + ')' if note else ''}", flush=True)
-        if trial.state == optuna.trial.TrialState.FAIL:
-            self.failures_in_a_row += 1
-            if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-                print(f"stopping: {self.failures_in_a_row} trials failed in a row", flush=True)
-                study.stop()
-        else:
-            self.failures_in_a_row = 0
-        if finished >= self.n_trials:
-            study.stop()
+        failed = trial.state == optuna.trial.TrialState.FAIL
+        self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -60,38 +68,76 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run_study(search: dict[str, Any], space: list[Param], base_overrides: list[str],
-              study_dir: Path, ks: list[int], base_yaml: str, start: float) -> int:
+def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progress: Progress,
+                deadline: float | None) -> None:
+    while True:
+        optuna.storages.fail_stale_trials(study)  # a killed worker's trial: FAIL + queued again
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        running = len(study.get_trials(deepcopy=False, states=RUNNING))
+        if finished >= n_trials:
+            return
+        if deadline is not None and time.time() >= deadline:
+            print("search.timeout reached: no new trials are started", flush=True)
+            return
+        if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            raise TooManyFailures(f"stopping: {progress.failures_in_a_row} trials failed in a row; "
+                                  "see the reasons above")
+        if finished + running >= n_trials:  # the last slots are being worked on elsewhere
+            time.sleep(POLL_SECONDS)
+            continue
+        # A diverged trial, or one that could not write its files (disk full), is recorded as
+        # failed with its reason; five failures in a row stop the study.
+        study.optimize(objective, n_trials=1, callbacks=[progress],
+                       catch=(TrainingDiverged, OSError, UserError), gc_after_trial=True)
+
+
+def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], space: list[Param],
+              base_overrides: list[str], study_dir: Path, ks: list[int], max_epochs: int,
+              start: float, argv: list[str], worker: bool = False) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports failures
-    logging.getLogger("optuna").setLevel(logging.WARNING)
-    storage = open_storage(search["storage"], search)
-    study, done = open_study(storage, search, max_resource=_max_epochs(base_yaml))
+    logging.getLogger("optuna").setLevel(logging.ERROR)
     n_trials, metric = int(search["n_trials"]), search["metric"]
+    n_workers = int(search.get("n_workers") or 1)
     where = f"study {search['study_name']!r} in {mask_url(search['storage'])}"
-    if done:
-        print(f"resuming {where}: {done} of {n_trials} trials already finished", flush=True)
+    if worker:
+        study = optuna.load_study(study_name=search["study_name"], storage=storage)
     else:
-        print(f"starting {where}: {n_trials} trials, metric {metric}", flush=True)
-    if not study.get_trials(deepcopy=False):
-        for params in search.get("enqueue_trials") or []:
-            study.enqueue_trial(dict(params), skip_if_exists=True)
-    study_dir.mkdir(parents=True, exist_ok=True)
-    write_hparams_config(study_dir / "trials", space, ks)
+        study, done = open_study(storage, search, max_resource=max_epochs)
+        if done is not None:
+            failed = len(study.get_trials(deepcopy=False,
+                                          states=(optuna.trial.TrialState.FAIL,)))
+            print(f"resuming {where}: {done} of {n_trials} trials already finished"
+                  f"{f' ({failed} failed, not counted)' if failed else ''}", flush=True)
+        else:
+            print(f"starting {where}: {n_trials} trials, metric {metric}, "
+                  f"{n_workers} worker(s)", flush=True)
+        if not study.get_trials(deepcopy=False):
+            for params in search.get("enqueue_trials") or []:
+                study.enqueue_trial(dict(params), skip_if_exists=True)
+        study_dir.mkdir(parents=True, exist_ok=True)
+        write_hparams_config(study_dir / "trials", space, ks)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    if done < n_trials:
-        try:
-            study.optimize(
-                Objective(space, base_overrides, study_dir, metric),
-                n_trials=None, timeout=search.get("timeout"),
-                callbacks=[Progress(n_trials, metric, start)],
-                catch=(TrainingDiverged,), gc_after_trial=True,
-            )
-        except KeyboardInterrupt:
-            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-            print(f"interrupted after {finished} of {n_trials} finished trials; the running trial "
-                  "was recorded as failed. Run the same command again to resume.", flush=True)
-            return EXIT_INTERRUPTED
+    timeout = search.get("timeout")
+    deadline = time.time() + float(timeout) if timeout else None
+    try:
+        if worker or n_workers == 1:
+            worker_loop(study, Objective(space, base_overrides, study_dir, metric), n_trials,
+                        Progress(n_trials, metric, start), deadline)
+        else:
+            code = run_workers(argv, n_workers)
+            if code != 0:
+                raise KeyboardInterrupt(f"a worker exited with {code}")
+    except TooManyFailures as exc:
+        print(str(exc), flush=True)
+        return 1
+    except KeyboardInterrupt:
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        print(f"interrupted after {finished} of {n_trials} finished trials; the running trial "
+              "was recorded as failed. Run the same command again to resume.", flush=True)
+        return EXIT_INTERRUPTED
+    if worker:
+        return 0
 
     best_dir = export_best(study, study_dir)
     report = write_report(study, study_dir / "report", metric)
@@ -106,10 +152,22 @@ def run_study(search: dict[str, Any], space: list[Param], base_overrides: list[s
     return 0
 
 
-def _max_epochs(base_yaml: str) -> int:
-    import yaml
-
-    return int(yaml.safe_load(base_yaml)["train"]["epochs"])
+def run_workers(argv: list[str], n_workers: int) -> int:
+    """Start n_workers worker processes on the study; forward SIGINT/SIGTERM; wait for all."""
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    command = [sys.executable, "-m", "experiments.sweep", *argv, f"train.threads={threads}",
+               "--worker"]
+    workers = [subprocess.Popen(command) for _ in range(n_workers)]
+    try:
+        codes = [w.wait() for w in workers]
+    except KeyboardInterrupt:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGINT)
+        for w in workers:
+            w.wait()
+        raise
+    return next((c for c in codes if c != 0), 0)
 
 
 def format_study_table(study: optuna.Study, metric: str, top: int = 5) -> str:

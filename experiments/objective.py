@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from tensorboard.plugins.hparams import api as hp
 
 from experiments.common import compose_config, job_config, prepare_run_dir, run_config
 from experiments.search_space import Param, suggest
-from recsys.errors import TrainingDiverged
+from recsys.errors import TrainingDiverged, UserError
 from recsys.training import run
 
 
@@ -53,6 +55,7 @@ class Objective:
         prepare_run_dir(run_dir, tree, overrides)
         trial.set_user_attr("overrides", overrides)
         trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         write_hparams(run_dir, chosen, trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
         try:
@@ -62,7 +65,7 @@ class Objective:
             trial.set_user_attr("epochs", pruning.epochs)
             trial.set_user_attr("reason", str(exc))
             raise
-        except TrainingDiverged as exc:
+        except (TrainingDiverged, OSError, UserError) as exc:
             trial.set_user_attr("seconds", time.perf_counter() - start)
             trial.set_user_attr("epochs", pruning.epochs + 1)
             trial.set_user_attr("reason", str(exc))

@@ -86,8 +86,9 @@ def make_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
 
 
 def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
-               max_resource: int) -> tuple[optuna.Study, int]:
-    """Create or resume the study; return it and how many trials had finished before."""
+               max_resource: int) -> tuple[optuna.Study, int | None]:
+    """Create or resume the study; return it and how many trials had finished before (None
+    for a new study)."""
     name, metric = search["study_name"], search["metric"]
     direction = search["direction"]
     if direction not in ("maximize", "minimize"):
@@ -115,4 +116,4 @@ def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
     study = optuna.create_study(study_name=name, storage=storage, direction=direction,
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     study.set_user_attr("metric", metric)
-    return study, 0
+    return study, None

@@ -10,12 +10,11 @@ best/ (config.yaml, params.json, metrics.json).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-from omegaconf import OmegaConf
 
 from experiments.common import CONF_DIR, cli, compose_config, job_config, run_config
 from experiments.search_space import Param, format_value, parse_space
@@ -57,8 +56,22 @@ def check_space(space: list[Param], base_overrides: list[str]) -> None:
                                 f"invalid value: {exc}") from None
 
 
+def ensure_writable(folder: Path, key: str) -> None:
+    """Fail now, naming the folder, rather than after the first trial."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"{key}={str(folder)!r} is not a writable folder ({exc.strerror}); "
+                        f"set {key} to one") from None
+
+
 @cli
 def main(argv: list[str]) -> int:
+    worker = "--worker" in argv  # started by a main process with search.n_workers > 1
+    argv = [a for a in argv if a != "--worker"]
     cfg = compose_config("sweep", argv)
     tree = job_config(cfg)
     search: dict[str, Any] = tree.pop("search")
@@ -70,7 +83,7 @@ def main(argv: list[str]) -> int:
     if search["metric"] not in metrics:
         raise UserError(f"search.metric={search['metric']!r} is not a validation metric: "
                         f"available are {', '.join(metrics)}")
-    for key in ("n_trials",):
+    for key in ("n_trials", "n_workers"):
         if not isinstance(search[key], int) or search[key] < 1:
             raise UserError(f"search.{key}={search[key]!r} is invalid: expected an integer >= 1")
     train_cfg = compose_config("train", base_overrides)
@@ -84,11 +97,15 @@ def main(argv: list[str]) -> int:
             raise UserError(f"search.enqueue_trials names {unknown}, which are not search "
                             f"parameters: valid are {sorted(keys)}")
     load_prepared(base.data)  # data errors stop the sweep before any trial; fills the cache
+    from experiments.study import open_storage
+
+    storage = open_storage(search["storage"], search)  # bad URL or refused connection: stop here
+    ensure_writable(Path(search["dir"]), "search.dir")
 
     from experiments.driver import run_study  # imports TensorFlow: after the checks above
 
-    return run_study(search, space, base_overrides, Path(search["dir"]), ks,
-                     OmegaConf.to_yaml(OmegaConf.create(tree)), time.perf_counter())
+    return run_study(storage, search, space, base_overrides, Path(search["dir"]), ks,
+                     base.train.epochs, time.perf_counter(), argv, worker=worker)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,11 @@ def source_path(cfg: DataConfig) -> Path:
     if cfg.path:
         return Path(cfg.path).expanduser()
     directory = Path(cfg.cache_dir or tempfile.gettempdir()) / "synthetic"
-    return ensure_csv(cfg.synthetic, directory)
+    try:
+        return ensure_csv(cfg.synthetic, directory)
+    except OSError as exc:
+        raise UserError(f"data.cache_dir={cfg.cache_dir!r}: cannot write the generated data set "
+                        f"there ({exc.strerror}); set data.cache_dir to a writable folder") from None
 
 
 def cache_key(cfg: DataConfig, path: Path) -> str:
@@ -81,10 +85,10 @@ def _write(entry: Path, data: PreparedData) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
-        feather.write_feather(pa.table({"id": pa.array(data.user_ids, pa.string())}),
-                              tmp / "users.arrow", compression="uncompressed")
-        feather.write_feather(pa.table({"id": pa.array(data.item_ids, pa.string())}),
-                              tmp / "items.arrow", compression="uncompressed")
+        feather.write_feather(pa.table({"id": data.user_ids}), tmp / "users.arrow",
+                              compression="uncompressed")
+        feather.write_feather(pa.table({"id": data.item_ids}), tmp / "items.arrow",
+                              compression="uncompressed")
         np.savez(tmp / "interactions.npz", user=data.user, item=data.item, split=data.split,
                  sample_rank=data.sample_rank)
         (tmp / "meta.json").write_text(json.dumps(data.stats, indent=1))
@@ -98,9 +102,8 @@ def _write(entry: Path, data: PreparedData) -> None:
 
 
 def _read(entry: Path) -> PreparedData:
-    def ids(name: str) -> np.ndarray:
-        return np.asarray(feather.read_table(entry / name).column("id").to_numpy(
-            zero_copy_only=False), dtype=object)
+    def ids(name: str) -> pa.Array:
+        return feather.read_table(entry / name).column("id").combine_chunks()
 
     with np.load(entry / "interactions.npz") as arrays:
         return PreparedData(

@@ -32,8 +32,8 @@ class LoadReport:
     bad_lines_skipped: int
 
 
-def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, LoadReport]:
-    """Return (DataFrame[user, item, rating, timestamp], report); raise UserError on bad input."""
+def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport]:
+    """Return (ratings with integer-coded ids, report); raise UserError on bad input."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data.path={str(path)!r} does not exist: point data.path at a ratings file")
@@ -101,47 +101,102 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, LoadR
             "Fix the file or set data.on_bad_lines=skip"
         )
 
-    df = pd.DataFrame({name: table.column(col).to_numpy(zero_copy_only=False)
-                       for name, col in wanted.items()})
-    if "timestamp" not in df:
-        df["timestamp"] = np.zeros(len(df), dtype=np.int64)
-    rows_read = len(df)
-    missing = df[["user", "item", "rating", "timestamp"]].isna().any(axis=1)
-    for col in ("user", "item"):
-        missing |= df[col].str.strip().eq("")
-    df = df.loc[~missing]
-    if len(df) == 0:
+    rows_read = table.num_rows
+    columns = {name: table.column(col).combine_chunks() for name, col in wanted.items()}
+    missing = np.zeros(rows_read, dtype=bool)
+    for name, values in columns.items():
+        missing |= values.is_null().to_numpy(zero_copy_only=False)
+        if name in ("user", "item"):
+            blank = pc.equal(pc.utf8_trim_whitespace(values), "").fill_null(False)
+            missing |= blank.to_numpy(zero_copy_only=False)
+    n_missing = int(missing.sum())
+    if n_missing == rows_read:
         raise UserError(f"data.path={str(path)!r} holds no ratings ({rows_read} data rows, "
-                        f"{int(missing.sum())} with missing fields)")
+                        f"{n_missing} with missing fields)")
+    keep = pa.array(~missing)
+    original_row = np.flatnonzero(~missing)  # for line numbers in errors
+    columns = {name: values.filter(keep) for name, values in columns.items()}
 
     line_offset = header_lines + 1  # 1-based line numbers; exact when no bad line was skipped
-    df = df.assign(
-        rating=_to_number(df["rating"], "rating", cfg.rating_column, path, line_offset,
-                          bool(bad_lines), integer=False),
-        timestamp=_to_number(df["timestamp"], "timestamp", cfg.timestamp_column or "", path,
-                             line_offset, bool(bad_lines), integer=True),
-    ).reset_index(drop=True)
-    return df, LoadReport(rows_read, int(missing.sum()), len(bad_lines))
+    where = _Where(path, original_row, line_offset, bool(bad_lines))
+    # Ids become integer codes plus one dictionary each, all in Arrow: no Python strings.
+    users = columns["user"].dictionary_encode()
+    items = columns["item"].dictionary_encode()
+    ratings = Ratings(
+        user=users.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+        item=items.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+        user_ids=users.dictionary, item_ids=items.dictionary,
+        rating=_to_number(columns["rating"], "rating", cfg.rating_column, where, integer=False),
+        timestamp=(_to_number(columns["timestamp"], "timestamp", cfg.timestamp_column or "",
+                              where, integer=True) if "timestamp" in columns
+                   else np.zeros(len(original_row), dtype=np.int64)),
+    )
+    return ratings, LoadReport(rows_read, n_missing, len(bad_lines))
 
 
-def _to_number(values: pd.Series, kind: str, column: str, path: Path, line_offset: int,
-               lines_skipped: bool, integer: bool) -> pd.Series:
-    if values.dtype.kind in "iuf":
-        return values
-    arr = pa.array(values.to_numpy(dtype=object), type=pa.string())
+@dataclass(frozen=True)
+class _Where:
+    path: Path
+    original_row: np.ndarray
+    line_offset: int
+    lines_skipped: bool
+
+    def line(self, position: int) -> str:
+        row = int(self.original_row[position])
+        return f"data row {row + 1}" if self.lines_skipped else f"line {row + self.line_offset}"
+
+
+def _to_number(values: pa.Array, kind: str, column: str, where: _Where,
+               integer: bool) -> np.ndarray:
+    trimmed = pc.utf8_trim_whitespace(values)
     try:
-        numbers = pc.cast(pc.utf8_trim_whitespace(arr), pa.float64())
+        out = pc.cast(trimmed, pa.float64()).to_numpy(zero_copy_only=False)
+        if not integer:
+            return out
+        if np.all(np.mod(out, 1) == 0):
+            return out.astype(np.int64)
     except pa.ArrowInvalid:
-        numbers = None
-    if numbers is not None:
-        out = numbers.to_numpy(zero_copy_only=False)
-        if not integer or np.all(np.mod(out, 1) == 0):
-            return pd.Series(out.astype(np.int64) if integer else out, index=values.index)
-    converted = pd.to_numeric(values.str.strip(), errors="coerce")
-    bad = converted.isna() | (integer & (converted.fillna(0) % 1 != 0))
-    position = int(np.flatnonzero(bad.to_numpy())[0])
-    row = int(values.index[position])
-    where = (f"data row {row + 1}" if lines_skipped else f"line {row + line_offset}")
+        pass
+    # Slow path, only to name the first bad value.
+    text = pd.Series(trimmed.to_numpy(zero_copy_only=False))
+    converted = pd.to_numeric(text, errors="coerce")
+    bad = converted.isna().to_numpy().copy()
+    if integer:
+        bad |= (converted.fillna(0) % 1 != 0).to_numpy()
+    position = int(np.flatnonzero(bad)[0])
     valid = "an integer (unix time)" if integer else "a number"
-    raise UserError(f"{path}: {where}: {kind} column {column!r} holds {values.iloc[position]!r}; "
-                    f"expected {valid} ({int(bad.sum())} bad value(s) in all)")
+    raise UserError(f"{where.path}: {where.line(position)}: {kind} column {column!r} holds "
+                    f"{values[position].as_py()!r}; expected {valid} ({int(bad.sum())} bad "
+                    "value(s) in all)")
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """Ratings with ids as int32 codes into two string dictionaries (Arrow arrays)."""
+
+    user: np.ndarray
+    item: np.ndarray
+    user_ids: pa.Array
+    item_ids: pa.Array
+    rating: np.ndarray
+    timestamp: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> Ratings:
+        """From a DataFrame with columns user, item, rating, timestamp (ids as strings)."""
+        users = pa.array(df["user"].astype(str).to_numpy(), pa.string()).dictionary_encode()
+        items = pa.array(df["item"].astype(str).to_numpy(), pa.string()).dictionary_encode()
+        return cls(user=users.indices.to_numpy().astype(np.int32),
+                   item=items.indices.to_numpy().astype(np.int32),
+                   user_ids=users.dictionary, item_ids=items.dictionary,
+                   rating=df["rating"].to_numpy(np.float64),
+                   timestamp=df["timestamp"].to_numpy(np.int64))
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "user": self.user_ids.take(pa.array(self.user)).to_numpy(zero_copy_only=False),
+            "item": self.item_ids.take(pa.array(self.item)).to_numpy(zero_copy_only=False),
+            "rating": self.rating, "timestamp": self.timestamp})

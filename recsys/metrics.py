@@ -7,7 +7,7 @@ taking the true item's score from the same score matrix, so there is no rounding
 the positive's score and the candidates' (FactorizedTopK computes the positive apart and can
 push a true hit to rank 2 at k=1). One batched matrix product and a comparison: no `top_k`.
 
-Pairs whose user has no training data (index 0) are counted as misses for the model.
+Pairs whose user has no training data are ranked by popularity (see `recsys.training`).
 """
 
 from __future__ import annotations

@@ -25,9 +25,10 @@ in the notebook's 10% sample corresponds to about 500 here), the held-out sets a
 before sampling, selection uses validation and test is reported once.
 
 Users of validation/test pairs who have no training pair (common: most Amazon users rate one
-product) have no learned embedding; they map to index 0 (out of vocabulary) and those pairs are
-scored as misses for the model. Their count is reported. Catalog items without training pairs
-keep their (untrained) embedding and stay rankable.
+product) have no learned embedding; they map to index 0 (out of vocabulary), and evaluation
+ranks their items with the popularity list, which is what the exported model serves such users
+(`recsys.serving`). Their count is reported. Catalog items without training pairs keep their
+(untrained) embedding and stay rankable.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys.config import DataConfig
 from recsys.errors import UserError
+from recsys.loading import Ratings
 
 TRAIN, VALID, TEST = 0, 1, 2
 
@@ -47,8 +51,8 @@ TRAIN, VALID, TEST = 0, 1, 2
 class PreparedData:
     """Filtered, de-duplicated, split interactions with integer codes (cacheable)."""
 
-    user_ids: np.ndarray  # str per user code
-    item_ids: np.ndarray  # str per item code: the candidate catalog
+    user_ids: pa.Array  # string per user code
+    item_ids: pa.Array  # string per item code: the candidate catalog, sorted
     user: np.ndarray  # int32 user code per interaction
     item: np.ndarray  # int32 item code per interaction
     split: np.ndarray  # int8: TRAIN pool, VALID or TEST
@@ -80,40 +84,50 @@ class TrialData:
         return len(self.item_vocab)
 
 
-def prepare(df: pd.DataFrame, cfg: DataConfig) -> PreparedData:
-    """Steps 1-3: de-duplicate, filter on the whole data, split (see module docstring)."""
-    rows_in = len(df)
+def prepare(ratings: Ratings | pd.DataFrame, cfg: DataConfig) -> PreparedData:
+    """Steps 1-3: de-duplicate, filter on the whole data, split (see module docstring).
+
+    Works on integer codes only; id strings stay in Arrow dictionaries, so 7.8M rows take
+    seconds.
+    """
+    if isinstance(ratings, pd.DataFrame):
+        ratings = Ratings.from_frame(ratings)
+    rows_in = len(ratings)
+    n_users_all, n_items_all = len(ratings.user_ids), len(ratings.item_ids)
     # Stable order by time so that "keep the latest rating" is well defined.
-    df = df.sort_values("timestamp", kind="stable")
-    user_code, user_ids = pd.factorize(df["user"].to_numpy())
-    item_code, item_ids = pd.factorize(df["item"].to_numpy())
-    pair = user_code.astype(np.int64) * max(len(item_ids), 1) + item_code
+    order = np.argsort(ratings.timestamp, kind="stable")
+    user_code, item_code = ratings.user[order], ratings.item[order]
+    timestamp = ratings.timestamp[order]
+    pair = user_code.astype(np.int64) * max(n_items_all, 1) + item_code
     keep = ~pd.Series(pair).duplicated(keep="last").to_numpy()
     duplicates = int((~keep).sum())
-    user_code, item_code = user_code[keep], item_code[keep]
-    timestamp = df["timestamp"].to_numpy()[keep]
+    user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
 
-    counts = np.bincount(item_code, minlength=len(item_ids))
+    counts = np.bincount(item_code, minlength=n_items_all)
     keep = counts[item_code] >= cfg.min_item_ratings
-    n_before = len(item_code)
-    _check_not_empty(keep, "data.min_item_ratings", cfg.min_item_ratings, n_before,
+    _check_not_empty(keep, "data.min_item_ratings", cfg.min_item_ratings, len(item_code),
                      int(counts.max(initial=0)), "ratings per item")
     user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
     if cfg.min_user_ratings > 1:
-        ucounts = np.bincount(user_code, minlength=len(user_ids))
+        ucounts = np.bincount(user_code, minlength=n_users_all)
         keep = ucounts[user_code] >= cfg.min_user_ratings
         _check_not_empty(keep, "data.min_user_ratings", cfg.min_user_ratings, len(user_code),
                          int(ucounts.max(initial=0)), "ratings per user")
         user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
 
-    # Re-code to compact, sorted vocabularies (the catalog is sorted by item id).
-    items_used, item_code = np.unique(item_code, return_inverse=True)
-    item_vocab = np.asarray(item_ids[items_used], dtype=object)
-    order = np.argsort(item_vocab, kind="stable")
-    item_code = np.argsort(order)[item_code]
-    item_vocab = item_vocab[order]
-    users_used, user_code = np.unique(user_code, return_inverse=True)
-    user_vocab = np.asarray(user_ids[users_used], dtype=object)
+    # Re-code to compact vocabularies: the catalog sorted by item id, users by first code.
+    items_used = np.flatnonzero(np.bincount(item_code, minlength=n_items_all))
+    item_vocab = ratings.item_ids.take(pa.array(items_used))
+    by_id = pc.sort_indices(item_vocab).to_numpy()
+    item_vocab = item_vocab.take(pa.array(by_id))
+    remap = np.full(n_items_all, -1, dtype=np.int32)
+    remap[items_used[by_id]] = np.arange(len(by_id), dtype=np.int32)
+    item_code = remap[item_code]
+    users_used = np.flatnonzero(np.bincount(user_code, minlength=n_users_all))
+    user_vocab = ratings.user_ids.take(pa.array(users_used))
+    remap = np.full(n_users_all, -1, dtype=np.int32)
+    remap[users_used] = np.arange(len(users_used), dtype=np.int32)
+    user_code = remap[user_code]
 
     n = len(item_code)
     n_test = int(round(cfg.test_fraction * n))
@@ -143,8 +157,7 @@ def prepare(df: pd.DataFrame, cfg: DataConfig) -> PreparedData:
         "validation": n_val,
         "test": n_test,
     }
-    return PreparedData(user_vocab, item_vocab, user_code.astype(np.int32),
-                        item_code.astype(np.int32), split, sample_rank, stats)
+    return PreparedData(user_vocab, item_vocab, user_code, item_code, split, sample_rank, stats)
 
 
 def _check_not_empty(keep: np.ndarray, key: str, value: int, before: int, best: int,
@@ -152,6 +165,10 @@ def _check_not_empty(keep: np.ndarray, key: str, value: int, before: int, best: 
     if not keep.any():
         raise UserError(f"{key}={value} drops every rating ({before} before, 0 after; the "
                         f"most {what} is {best}): use a value <= {best}")
+
+
+def as_strings(ids: pa.Array) -> np.ndarray:
+    return np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def select_training(data: PreparedData, sample_fraction: float) -> TrialData:
@@ -166,7 +183,8 @@ def select_training(data: PreparedData, sample_fraction: float) -> TrialData:
     # Code -> model index; 0 is "unknown user" for held-out users without training pairs.
     to_index = np.zeros(len(data.user_ids), dtype=np.int32)
     to_index[train_users] = np.arange(1, len(train_users) + 1, dtype=np.int32)
-    user_vocab = np.concatenate([np.array([""], dtype=object), data.user_ids[train_users]])
+    user_vocab = np.concatenate([np.array([""], dtype=object), as_strings(
+        data.user_ids.take(pa.array(train_users)))])
 
     def held_out(kind: int) -> tuple[np.ndarray, np.ndarray]:
         mask = data.split == kind
@@ -187,5 +205,6 @@ def select_training(data: PreparedData, sample_fraction: float) -> TrialData:
     return TrialData(
         train_user=(train_user + 1).astype(np.int32), train_item=train_item,
         val_user=val_user, val_item=val_item, test_user=test_user, test_item=test_item,
-        user_vocab=user_vocab, item_vocab=data.item_ids, item_counts=item_counts, stats=stats,
+        user_vocab=user_vocab, item_vocab=as_strings(data.item_ids), item_counts=item_counts,
+        stats=stats,
     )

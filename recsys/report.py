@@ -22,6 +22,6 @@ def format_run_table(result: RunResult) -> str:
     st = result.data_stats
     lines.append(f"data: {st['train']} train / {st['validation']} val / {st['test']} test pairs, "
                  f"{st['catalog_items']} catalog items, {st['train_users']} train users; "
-                 f"held-out pairs of users unseen in training (scored as misses): "
+                 f"held-out pairs of users unseen in training (ranked by popularity): "
                  f"{st['validation_unknown_users']} val / {st['test_unknown_users']} test")
     return "\n".join(lines)

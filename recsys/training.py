@@ -123,8 +123,8 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"training loss became {loss} at epoch {epoch} "
                                        f"(optimizer.learning_rate={cfg.optimizer.learning_rate})")
-            val = _evaluate(model, data.val_user, data.val_item, ks, cfg.train.eval_batch_size,
-                            "val_")
+            val = _evaluate(model, data.val_user, data.val_item, data.item_counts, ks,
+                            cfg.train.eval_batch_size, "val_")
             logs = {"loss": loss, **val, "epoch_seconds": train_seconds,
                     "eval_seconds": time.perf_counter() - start - train_seconds}
             history.append({"epoch": epoch, **logs})
@@ -152,7 +152,8 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         model.set_weights(best_weights)
         reported_epoch = best_epoch
     val_metrics = {k: v for k, v in history[reported_epoch - 1].items() if k.startswith("val_")}
-    test = _evaluate(model, data.test_user, data.test_item, ks, cfg.train.eval_batch_size, "test_")
+    test = _evaluate(model, data.test_user, data.test_item, data.item_counts, ks,
+                     cfg.train.eval_batch_size, "test_")
     t_end = time.perf_counter()
 
     epoch_times = [h["epoch_seconds"] for h in history]
@@ -199,11 +200,17 @@ def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimi
     return train_step
 
 
-def _evaluate(model: TwoTowerModel, users: np.ndarray, items: np.ndarray, ks: tuple[int, ...],
-              batch_size: int, prefix: str) -> dict[str, float]:
-    queries = model.user_tower(tf.constant(users))
-    ranks = exact_ranks(queries, model.item_embeddings(), items, batch_size)
-    return top_k_accuracy(ranks, ks, valid=users > 0, prefix=prefix)
+def _evaluate(model: TwoTowerModel, users: np.ndarray, items: np.ndarray,
+              item_counts: np.ndarray, ks: tuple[int, ...], batch_size: int,
+              prefix: str) -> dict[str, float]:
+    """Exact top-k of the system the export serves: the model for users it was trained on,
+    the popularity list for users without training pairs (index 0)."""
+    known = users > 0
+    ranks = popularity_ranks(item_counts, items)
+    if known.any():
+        queries = model.user_tower(tf.constant(users[known]))
+        ranks[known] = exact_ranks(queries, model.item_embeddings(), items[known], batch_size)
+    return top_k_accuracy(ranks, ks, prefix=prefix)
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -20,7 +20,8 @@ AMAZON_ROWS = [
 
 def test_amazon_format_keeps_leading_zeros_and_reads_numbers(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "ratings.csv", AMAZON_ROWS)
-    df, report = read_ratings(path, DataConfig(path=str(path)))
+    ratings, report = read_ratings(path, DataConfig(path=str(path)))
+    df = ratings.to_frame()
     assert list(df["item"]) == ["0132793040", "0321732944", "0439886341", "0439886341"]
     assert list(df["user"])[:2] == ["AKM1MP6P0OYPR", "A2CX7LUOHB2NDG"]
     assert df["rating"].tolist() == [5.0, 5.0, 1.0, 3.0]
@@ -35,7 +36,7 @@ def test_crlf_gzip_and_header(tmp_path: Path) -> None:
         fh.write("\r\n".join(lines).encode() + b"\r\n")
     cfg = DataConfig(path=str(path), header=True, user_column="userId", item_column="movieId",
                      rating_column="rating")
-    df, _ = read_ratings(path, cfg)
+    df = read_ratings(path, cfg)[0].to_frame()
     assert df["item"].tolist() == ["007", "10"]
     assert df["timestamp"].tolist() == [964982703, 964981247]  # no stray '\r'
     assert df["rating"].tolist() == [4.5, 3.0]
@@ -45,23 +46,23 @@ def test_tab_separated_without_header(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "u.data", ["196\t242\t3\t881250949", "186\t302\t3\t891717742"])
     cfg = DataConfig(separator="\t", column_names=("u", "i", "r", "t"), user_column="u",
                      item_column="i", rating_column="r", timestamp_column="t")
-    df, _ = read_ratings(path, cfg)
+    df = read_ratings(path, cfg)[0].to_frame()
     assert df["user"].tolist() == ["196", "186"] and df["item"].tolist() == ["242", "302"]
 
 
 def test_rows_with_missing_fields_are_dropped_and_counted(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "r.csv", [*AMAZON_ROWS, "A1,,5.0,1", "A2,0001,,2",
                                             ",0002,4.0,3"])
-    df, report = read_ratings(path, DataConfig())
-    assert len(df) == 4 and report.rows_missing_fields == 3
+    ratings, report = read_ratings(path, DataConfig())
+    assert len(ratings) == 4 and report.rows_missing_fields == 3
 
 
 def test_wrong_number_of_fields_names_the_line(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "r.csv", [*AMAZON_ROWS[:2], "A9,0001,5.0", AMAZON_ROWS[2]])
     with pytest.raises(UserError, match=r"line 3 has the wrong number of fields.*on_bad_lines"):
         read_ratings(path, DataConfig())
-    df, report = read_ratings(path, DataConfig(on_bad_lines="skip"))
-    assert len(df) == 3 and report.bad_lines_skipped == 1
+    ratings, report = read_ratings(path, DataConfig(on_bad_lines="skip"))
+    assert len(ratings) == 3 and report.bad_lines_skipped == 1
 
 
 def test_non_numeric_rating_and_timestamp_name_line_and_value(tmp_path: Path) -> None:

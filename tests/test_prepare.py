@@ -73,7 +73,7 @@ def test_temporal_split_puts_latest_ratings_in_test(ratings: pd.DataFrame) -> No
 def test_item_filter_defines_the_catalog_and_can_empty_it(ratings: pd.DataFrame) -> None:
     counts = ratings["item"].value_counts()
     data = prepare(ratings, DataConfig(min_item_ratings=20))
-    assert set(data.item_ids) == set(counts[counts >= 20].index)
+    assert set(data.item_ids.to_pylist()) == set(counts[counts >= 20].index)
     with pytest.raises(UserError, match=r"data.min_item_ratings=100000 drops every rating "
                                         rf"\({len(ratings)} before, 0 after"):
         prepare(ratings, DataConfig(min_item_ratings=100000))

@@ -1,0 +1,159 @@
+"""Several workers on one study: PostgreSQL (as in production) and SQLite; crashes; Ctrl-C.
+
+The PostgreSQL tests need RECSYS_TEST_POSTGRES_URL (`.ci/run` starts a throwaway server and
+sets it). Without it they skip on a developer's machine, and fail under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import REPO, TINY_SYNTHETIC
+from sqlalchemy.engine import make_url
+
+PG_URL = os.environ.get("RECSYS_TEST_POSTGRES_URL")
+if not PG_URL and os.environ.get("CI") == "true":
+    raise RuntimeError("CI must run the PostgreSQL tests: RECSYS_TEST_POSTGRES_URL is not set")
+needs_postgres = pytest.mark.skipif(
+    not PG_URL, reason="no PostgreSQL: set RECSYS_TEST_POSTGRES_URL (see .ci/run) to run these")
+
+SPACE = ("search.params={optimizer.learning_rate: 'tag(log, interval(0.02, 0.3))', "
+         "model.embedding_dim: 'choice(8, 16)'}")
+
+
+def args(tmp: Path, name: str, storage: str, n_trials: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "experiments.sweep", f"data.cache_dir={tmp / 'cache'}",
+            *TINY_SYNTHETIC, "train.batch_size=1024", "train.eval_batch_size=1024",
+            "train.epochs=2", f"search.study_name={name}", f"search.dir={tmp / name}",
+            f"search.storage={storage}", f"search.n_trials={n_trials}", "~search.params",
+            "~search.conditional_params", f"+{SPACE}", "search.heartbeat_interval=1",
+            "search.grace_period=4", "search.pruner.name=none", *extra]
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                   optuna.trial.TrialState.PRUNED)]
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{time.time_ns() % 10**9}"
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise TimeoutError("condition not reached")
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_three_workers_reach_exactly_n_trials_and_hide_the_password(tmp_path: Path) -> None:
+    name = unique_name("three")
+    proc = subprocess.run(args(tmp_path, name, PG_URL, 7, "search.n_workers=3"), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = optuna.load_study(study_name=name, storage=PG_URL)
+    assert len(finished(study)) == 7
+    workers = {t.user_attrs["worker"] for t in finished(study)}
+    assert len(workers) >= 2  # trials were really spread over processes
+    assert (tmp_path / name / "best" / "config.yaml").exists()
+    password = make_url(PG_URL).password
+    assert password and password not in proc.stdout + proc.stderr
+    assert "***" in proc.stdout  # the storage URL is shown masked
+    for path in (tmp_path / name).rglob("*"):
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_sigkilled_worker_trial_is_failed_and_rerun_without_losing_trials(tmp_path: Path) -> None:
+    name = unique_name("kill")
+    storage = PG_URL
+    # Two workers started like two machines would: the same command. Worker A's trials are slow
+    # (more epochs), so it can be killed in the middle of one.
+    slow = subprocess.Popen(args(tmp_path, name, storage, 5, "train.epochs=30"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def slow_trial_running() -> bool:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            return False
+        return any(t.state == optuna.trial.TrialState.RUNNING
+                   and t.user_attrs.get("worker", "").endswith(f":{slow.pid}")
+                   and t.intermediate_values for t in study.trials)
+
+    wait_for(slow_trial_running, timeout=180)
+    slow.send_signal(signal.SIGKILL)
+    slow.wait()
+    killed = next(t for t in optuna.load_study(study_name=name, storage=storage).trials
+                  if t.state == optuna.trial.TrialState.RUNNING)
+
+    fast = subprocess.run(args(tmp_path, name, storage, 5), cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert fast.returncode == 0, fast.stderr[-3000:]
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert study.trials[killed.number].state == optuna.trial.TrialState.FAIL
+    done = finished(study)
+    assert len(done) == 5
+    retried = [t for t in done if optuna.storages.RetryHeartbeatStaleTrialCallback
+               .retried_trial_number(t) == killed.number]
+    assert len(retried) == 1 and retried[0].params == killed.params
+    numbers = [t.number for t in done]
+    assert len(set(numbers)) == len(numbers)
+
+
+@pytest.mark.slow
+def test_sigint_records_the_trial_and_rerun_reaches_n_trials(tmp_path: Path) -> None:
+    name = unique_name("sigint")
+    storage = f"sqlite:///{tmp_path / name / 'study.db'}"
+    proc = subprocess.Popen(args(tmp_path, name, storage, 3, "train.epochs=30"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def running() -> bool:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except (KeyError, Exception):
+            return False
+        return any(t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values
+                   for t in study.trials)
+
+    wait_for(running, timeout=180)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:]
+    assert "Run the same command again to resume" in out
+    assert "Traceback" not in out
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert study.trials[-1].state == optuna.trial.TrialState.FAIL
+
+    rerun = subprocess.run(args(tmp_path, name, storage, 3), cwd=REPO, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming study" in rerun.stdout
+    assert len(finished(optuna.load_study(study_name=name, storage=storage))) == 3
+
+
+@pytest.mark.slow
+def test_two_workers_on_sqlite(tmp_path: Path) -> None:
+    name = unique_name("sqlite2")
+    storage = f"sqlite:///{tmp_path / name / 'study.db'}"
+    proc = subprocess.run(args(tmp_path, name, storage, 6, "search.n_workers=2"), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "database is locked" not in proc.stdout + proc.stderr
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert len(finished(study)) == 6
+    assert len({t.user_attrs["worker"] for t in finished(study)}) == 2

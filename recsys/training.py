@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from recsys.config import OptimizerConfig, RunConfig, TrainConfig
 from recsys.errors import TrainingDiverged
 from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
 from recsys.model import TwoTowerModel
-from recsys.prepare import PreparedData, TrialData, select_training
+from recsys.prepare import PreparedData, select_training
 from recsys.serving import VECTORS_FILE, save_vectors
 from recsys.tensorboard import RunWriter
 
@@ -35,14 +35,9 @@ class RunResult:
     loss_path: str  # "catalog" or "in_batch": how the (identical) loss was computed
     data_stats: dict[str, Any]
     run_dir: str | None
-    model: TwoTowerModel | None = field(default=None, repr=False)
-    data: TrialData | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("model")
-        out.pop("data")
-        return out
+        return asdict(self)
 
 
 def make_optimizer(cfg: OptimizerConfig) -> tf.keras.optimizers.Optimizer:
@@ -71,8 +66,9 @@ def configure_threads(cfg: TrainConfig) -> None:
 
 
 def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = None,
-        keep_model: bool = False, prepared: PreparedData | None = None) -> RunResult:
-    """Train and evaluate one configuration; write config-independent artefacts to run_dir.
+        prepared: PreparedData | None = None) -> RunResult:
+    """Train and evaluate one configuration; write metrics.json, vectors.npz and TensorBoard
+    events to run_dir (when set). `prepared` skips loading when the caller already has the data.
 
     Callbacks see `on_epoch_end(epoch, logs)` with `loss` and `val_top_k` in logs; setting
     `model.stop_training = True` (or raising) ends training early.
@@ -175,8 +171,6 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         loss_path="catalog" if use_catalog_loss else "in_batch",
         data_stats={**data.stats, "cache": cache_info.get("cache")},
         run_dir=cfg.run_dir,
-        model=model if keep_model else None,
-        data=data if keep_model else None,
     )
     if cfg.run_dir:
         save_vectors(model, data, Path(cfg.run_dir) / VECTORS_FILE)

@@ -16,10 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 
-def metric_names(prefix: str, ks: tuple[int, ...]) -> list[str]:
-    return [f"{prefix}top_{k}" for k in ks]
-
-
 @tf.function(reduce_retracing=True)
 def _ranks(queries: tf.Tensor, candidates: tf.Tensor, true_items: tf.Tensor) -> tf.Tensor:
     scores = tf.matmul(queries, candidates, transpose_b=True)

@@ -34,12 +34,10 @@ def exact_ranks(query_embeddings: np.ndarray | tf.Tensor, item_embeddings: np.nd
     return np.concatenate([o.numpy() for o in out]) if out else np.zeros(0, np.int32)
 
 
-def top_k_accuracy(ranks: np.ndarray, ks: tuple[int, ...], valid: np.ndarray | None = None,
-                   prefix: str = "") -> dict[str, float]:
-    """Fraction of pairs with rank < k; pairs where `valid` is False count as misses."""
-    hit_base = np.ones_like(ranks, dtype=bool) if valid is None else valid
+def top_k_accuracy(ranks: np.ndarray, ks: tuple[int, ...], prefix: str = "") -> dict[str, float]:
+    """Fraction of pairs with rank < k."""
     n = max(len(ranks), 1)
-    return {f"{prefix}top_{k}": float(np.sum((ranks < k) & hit_base) / n) for k in ks}
+    return {f"{prefix}top_{k}": float(np.sum(ranks < k) / n) for k in ks}
 
 
 def popularity_ranks(item_counts: np.ndarray, true_items: np.ndarray) -> np.ndarray:

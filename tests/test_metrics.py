@@ -43,10 +43,8 @@ def test_float_rounding_makes_factorized_top_k_under_report_not_over() -> None:
     assert ours["top_5"] - theirs[1] < 0.01
 
 
-def test_invalid_rows_count_as_misses() -> None:
-    ranks = np.array([0, 0, 5, 200])
-    acc = top_k_accuracy(ranks, (1, 10), valid=np.array([True, False, True, True]))
-    assert acc == {"top_1": 0.25, "top_10": 0.5}
+def test_top_k_accuracy_counts_ranks_below_k() -> None:
+    assert top_k_accuracy(np.array([0, 3, 5, 200]), (1, 10)) == {"top_1": 0.25, "top_10": 0.75}
 
 
 def test_popularity_ranks_follow_counts_with_stable_ties() -> None:

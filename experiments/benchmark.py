@@ -2,7 +2,9 @@
 
     python -m experiments.benchmark                  # trial: notebook (a), (b) vs ours (c)
     python -m experiments.benchmark --mode load      # 7.8M-row load + prepare vs the notebook's
-    python -m experiments.benchmark --mode pruning   # default space: no pruner vs median pruner
+    python -m experiments.benchmark --mode pruning   # default study: no pruner vs pruners
+    python -m experiments.benchmark --mode search [--movielens PATH] [--amazon PATH]
+                                                     # popularity, notebook, fixed recipe, study
     python -m experiments.benchmark --mode all [hydra overrides for the data/model/train]
 
 Trial mode runs each variant in its own process (peak memory is per process) on the same data
@@ -35,6 +37,7 @@ NOTEBOOK_SIZE = [
     "data.synthetic.n_interactions=225000", "data.val_fraction=0.1",
     "data.test_fraction=0.0889", "model.embedding_dim=32", "optimizer=adagrad",
     "optimizer.learning_rate=0.1", "train.batch_size=8192", "train.epochs=10",
+    "model.logq_correction=false", "train.early_stopping_patience=null",
 ]
 
 
@@ -106,11 +109,27 @@ def trial_table(overrides: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("trial", "load", "pruning", "all"), default="trial")
+    parser.add_argument("--mode", choices=("trial", "load", "pruning", "search", "all"),
+                        default="trial")
     parser.add_argument("--variant", choices=("a", "b", "c"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=7_800_000, help="load mode: rows to generate")
-    parser.add_argument("--trials", type=int, default=20, help="pruning mode: trials per study")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="pruning mode: trials per study (20); search mode: search.n_trials "
+                             "(default: the default study's)")
+    parser.add_argument("--movielens", action="append", default=[], metavar="PATH",
+                        help="search mode: a MovieLens ratings.csv (header userId,movieId,...)")
+    parser.add_argument("--amazon", action="append", default=[], metavar="PATH",
+                        help="search mode: an Amazon-layout ratings CSV (no header)")
+    parser.add_argument("--dataset", action="append", default=[], metavar="'LABEL: OVERRIDES'",
+                        help="search mode: any data set as Hydra overrides, e.g. "
+                             "'ml-100k: data=movielens_100k data.path=/data/u.data'")
+    parser.add_argument("--pruners", default=None,
+                        help="pruning mode: comma-separated subset of none,default,"
+                             "'median, no warm-up',hyperband")
+    parser.add_argument("--generated-rows", type=int, default=200_000,
+                        help="search mode: rows of the Amazon-format synthetic file the "
+                             "benchmark writes (0: leave it out)")
     args, overrides = parser.parse_known_args(argv)
     if args.variant:
         Path(args.json).write_text(json.dumps(run_variant(args.variant, overrides)))
@@ -122,11 +141,29 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.benchmark_load import load_table
 
         print(load_table(args.rows), flush=True)
+    if args.mode in ("pruning", "search", "all"):
+        from experiments.benchmark_search import default_data_sets
+
+        data_sets = default_data_sets(args.generated_rows, args.movielens, args.amazon,
+                                      args.dataset, bench_dir())
     if args.mode in ("pruning", "all"):
         from experiments.benchmark_pruning import pruning_table
 
-        print(pruning_table(args.trials, overrides), flush=True)
+        folder = Path(tempfile.mkdtemp(prefix="pruning.", dir=bench_dir()))
+        print(pruning_table(data_sets, args.trials or 20, overrides, folder,
+                            args.pruners.split(",") if args.pruners else None), flush=True)
+    if args.mode in ("search", "all"):
+        from experiments.benchmark_search import search_table
+
+        folder = Path(tempfile.mkdtemp(prefix="search.", dir=bench_dir()))
+        print(search_table(data_sets, overrides, args.trials, folder), flush=True)
     return 0
+
+
+def bench_dir() -> Path:
+    path = Path("outputs") / "bench"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def platform_line() -> str:

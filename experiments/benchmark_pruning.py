@@ -1,43 +1,52 @@
-"""Does pruning pay? The default search space, same seed, without and with the median pruner."""
+"""Does pruning pay? The default study without a pruner and with each pruner setting compared,
+same sampler seed, on each data set: epochs trained and the best trial's val/test top-100."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import tempfile
+import re
 from pathlib import Path
 
 import optuna
 
-from experiments import sweep
+from experiments.benchmark_search import DataSet, run_module
+
+# label -> search.pruner overrides; "default" is conf/search/default.yaml as it stands.
+PRUNERS: dict[str, list[str]] = {
+    "none": ["search.pruner.name=none"],
+    "default": [],
+    "median, no warm-up": ["search.pruner.name=median", "search.pruner.n_warmup_steps=1",
+                           "search.pruner.n_startup_trials=3"],
+    "hyperband": ["search.pruner.name=hyperband"],
+}
 
 
-def run_study(folder: Path, pruner: str, n_trials: int, overrides: list[str]) -> optuna.Study:
-    args = [*overrides, f"search.study_name=prune_{pruner}", f"search.dir={folder / pruner}",
-            f"search.n_trials={n_trials}", f"search.pruner.name={pruner}"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = sweep.main(args)
-    if code != 0:
-        raise RuntimeError(f"sweep with pruner={pruner} exited {code}")
-    return optuna.load_study(study_name=f"prune_{pruner}",
-                             storage=f"sqlite:///{folder / pruner / 'study.db'}")
+def study_epochs(folder: Path, label: str, args: list[str]) -> tuple[optuna.Study, int]:
+    study_dir = folder / re.sub(r"[^A-Za-z0-9]+", "_", label)
+    run_module(["experiments.sweep", *args, "search.study_name=pruning",
+                f"search.dir={study_dir}"], study_dir.with_suffix(".log"))
+    study = optuna.load_study(study_name="pruning", storage=f"sqlite:///{study_dir / 'study.db'}")
+    epochs = sum(int(t.user_attrs.get("epochs") or 0) for t in study.get_trials(deepcopy=False))
+    return study, epochs
 
 
-def pruning_table(n_trials: int, overrides: list[str]) -> str:
-    folder = Path(tempfile.mkdtemp(prefix="pruning.", dir="outputs"))
-    lines = [f"pruning: default search space, {n_trials} trials each, sampler seed fixed",
-             f"{'pruner':<8} {'complete':>8} {'pruned':>7} {'epochs':>7} {'best val top-100':>17}"]
-    epochs = {}
-    best = {}
-    for pruner in ("none", "median"):
-        study = run_study(folder, pruner, n_trials, overrides)
-        trials = study.get_trials(deepcopy=False)
-        epochs[pruner] = sum(int(t.user_attrs.get("epochs") or 0) for t in trials)
-        best[pruner] = study.best_value
-        states = [t.state for t in trials]
-        lines.append(f"{pruner:<8} {states.count(optuna.trial.TrialState.COMPLETE):>8} "
-                     f"{states.count(optuna.trial.TrialState.PRUNED):>7} {epochs[pruner]:>7} "
-                     f"{best[pruner]:>17.4f}")
-    lines.append(f"median pruner: {epochs['median'] / epochs['none']:.0%} of the epochs, best val "
-                 f"top-100 {best['median'] - best['none']:+.4f}; studies in {folder}")
+def pruning_table(data_sets: list[DataSet], n_trials: int, overrides: list[str],
+                  folder: Path, pruners: list[str] | None = None) -> str:
+    S = optuna.trial.TrialState
+    lines = [f"pruning: default search space, {n_trials} trials per study, same sampler seed",
+             f"{'data':<28} {'pruner':<20} {'complete':>8} {'pruned':>7} {'epochs':>7} "
+             f"{'share':>6} {'best val':>9} {'its test':>9}"]
+    for i, data in enumerate(data_sets):
+        where = folder / f"{i}_{re.sub(r'[^A-Za-z0-9]+', '_', data.label).strip('_')}"
+        unpruned = None
+        for label in pruners or list(PRUNERS):
+            study, epochs = study_epochs(where, label, [*data.overrides, *overrides,
+                                                       f"search.n_trials={n_trials}",
+                                                       *PRUNERS[label]])
+            unpruned = unpruned or epochs
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+            test = study.best_trial.user_attrs["metrics"]["test_top_100"]
+            lines.append(f"{data.label[:28]:<28} {label:<20} {states.count(S.COMPLETE):>8} "
+                         f"{states.count(S.PRUNED):>7} {epochs:>7} {epochs / unpruned:>6.0%} "
+                         f"{study.best_value:>9.4f} {test:>9.4f}")
+    lines.append("share: epochs trained relative to the unpruned study (first row of each data set)")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ import optuna
 from experiments.export import export_best
 from experiments.objective import Objective, write_hparams_config
 from experiments.report import write_report
-from experiments.search_space import Param
+from experiments.search_space import Param, optuna_params
 from experiments.study import FINISHED, mask_url, open_study
 from recsys.errors import TrainingDiverged, UserError
 
@@ -113,7 +113,7 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
                   f"{n_workers} worker(s)", flush=True)
         if not study.get_trials(deepcopy=False):
             for params in search.get("enqueue_trials") or []:
-                study.enqueue_trial(dict(params), skip_if_exists=True)
+                study.enqueue_trial(optuna_params(space, params), skip_if_exists=True)
         study_dir.mkdir(parents=True, exist_ok=True)
         write_hparams_config(study_dir / "trials", space, ks)
 

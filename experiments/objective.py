@@ -73,6 +73,7 @@ class Objective:
         trial.set_user_attr("seconds", time.perf_counter() - start)
         trial.set_user_attr("train_seconds", result.seconds["train"])
         trial.set_user_attr("epochs", result.epochs_run)
+        trial.set_user_attr("best_epoch", result.epoch)
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("popularity", result.popularity)
         return result.metrics[self.metric]
@@ -89,7 +90,8 @@ def write_hparams(run_dir: Path, chosen: dict[str, Any], number: int) -> None:
 
 def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int]) -> None:
     """The experiment summary: which hparams and metrics the dashboard shows."""
-    hparams = [hp.HParam(p.key) for p in space if p.distribution is not None]
+    keys = dict.fromkeys(p.key for p in space if p.distribution is not None)  # ordered, unique
+    hparams = [hp.HParam(key) for key in keys]
     metrics = [hp.Metric(f"val/top_{k}", display_name=f"val top-{k}") for k in ks]
     writer = tf.summary.create_file_writer(str(trials_dir))
     with writer.as_default():

@@ -40,6 +40,11 @@ class Param:
     fixed: Any = None
     condition: tuple[str, Any] | None = None  # (key, value) that must hold to suggest it
     is_group: bool = False
+    name: str = ""  # Optuna's parameter name: the key, or key[condition] when it repeats
+
+    @property
+    def optuna_name(self) -> str:
+        return self.name or self.key
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -70,7 +75,46 @@ def parse_space(params: Mapping[str, Any], conditional: Mapping[str, Any],
             param = parse_param(key, expr, base, group_options, allow_missing=True)
             space.append(Param(param.key, param.expression, param.distribution, param.fixed,
                                (ckey, _yaml_value(cvalue)), param.is_group))
-    return space
+    return _name_repeated_keys(space)
+
+
+def _name_repeated_keys(space: list[Param]) -> list[Param]:
+    """One key under several conditions (e.g. a learning-rate range per optimizer) becomes one
+    Optuna parameter per condition, `optimizer.learning_rate[optimizer=adam]`: TPE then models
+    each range on its own instead of mixing two decades apart. A key that is both a plain and a
+    conditional parameter would be suggested twice: refused."""
+    seen: dict[str, list[Param]] = {}
+    for param in space:
+        seen.setdefault(param.key, []).append(param)
+    out = []
+    for param in space:
+        twins = seen[param.key]
+        if len(twins) > 1 and any(p.condition is None for p in twins):
+            raise UserError(f"search parameter {param.key!r} is in search.params and in "
+                            "search.conditional_params: keep it in one place (a range per "
+                            "condition goes under conditional_params only)")
+        if len(twins) > 1 and param.condition:
+            ckey, cvalue = param.condition
+            param = Param(param.key, param.expression, param.distribution, param.fixed,
+                          param.condition, param.is_group,
+                          f"{param.key}[{ckey}={format_value(cvalue)}]")
+        out.append(param)
+    return out
+
+
+def optuna_params(space: list[Param], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Config-key values (e.g. an enqueued trial) as Optuna parameter names, following the
+    same conditions as `suggest`; keys of inactive branches are dropped."""
+    chosen: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for param in space:
+        if param.condition and chosen.get(param.condition[0]) != param.condition[1]:
+            continue
+        if param.distribution is None:
+            chosen[param.key] = param.fixed
+        elif param.key in values:
+            chosen[param.key] = out[param.optuna_name] = values[param.key]
+    return out
 
 
 def _yaml_value(text: str) -> Any:
@@ -166,7 +210,7 @@ def suggest(trial: optuna.Trial, space: list[Param]) -> tuple[list[str], dict[st
         if param.distribution is None:
             value = param.fixed
         else:
-            value = _suggest_one(trial, param.key, param.distribution)
+            value = _suggest_one(trial, param.optuna_name, param.distribution)
         chosen[param.key] = value
         overrides.append(f"{param.key}={format_value(value)}")
     return overrides, chosen

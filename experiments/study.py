@@ -65,14 +65,28 @@ def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorag
 def make_sampler(cfg: dict[str, Any]) -> optuna.samplers.BaseSampler:
     name = cfg.get("name", "tpe")
     if name == "tpe":
+        # Multivariate TPE with `group`: conditional parameters (a learning rate per optimizer)
+        # are modelled jointly within each branch instead of falling back to independent
+        # sampling.
         return optuna.samplers.TPESampler(seed=cfg.get("seed"),
-                                          n_startup_trials=int(cfg.get("n_startup_trials", 10)))
+                                          n_startup_trials=int(cfg.get("n_startup_trials", 10)),
+                                          multivariate=True, group=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=cfg.get("seed"))
     raise UserError(f"search.sampler.name={name!r} is invalid: expected tpe or random")
 
 
 def make_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
+    pruner = _base_pruner(cfg)
+    patience = int(cfg.get("patience") or 0)
+    if patience > 0 and not isinstance(pruner, optuna.pruners.NopPruner):
+        # A trial still improving within the last `patience` epochs is never cut: slow
+        # starters (small learning rates, Adagrad) keep climbing where the median is ahead.
+        return optuna.pruners.PatientPruner(pruner, patience=patience)
+    return pruner
+
+
+def _base_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
     name = cfg.get("name", "median")
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("n_startup_trials", 5)),

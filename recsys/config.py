@@ -107,7 +107,7 @@ class ModelConfig:
 
     embedding_dim: int = 32
     tower_layers: tuple[int, ...] = ()
-    logq_correction: bool = False
+    logq_correction: bool = True
     temperature: float = 1.0
     remove_accidental_hits: bool = False
     l2: float = 0.0
@@ -124,8 +124,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    name: Literal["adagrad", "adam", "sgd"] = "adagrad"
-    learning_rate: float = 0.1
+    name: Literal["adagrad", "adam", "sgd"] = "adam"
+    learning_rate: float = 0.003
     momentum: float = 0.0  # SGD only
     initial_accumulator_value: float = 0.1  # Adagrad only (Keras default)
 
@@ -139,11 +139,11 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 8192
+    epochs: int = 30  # a cap: early stopping ends most runs sooner
+    batch_size: int = 1024
     eval_batch_size: int = 4096
     seed: int = 42
-    early_stopping_patience: int | None = None
+    early_stopping_patience: int | None = 3  # None: keep the last epoch
     jit_compile: bool = True
     fast_loss: bool = True  # catalog-column form of the same loss when n_items <= batch_size
     threads: int = 0  # 0: let TensorFlow use every core

@@ -24,10 +24,11 @@ NOTEBOOK_RECIPE = [
     "model.logq_correction=false", "train.batch_size=8192", "train.epochs=10",
     "train.early_stopping_patience=null",
 ]
-# One sensible fixed configuration (issue #10): the bar the default study must clear.
+# One sensible fixed configuration (issue #10, with the base config's 30-epoch cap instead of
+# 40; the table shows how many epochs each run took): the bar the default study must clear.
 FIXED_RECIPE = [
     "model.logq_correction=true", "optimizer=adam", "optimizer.learning_rate=0.003",
-    "model.embedding_dim=32", "train.batch_size=1024", "train.epochs=40",
+    "model.embedding_dim=32", "train.batch_size=1024", "train.epochs=30",
     "train.early_stopping_patience=3",
 ]
 # The Amazon-format file the benchmark writes: planted taste, no repeated (user, item) pair.
@@ -131,12 +132,14 @@ def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int |
     for i, data in enumerate(data_sets):
         where = folder / f"{i}_{re.sub(r'[^A-Za-z0-9]+', '_', data.label).strip('_')}"
         where.mkdir(parents=True, exist_ok=True)
-        base = [*data.overrides, *overrides]
-        fixed, metrics = train_row("fixed recipe", [*base, *FIXED_RECIPE], where)
+        # The caller's overrides come last: they apply to every method alike.
+        fixed, metrics = train_row("fixed recipe", [*data.overrides, *FIXED_RECIPE, *overrides],
+                                   where)
+        notebook, _ = train_row("notebook recipe",
+                                [*data.overrides, *NOTEBOOK_RECIPE, *overrides], where)
         pop = metrics["popularity"]
-        rows = [Row("popularity", pop["val_top_100"], pop["test_top_100"], 0.0),
-                train_row("notebook recipe", [*base, *NOTEBOOK_RECIPE], where)[0], fixed,
-                study_row(base, where, n_trials)]
+        rows = [Row("popularity", pop["val_top_100"], pop["test_top_100"], 0.0), notebook, fixed,
+                study_row([*data.overrides, *overrides], where, n_trials)]
         for row in rows:
             lines.append(f"{data.label[:28]:<28} {row.method:<16} {row.val:>8.4f} {row.test:>9.4f} "
                          f"{row.seconds:>7.0f} {row.trials:>8}  {row.params}")

@@ -1,0 +1,57 @@
+"""`python -m experiments.benchmark --mode search`, tiny, end to end through the real commands."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, TINY_SYNTHETIC
+
+from experiments.search_space import optuna_params, parse_space
+from experiments.sweep import group_options
+
+
+@pytest.mark.slow
+def test_search_mode_prints_every_method_for_every_data_set(tmp_path: Path) -> None:
+    overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC,
+                 "train.epochs=2", "train.eval_batch_size=1024"]
+    # A second data set through --dataset, as a user would add one: the same generator, smaller.
+    extra = "tiny: data.synthetic.n_users=800 data.synthetic.n_interactions=8000"
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.benchmark", "--mode", "search", "--trials", "3",
+         "--generated-rows", "0", "--dataset", extra, *overrides],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for label in ("synthetic (embedded)", "tiny"):
+        rows = {m: re.search(rf"^{re.escape(label)}\s+{m}\s+([\d.]+)\s+([\d.]+)", out, re.M)
+                for m in ("popularity", "notebook recipe", "fixed recipe", "default study")}
+        assert all(rows.values()), out
+        scores = {m: (float(r.group(1)), float(r.group(2))) for m, r in rows.items()}
+        assert all(0 < v <= 1 and 0 < t <= 1 for v, t in scores.values()), scores
+        # The study enqueues the fixed recipe first, so its best validation score is at least
+        # that recipe's (same data, same seed, same code path).
+        assert scores["default study"][0] >= scores["fixed recipe"][0] - 1e-9, out
+    study_line = re.search(r"^synthetic \(embedded\)\s+default study.*$", out, re.M).group(0)
+    counts = re.search(r"(\d+)/(\d+)/(\d+)", study_line).groups()
+    assert sum(map(int, counts[:2])) == 3  # complete + pruned = --trials
+    assert "optimizer=" in study_line  # the best trial's parameters are shown
+    assert re.search(r"^synthetic \(embedded\): study - fixed = [+-]\d", out, re.M)
+
+
+def test_enqueued_config_keys_map_to_the_active_conditional_names() -> None:
+    from experiments.common import compose_config
+
+    space = parse_space(
+        {"optimizer": "choice(adam, adagrad)"},
+        {"optimizer=adam": {"optimizer.learning_rate": "tag(log, interval(0.0005, 0.02))"},
+         "optimizer=adagrad": {"optimizer.learning_rate": "tag(log, interval(0.02, 1.0))"}},
+        compose_config("train", []), group_options())
+    names = [p.optuna_name for p in space]
+    assert names == ["optimizer", "optimizer.learning_rate[optimizer=adam]",
+                     "optimizer.learning_rate[optimizer=adagrad]"]
+    assert optuna_params(space, {"optimizer": "adagrad", "optimizer.learning_rate": 0.1}) == {
+        "optimizer": "adagrad", "optimizer.learning_rate[optimizer=adagrad]": 0.1}

@@ -99,10 +99,9 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
     n_trials, metric = int(search["n_trials"]), search["metric"]
     n_workers = int(search.get("n_workers") or 1)
     where = f"study {search['study_name']!r} in {mask_url(search['storage'])}"
-    if worker:
-        study = optuna.load_study(study_name=search["study_name"], storage=storage)
-    else:
-        study, done = open_study(storage, search, max_resource=max_epochs)
+    # Workers open the study exactly as the main process does: same sampler and pruner.
+    study, done = open_study(storage, search, max_resource=max_epochs)
+    if not worker:
         if done is not None:
             failed = len(study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.FAIL,)))

@@ -70,7 +70,8 @@ def parse_space(params: Mapping[str, Any], conditional: Mapping[str, Any],
         ckey, cvalue = (part.strip() for part in condition.split("=", 1))
         if not any(p.key == ckey for p in space):
             raise UserError(f"search.conditional_params condition {condition!r} names "
-                            f"{ckey!r}, which is not a search parameter in search.params")
+                            f"{ckey!r}, which is not a search parameter in search.params "
+                            "(replacing search.params? add ~search.conditional_params)")
         for key, expr in flatten(block or {}).items():
             param = parse_param(key, expr, base, group_options, allow_missing=True)
             space.append(Param(param.key, param.expression, param.distribution, param.fixed,
@@ -81,19 +82,15 @@ def parse_space(params: Mapping[str, Any], conditional: Mapping[str, Any],
 def _name_repeated_keys(space: list[Param]) -> list[Param]:
     """One key under several conditions (e.g. a learning-rate range per optimizer) becomes one
     Optuna parameter per condition, `optimizer.learning_rate[optimizer=adam]`: TPE then models
-    each range on its own instead of mixing two decades apart. A key that is both a plain and a
-    conditional parameter would be suggested twice: refused."""
-    seen: dict[str, list[Param]] = {}
-    for param in space:
-        seen.setdefault(param.key, []).append(param)
+    each range on its own instead of mixing ranges a decade apart. A key that is also a plain
+    parameter is suggested once, from the plain one: e.g. `++search.params=...` on the command
+    line replaces the per-condition ranges of the default space."""
+    plain = {p.key for p in space if p.condition is None}
+    space = [p for p in space if p.condition is None or p.key not in plain]
+    repeated = {p.key for p in space if sum(q.key == p.key for q in space) > 1}
     out = []
     for param in space:
-        twins = seen[param.key]
-        if len(twins) > 1 and any(p.condition is None for p in twins):
-            raise UserError(f"search parameter {param.key!r} is in search.params and in "
-                            "search.conditional_params: keep it in one place (a range per "
-                            "condition goes under conditional_params only)")
-        if len(twins) > 1 and param.condition:
+        if param.key in repeated and param.condition:
             ckey, cvalue = param.condition
             param = Param(param.key, param.expression, param.distribution, param.fixed,
                           param.condition, param.is_group,

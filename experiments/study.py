@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
@@ -62,17 +63,64 @@ def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorag
                         f"({reason})") from None
 
 
-def make_sampler(cfg: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    name = cfg.get("name", "tpe")
-    if name == "tpe":
+def trial_seed(seed: int, number: int) -> int:
+    """The random seed of one trial. Trial numbers are unique within a study across workers,
+    machines and resumes, so no two trials draw the same random parameters, while a single
+    uninterrupted worker replays the same sequence for the same `search.sampler.seed`."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+class _PerTrialSeed:
+    """Reseed the sampler's random state from (seed, trial number) before each trial.
+
+    Seeding the sampler once per process made every resumed or concurrent process replay the
+    first process's random start-up parameters exactly."""
+
+    _base_seed: int | None
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        super().before_trial(study, trial)  # type: ignore[misc]
+        if self._base_seed is not None:
+            seed = trial_seed(self._base_seed, trial.number)
+            for state in self._random_states():
+                state.seed(seed)
+
+    def _random_states(self) -> list[np.random.RandomState]:
+        raise NotImplementedError
+
+
+class SeededTPESampler(_PerTrialSeed, optuna.samplers.TPESampler):
+    def __init__(self, seed: int | None, n_startup_trials: int) -> None:
         # Multivariate TPE with `group`: conditional parameters (a learning rate per optimizer)
         # are modelled jointly within each branch instead of falling back to independent
         # sampling.
-        return optuna.samplers.TPESampler(seed=cfg.get("seed"),
-                                          n_startup_trials=int(cfg.get("n_startup_trials", 10)),
-                                          multivariate=True, group=True)
+        with warnings.catch_warnings():  # `group` is marked experimental; we rely on it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            super().__init__(seed=seed, n_startup_trials=n_startup_trials, multivariate=True,
+                             group=True)
+        self._base_seed = seed
+
+    def _random_states(self) -> list[np.random.RandomState]:
+        # TPE draws candidates from its own state and start-up trials from a RandomSampler's.
+        return [self._rng.rng, self._random_sampler._rng.rng]
+
+
+class SeededRandomSampler(_PerTrialSeed, optuna.samplers.RandomSampler):
+    def __init__(self, seed: int | None) -> None:
+        super().__init__(seed=seed)
+        self._base_seed = seed
+
+    def _random_states(self) -> list[np.random.RandomState]:
+        return [self._rng.rng]
+
+
+def make_sampler(cfg: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    name = cfg.get("name", "tpe")
+    seed = cfg.get("seed")
+    if name == "tpe":
+        return SeededTPESampler(seed, int(cfg.get("n_startup_trials", 10)))
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=cfg.get("seed"))
+        return SeededRandomSampler(seed)
     raise UserError(f"search.sampler.name={name!r} is invalid: expected tpe or random")
 
 

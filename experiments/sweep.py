@@ -95,7 +95,8 @@ def main(argv: list[str]) -> int:
         unknown = sorted(set(params) - keys)
         if unknown:
             raise UserError(f"search.enqueue_trials names {unknown}, which are not search "
-                            f"parameters: valid are {sorted(keys)}")
+                            f"parameters: valid are {sorted(keys)} (replacing search.params? "
+                            "set search.enqueue_trials=[] or enqueue your own)")
     load_prepared(base.data)  # data errors stop the sweep before any trial; fills the cache
     from experiments.study import open_storage
 

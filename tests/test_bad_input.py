@@ -73,7 +73,7 @@ def test_bad_lines_can_be_skipped_and_are_counted(tmp_path: Path, capsys) -> Non
 
 def test_log_interval_with_non_positive_bound(tmp_path: Path, capsys) -> None:
     code, err = run_sweep(tmp_path, capsys,
-                          "search.params={optimizer.learning_rate: 'tag(log, interval(0.0, 1.0))'}")
+                          "++search.params={optimizer.learning_rate: 'tag(log, interval(0.0, 1.0))'}")
     assert code == 2 and "log-scale bound must be > 0" in err[0]
     assert not (tmp_path / "study").exists()
 

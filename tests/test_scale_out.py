@@ -33,8 +33,8 @@ def args(tmp: Path, name: str, storage: str, n_trials: int, *extra: str) -> list
             *TINY_SYNTHETIC, "train.batch_size=1024", "train.eval_batch_size=1024",
             "train.epochs=2", f"search.study_name={name}", f"search.dir={tmp / name}",
             f"search.storage={storage}", f"search.n_trials={n_trials}", "~search.params",
-            "~search.conditional_params", f"+{SPACE}", "search.heartbeat_interval=1",
-            "search.grace_period=4", "search.pruner.name=none", *extra]
+            "~search.conditional_params", "search.enqueue_trials=[]", f"+{SPACE}",
+            "search.heartbeat_interval=1", "search.grace_period=4", "search.pruner.name=none", *extra]
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

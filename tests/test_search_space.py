@@ -84,3 +84,52 @@ def test_nested_and_dotted_keys_are_the_same_parameter(base) -> None:
     nested = OmegaConf.create({"model": {"embedding_dim": "choice(8, 16)"}})
     [param] = parse_space(nested, {}, base, group_options())
     assert param.key == "model.embedding_dim"
+
+
+def test_a_plain_parameter_replaces_the_per_condition_ranges_of_its_key(base) -> None:
+    conditional = {"optimizer=adam": {"optimizer.learning_rate": "tag(log, interval(1e-4, 1e-2))"},
+                   "optimizer=adagrad": {"optimizer.learning_rate": "tag(log, interval(0.02, 1))"}}
+    space = parse_space({"optimizer": "choice(adam, adagrad)"}, conditional, base, group_options())
+    lr = [p for p in space if p.key == "optimizer.learning_rate"]
+    assert [p.optuna_name for p in lr] == ["optimizer.learning_rate[optimizer=adam]",
+                                           "optimizer.learning_rate[optimizer=adagrad]"]
+    # Each trial suggests exactly one learning rate, from its optimizer's own range.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(10):
+        trial = study.ask()
+        _, chosen = suggest(trial, space)
+        [name] = [n for n in trial.params if n.startswith("optimizer.learning_rate")]
+        assert name.endswith(f"[optimizer={chosen['optimizer']}]")
+        low = 1e-4 if chosen["optimizer"] == "adam" else 0.02
+        assert chosen["optimizer.learning_rate"] >= low
+        study.tell(trial, 0.0)
+
+    space = parse_space({"optimizer": "choice(adam, adagrad)",
+                         "optimizer.learning_rate": "tag(log, interval(0.01, 0.1))"},
+                        conditional, base, group_options())
+    [lr] = [p for p in space if p.key == "optimizer.learning_rate"]
+    assert lr.condition is None and lr.optuna_name == "optimizer.learning_rate"
+
+
+@pytest.mark.parametrize("name", ["tpe", "random"])
+def test_a_second_process_on_the_same_study_does_not_repeat_parameters(name: str) -> None:
+    from experiments.study import make_sampler
+
+    cfg = {"name": name, "seed": 42, "n_startup_trials": 10}
+    storage = optuna.storages.InMemoryStorage()
+
+    def draw(study: optuna.Study) -> float:
+        trial = study.ask()
+        value = trial.suggest_float("x", 0.0, 1.0)
+        study.tell(trial, value)
+        return value
+
+    first = optuna.create_study(study_name="s", storage=storage, sampler=make_sampler(cfg))
+    a = [draw(first) for _ in range(3)]
+    # A resumed run, or a worker on another machine: a new sampler with the same seed.
+    second = optuna.load_study(study_name="s", storage=storage, sampler=make_sampler(cfg))
+    b = [draw(second) for _ in range(3)]
+    assert not set(a) & set(b)
+    # One uninterrupted process still replays exactly for the same seed.
+    again = optuna.create_study(sampler=make_sampler(cfg))
+    assert [draw(again) for _ in range(3)] == a

@@ -75,6 +75,23 @@ def prepare_run_dir(run_dir: str | Path, tree: dict[str, Any], overrides: Sequen
     return path
 
 
+def claim_new_dir(path: Path) -> Path:
+    """Create `path`, or `path_1`, `path_2`, ... when another process took it first: two runs
+    started in the same second must not share (and overwrite) one run directory. `mkdir` is
+    atomic, so exactly one process wins each name."""
+    candidate, n = path, 0
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = path.with_name(f"{path.name}_{n}")
+        except OSError as exc:
+            raise UserError(f"cannot create run directory {str(candidate)!r}: {exc.strerror}; "
+                            "set hydra.run.dir to a writable folder") from None
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)

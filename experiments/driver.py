@@ -25,7 +25,6 @@ from experiments.objective import Objective, write_hparams_config
 from experiments.report import write_report
 from experiments.search_space import Param, optuna_params
 from experiments.study import FINISHED, mask_url, open_study
-from recsys.errors import TrainingDiverged, UserError
 
 EXIT_INTERRUPTED = 130
 MAX_FAILURES_IN_A_ROW = 5
@@ -85,10 +84,11 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
         if finished + running >= n_trials:  # the last slots are being worked on elsewhere
             time.sleep(POLL_SECONDS)
             continue
-        # A diverged trial, or one that could not write its files (disk full), is recorded as
-        # failed with its reason; five failures in a row stop the study.
-        study.optimize(objective, n_trials=1, callbacks=[progress],
-                       catch=(TrainingDiverged, OSError, UserError), gc_after_trial=True)
+        # Any error inside a trial (divergence, a full disk, an out-of-memory error, a bad
+        # enqueued value) fails that trial with its reason and the study goes on; five failures
+        # in a row stop it. Only an interrupt (KeyboardInterrupt) ends the loop.
+        study.optimize(objective, n_trials=1, callbacks=[progress], catch=(Exception,),
+                       gc_after_trial=True)
 
 
 def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], space: list[Param],
@@ -125,8 +125,15 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
                         Progress(n_trials, metric, start), deadline)
         else:
             code = run_workers(argv, n_workers)
-            if code != 0:
-                raise KeyboardInterrupt(f"a worker exited with {code}")
+            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            if code != 0 and finished < n_trials:
+                print(f"the workers stopped (one exited with code {code}) after {finished} of "
+                      f"{n_trials} finished trials; run the same command again to resume",
+                      flush=True)
+                return 1
+            if code != 0:  # e.g. a killed worker: the others finished its share
+                print(f"a worker exited with code {code}; the study has all {n_trials} trials",
+                      flush=True)
     except TooManyFailures as exc:
         print(str(exc), flush=True)
         return 1

@@ -65,10 +65,12 @@ class Objective:
             trial.set_user_attr("epochs", pruning.epochs)
             trial.set_user_attr("reason", str(exc))
             raise
-        except (TrainingDiverged, OSError, UserError) as exc:
+        except Exception as exc:  # recorded on the trial; the study goes on (driver: catch)
             trial.set_user_attr("seconds", time.perf_counter() - start)
             trial.set_user_attr("epochs", pruning.epochs + 1)
-            trial.set_user_attr("reason", str(exc))
+            expected = isinstance(exc, (TrainingDiverged, OSError, UserError))
+            reason = str(exc).strip() if expected else f"{type(exc).__name__}: {exc}".strip()
+            trial.set_user_attr("reason", (reason.splitlines() or [type(exc).__name__])[0])
             raise
         trial.set_user_attr("seconds", time.perf_counter() - start)
         trial.set_user_attr("train_seconds", result.seconds["train"])

@@ -156,7 +156,7 @@ def parse_param(key: str, expression: Any, base: DictConfig,
     if is_group:
         raise UserError(f"{where}: a config group takes choice(...) only")
     if isinstance(value, RangeSweep):
-        values = [v for v in _range_values(value)]
+        values = _range_ends(value)
         if not values:
             raise UserError(f"{where}: the range is empty (range(a, b) excludes b)")
         integer = all(isinstance(v, int) for v in (value.start, value.stop, value.step))
@@ -183,12 +183,16 @@ def parse_param(key: str, expression: Any, base: DictConfig,
                     "interval")
 
 
-def _range_values(sweep: RangeSweep) -> list[float]:
+def _range_ends(sweep: RangeSweep) -> list[float]:
+    """[first, last] value of the range ([] if empty), computed, not listed: `range(1, 1e9)`
+    must not build a billion-element list."""
     start, stop, step = sweep.start, sweep.stop, sweep.step
     if step == 0:
         return []
     count = max(0, int(-(-(stop - start) // step)))  # ceil((stop - start) / step)
-    values = [start + i * step for i in range(count)]
+    if count == 0:
+        return []
+    values = [start, start + (count - 1) * step]
     return [round(v, 12) if isinstance(v, float) else v for v in values]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from recsys.errors import UserError
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 SCHEMES = ("sqlite", "postgresql", "mysql")
+CREATE_ATTEMPTS = 5
 
 
 def mask_url(url: str) -> str:
@@ -46,21 +48,39 @@ def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorag
                             f"{exc.strerror}") from None
     # Heartbeats and stale-trial retries are marked experimental in Optuna; we rely on them.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"connect_args": {"timeout": 60}} if scheme == "sqlite" else None,
-            heartbeat_interval=int(search["heartbeat_interval"]),
-            grace_period=int(search["grace_period"]),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=int(search["max_retry"])),
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError) as exc:
-        reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
-        if parsed.password:
-            reason = reason.replace(parsed.password, "***")
-        raise UserError(f"search.storage={mask_url(url)!r}: cannot open the study storage "
-                        f"({reason})") from None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs={"connect_args": {"timeout": 60}} if scheme == "sqlite" else None,
+                heartbeat_interval=int(search["heartbeat_interval"]),
+                grace_period=int(search["grace_period"]),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=int(search["max_retry"])),
+            )
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            # Several commands started at once on an empty storage all create Optuna's tables;
+            # the losers see "already exists" (or a duplicate key) and find the tables on retry.
+            if attempt + 1 < CREATE_ATTEMPTS and _lost_creation_race(exc):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise _storage_error(url, parsed.password, exc) from None
+        except (ImportError, OSError) as exc:
+            raise _storage_error(url, parsed.password, exc) from None
+    raise AssertionError("unreachable")
+
+
+def _lost_creation_race(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("already exists", "duplicate", "unique constraint"))
+
+
+def _storage_error(url: str, password: str | None, exc: Exception) -> UserError:
+    reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+    if password:
+        reason = reason.replace(password, "***")
+    return UserError(f"search.storage={mask_url(url)!r}: cannot open the study storage "
+                     f"({reason})")
 
 
 def trial_seed(seed: int, number: int) -> int:

@@ -6,9 +6,12 @@ directory (`outputs/runs/<date_time>/` unless `hydra.run.dir=...`).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from pathlib import Path
 
 from experiments.common import (
+    claim_new_dir,
     cli,
     compose_config,
     job_config,
@@ -31,6 +34,9 @@ def main(argv: list[str]) -> int:
     run_dir = str(cfg.hydra.run.dir)
     config = run_config(tree, run_dir)
     prepared, _ = load_prepared(config.data)  # bad data fails here, before anything is written
+    if not any(a.startswith("hydra.run.dir=") for a in argv):  # the dated default: make it ours
+        run_dir = str(claim_new_dir(Path(run_dir)))
+        config = dataclasses.replace(config, run_dir=run_dir)
     prepare_run_dir(run_dir, tree, argv)
     # TensorFlow is imported only now, so that a mistake above is reported without its noise.
     from recsys.report import format_run_table

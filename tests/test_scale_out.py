@@ -31,7 +31,8 @@ SPACE = ("search.params={optimizer.learning_rate: 'tag(log, interval(0.02, 0.3))
 def args(tmp: Path, name: str, storage: str, n_trials: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "experiments.sweep", f"data.cache_dir={tmp / 'cache'}",
             *TINY_SYNTHETIC, "train.batch_size=1024", "train.eval_batch_size=1024",
-            "train.epochs=2", f"search.study_name={name}", f"search.dir={tmp / name}",
+            "train.epochs=2", "train.early_stopping_patience=null", f"search.study_name={name}",
+            f"search.dir={tmp / name}",
             f"search.storage={storage}", f"search.n_trials={n_trials}", "~search.params",
             "~search.conditional_params", "search.enqueue_trials=[]", f"+{SPACE}",
             "search.heartbeat_interval=1", "search.grace_period=4", "search.pruner.name=none", *extra]
@@ -150,10 +151,72 @@ def test_sigint_records_the_trial_and_rerun_reaches_n_trials(tmp_path: Path) -> 
 def test_two_workers_on_sqlite(tmp_path: Path) -> None:
     name = unique_name("sqlite2")
     storage = f"sqlite:///{tmp_path / name / 'study.db'}"
-    proc = subprocess.run(args(tmp_path, name, storage, 6, "search.n_workers=2"), cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    # Five good trials, then two hopeless ones that any median pruner would cut; the study says
+    # search.pruner.name=none, and the workers must use that, not Optuna's default pruner.
+    good = [f"{{optimizer.learning_rate: 0.2{i}, model.embedding_dim: 16}}" for i in range(5)]
+    hopeless = [f"{{optimizer.learning_rate: {i}e-06, model.embedding_dim: 8}}" for i in (1, 2)]
+    enqueue = f"search.enqueue_trials=[{', '.join(good + hopeless)}]"
+    proc = subprocess.run(args(tmp_path, name, storage, 7, "search.n_workers=2", enqueue),
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "database is locked" not in proc.stdout + proc.stderr
     study = optuna.load_study(study_name=name, storage=storage)
-    assert len(finished(study)) == 6
+    assert len(finished(study)) == 7
     assert len({t.user_attrs["worker"] for t in finished(study)}) == 2
+    assert not study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+
+
+def running(storage: str, name: str) -> int:
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:  # not created yet
+        return 0
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+@pytest.mark.slow
+def test_a_killed_worker_does_not_lose_the_export(tmp_path: Path) -> None:
+    name = unique_name("killed")
+    storage = f"sqlite:///{tmp_path / name / 'study.db'}"
+    proc = subprocess.Popen(args(tmp_path, name, storage, 4, "search.n_workers=2",
+                                 "train.epochs=30"), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: running(storage, name) >= 1, timeout=300)
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(workers) == 2
+        os.kill(int(workers[0]), signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The other worker finished the study (retrying the killed worker's trial), and the main
+    # process still exported best/ and report/.
+    assert proc.returncode == 0, out[-2000:] + err[-2000:]
+    assert "a worker exited with code -9" in out
+    assert (tmp_path / name / "best" / "config.yaml").exists()
+    assert (tmp_path / name / "report" / "summary.md").exists()
+    assert len(finished(optuna.load_study(study_name=name, storage=storage))) == 4
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from experiments.study import open_storage, open_study
+search = {"study_name": "race", "metric": "val_top_100", "direction": "maximize",
+          "heartbeat_interval": 30, "grace_period": 90, "max_retry": 2,
+          "sampler": {"name": "random", "seed": 1}, "pruner": {"name": "none"}}
+while time.time() < float(sys.argv[2]):  # start together
+    time.sleep(0.001)
+open_study(open_storage(sys.argv[1], search), search, max_resource=2)
+"""
+
+
+def test_commands_started_together_on_an_empty_storage_all_open_the_study(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'fresh.db'}"
+    start = str(time.time() + 4)  # after every interpreter has imported Optuna
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, storage, start], cwd=REPO,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, "\n".join(errors)[-3000:]
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["race"]

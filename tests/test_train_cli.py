@@ -87,3 +87,15 @@ def test_subprocess_error_has_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "error: Could not find 'optimizer/adamw'" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_runs_started_in_the_same_second_get_their_own_directory(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from experiments.common import claim_new_dir
+
+    target = tmp_path / "runs" / "2026-01-01_00-00-00"
+    with ThreadPoolExecutor(8) as pool:  # eight processes racing for one dated name
+        claimed = list(pool.map(lambda _: claim_new_dir(target), range(8)))
+    assert len(set(claimed)) == 8 and target in claimed
+    assert all(p.is_dir() and p.parent == target.parent for p in claimed)

@@ -5,6 +5,8 @@
     python -m experiments.benchmark --mode pruning   # default study: no pruner vs pruners
     python -m experiments.benchmark --mode search [--movielens PATH] [--amazon PATH]
                                                      # popularity, notebook, fixed recipe, study
+    python -m experiments.benchmark --mode knobs [--movielens PATH] [--amazon PATH]
+                                                     # one change at a time from the fixed recipe
     python -m experiments.benchmark --mode all [hydra overrides for the data/model/train]
 
 Trial mode runs each variant in its own process (peak memory is per process) on the same data
@@ -109,7 +111,7 @@ def trial_table(overrides: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("trial", "load", "pruning", "search", "all"),
+    parser.add_argument("--mode", choices=("trial", "load", "pruning", "search", "knobs", "all"),
                         default="trial")
     parser.add_argument("--variant", choices=("a", "b", "c"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
@@ -127,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pruners", default=None,
                         help="pruning mode: comma-separated subset of none,default,"
                              "'median, no warm-up',hyperband")
+    parser.add_argument("--variants", default=None,
+                        help="knobs mode: comma-separated subset of the variant names")
     parser.add_argument("--generated-rows", type=int, default=200_000,
                         help="search mode: rows of the Amazon-format synthetic file the "
                              "benchmark writes (0: leave it out)")
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.benchmark_load import load_table
 
         print(load_table(args.rows), flush=True)
-    if args.mode in ("pruning", "search", "all"):
+    if args.mode in ("pruning", "search", "knobs", "all"):
         from experiments.benchmark_search import default_data_sets
 
         data_sets = default_data_sets(args.generated_rows, args.movielens, args.amazon,
@@ -157,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
 
         folder = Path(tempfile.mkdtemp(prefix="search.", dir=bench_dir()))
         print(search_table(data_sets, overrides, args.trials, folder), flush=True)
+    if args.mode in ("knobs", "all"):
+        from experiments.benchmark_knobs import knobs_table
+
+        print(knobs_table(data_sets, overrides,
+                          args.variants.split(",") if args.variants else None), flush=True)
     return 0
 
 

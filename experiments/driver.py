@@ -93,14 +93,15 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
 
 def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], space: list[Param],
               base_overrides: list[str], study_dir: Path, ks: list[int], max_epochs: int,
-              start: float, argv: list[str], worker: bool = False) -> int:
+              start: float, argv: list[str], worker: bool = False,
+              fingerprint: dict[str, Any] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports failures
     logging.getLogger("optuna").setLevel(logging.ERROR)
     n_trials, metric = int(search["n_trials"]), search["metric"]
     n_workers = int(search.get("n_workers") or 1)
     where = f"study {search['study_name']!r} in {mask_url(search['storage'])}"
     # Workers open the study exactly as the main process does: same sampler and pruner.
-    study, done = open_study(storage, search, max_resource=max_epochs)
+    study, done = open_study(storage, search, max_resource=max_epochs, fingerprint=fingerprint)
     if not worker:
         if done is not None:
             failed = len(study.get_trials(deepcopy=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from pathlib import Path
@@ -168,9 +169,11 @@ def _base_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
 
 
 def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
-               max_resource: int) -> tuple[optuna.Study, int | None]:
+               max_resource: int, fingerprint: dict[str, Any] | None = None,
+               ) -> tuple[optuna.Study, int | None]:
     """Create or resume the study; return it and how many trials had finished before (None
-    for a new study)."""
+    for a new study). `fingerprint` (see `base_fingerprint`) is stored on creation; a resume
+    or a worker whose fingerprint differs is refused, naming the keys."""
     name, metric = search["study_name"], search["metric"]
     direction = search["direction"]
     if direction not in ("maximize", "minimize"):
@@ -191,6 +194,8 @@ def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
                 f"study {name!r} exists with direction={old_direction} metric={old_metric}, not "
                 f"direction={direction} metric={metric}: use another search.study_name, or the "
                 "same settings to resume it (the study was not changed)")
+        _check_fingerprint(name, existing.user_attrs.get("base_config"), fingerprint,
+                           bool(search.get("allow_changed_base")))
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
                                   pruner=pruner)
         done = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -198,4 +203,41 @@ def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
     study = optuna.create_study(study_name=name, storage=storage, direction=direction,
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     study.set_user_attr("metric", metric)
+    if fingerprint is not None:
+        study.set_user_attr("base_config", fingerprint)
     return study, None
+
+
+def base_fingerprint(tree: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
+    """What makes the trials of one study comparable: the data task, the fixed training
+    settings and the search space, as flat `key: value` pairs. Settings local to a machine
+    (where the data file and the cache live, thread counts) are left out, so workers on other
+    machines match; the data file is identified by its name and size instead."""
+    from experiments.search_space import flatten
+
+    flat = flatten({k: tree[k] for k in ("data", "model", "optimizer", "train") if k in tree})
+    path = flat.pop("data.path", None)
+    if path:
+        size = Path(path).stat().st_size if Path(path).is_file() else None
+        flat["data.file"] = f"{Path(path).name} ({size} bytes)"
+    for local in ("data.cache_dir", "train.threads", "train.eval_batch_size"):
+        flat.pop(local, None)
+    for part in ("params", "conditional_params"):
+        flat.update({f"search.{part}.{k}": v
+                     for k, v in flatten(search.get(part) or {}).items()})
+    return json.loads(json.dumps(flat, default=str))  # as the storage will give it back
+
+
+def _check_fingerprint(name: str, stored: dict[str, Any] | None, current: dict[str, Any] | None,
+                       allowed: bool) -> None:
+    if stored is None or current is None or allowed:
+        return
+    changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+    if changed:
+        shown = ", ".join(f"{k} ({stored.get(k, 'unset')} -> {current.get(k, 'unset')})"
+                          for k in changed[:6])
+        more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+        raise UserError(f"study {name!r} was created with other settings: {shown}{more}. Its "
+                        "trials would not be comparable: use another search.study_name, the "
+                        "same settings, or search.allow_changed_base=true (the study was not "
+                        "changed)")

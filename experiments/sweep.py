@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
                             f"parameters: valid are {sorted(keys)} (replacing search.params? "
                             "set search.enqueue_trials=[] or enqueue your own)")
     load_prepared(base.data)  # data errors stop the sweep before any trial; fills the cache
-    from experiments.study import open_storage
+    from experiments.study import base_fingerprint, open_storage
 
     storage = open_storage(search["storage"], search)  # bad URL or refused connection: stop here
     ensure_writable(Path(search["dir"]), "search.dir")
@@ -106,7 +106,8 @@ def main(argv: list[str]) -> int:
     from experiments.driver import run_study  # imports TensorFlow: after the checks above
 
     return run_study(storage, search, space, base_overrides, Path(search["dir"]), ks,
-                     base.train.epochs, time.perf_counter(), argv, worker=worker)
+                     base.train.epochs, time.perf_counter(), argv, worker=worker,
+                     fingerprint=base_fingerprint(tree, search))
 
 
 if __name__ == "__main__":

@@ -89,6 +89,23 @@ def test_resume_stops_at_n_trials_in_total(study_dir: Path, capsys) -> None:
 
 
 @pytest.mark.slow
+def test_resume_with_other_data_or_space_is_refused_naming_the_keys(study_dir: Path,
+                                                                     capsys) -> None:
+    before = len(load(study_dir, "s").trials)
+    for extra, named in ((["data.synthetic.n_items=250"], "data.synthetic.n_items (300 -> 250)"),
+                         ([SPACE.replace("choice(8, 16)", "choice(8, 32)")],
+                          "search.params.model.embedding_dim (choice(8, 16) -> choice(8, 32))")):
+        args = sweep_args(study_dir, "s", 9)
+        args[args.index(SPACE)] = extra[0] if extra[0].startswith("+") else SPACE
+        args += [] if extra[0].startswith("+") else extra
+        capsys.readouterr()
+        assert sweep.main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0] and "was created with other settings" in err[0]
+        assert len(load(study_dir, "s").trials) == before
+
+
+@pytest.mark.slow
 def test_tensorboard_has_hparams_and_scalars(study_dir: Path) -> None:
     best = load(study_dir, "s").best_trial
     events = EventAccumulator(str(study_dir / "s" / "trials" / str(best.number) / "tensorboard"),

@@ -98,7 +98,9 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports failures
     logging.getLogger("optuna").setLevel(logging.ERROR)
     n_trials, metric = int(search["n_trials"]), search["metric"]
-    n_workers = int(search.get("n_workers") or 1)
+    n_workers, notice = worker_count(int(search.get("n_workers") or 1), os.cpu_count() or 1)
+    if notice and not worker:
+        print(notice, flush=True)
     where = f"study {search['study_name']!r} in {mask_url(search['storage'])}"
     # Workers open the study exactly as the main process does: same sampler and pruner.
     study, done = open_study(storage, search, max_resource=max_epochs, fingerprint=fingerprint)
@@ -157,6 +159,15 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
     print(f"study folder: {study_dir}  (TensorBoard: tensorboard --logdir {study_dir / 'trials'})")
     print(f"wall time: {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def worker_count(requested: int, cores: int) -> tuple[int, str | None]:
+    """At most one worker process per core: each loads TensorFlow (~1 GB) and trains with at
+    least one thread, so more only adds memory and contention."""
+    if requested <= cores:
+        return requested, None
+    return cores, (f"search.n_workers={requested} is more than this machine's {cores} cores: "
+                   f"starting {cores} worker(s)")
 
 
 def run_workers(argv: list[str], n_workers: int) -> int:

@@ -220,3 +220,11 @@ def test_commands_started_together_on_an_empty_storage_all_open_the_study(tmp_pa
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, "\n".join(errors)[-3000:]
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["race"]
+
+
+def test_worker_processes_are_capped_at_the_core_count() -> None:
+    from experiments.driver import worker_count
+
+    assert worker_count(2, 16) == (2, None)
+    n, notice = worker_count(100, 2)
+    assert n == 2 and "search.n_workers=100 is more than this machine's 2 cores" in notice

@@ -22,6 +22,7 @@ PRUNERS: dict[str, list[str]] = {
 
 def study_epochs(folder: Path, label: str, args: list[str]) -> tuple[optuna.Study, int]:
     study_dir = folder / re.sub(r"[^A-Za-z0-9]+", "_", label)
+    folder.mkdir(parents=True, exist_ok=True)
     run_module(["experiments.sweep", *args, "search.study_name=pruning",
                 f"search.dir={study_dir}"], study_dir.with_suffix(".log"))
     study = optuna.load_study(study_name="pruning", storage=f"sqlite:///{study_dir / 'study.db'}")

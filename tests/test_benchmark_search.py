@@ -55,3 +55,20 @@ def test_enqueued_config_keys_map_to_the_active_conditional_names() -> None:
                      "optimizer.learning_rate[optimizer=adagrad]"]
     assert optuna_params(space, {"optimizer": "adagrad", "optimizer.learning_rate": 0.1}) == {
         "optimizer": "adagrad", "optimizer.learning_rate[optimizer=adagrad]": 0.1}
+
+
+@pytest.mark.slow
+def test_pruning_mode_compares_epochs_against_the_unpruned_study(tmp_path: Path) -> None:
+    overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, "train.epochs=3",
+                 "train.eval_batch_size=1024"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.benchmark", "--mode", "pruning", "--trials", "2",
+         "--generated-rows", "0", "--pruners", "none,default", *overrides],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = re.findall(r"^synthetic \(embedded\)\s+(none|default)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)%",
+                      proc.stdout, re.M)
+    assert [r[0] for r in rows] == ["none", "default"], proc.stdout
+    none, default = rows
+    assert none[2] == "0" and none[4] == "100"  # no pruner: nothing pruned, the reference
+    assert int(none[1]) == 2 and int(none[3]) >= 2  # two complete trials of >= 1 epoch each

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY_SYNTHETIC
+from conftest import TINY_SYNTHETIC
 
 from experiments.search_space import optuna_params, parse_space
 from experiments.sweep import group_options
@@ -23,7 +23,7 @@ def test_search_mode_prints_every_method_for_every_data_set(tmp_path: Path) -> N
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.benchmark", "--mode", "search", "--trials", "3",
          "--generated-rows", "0", "--dataset", extra, *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=900)
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     for label in ("synthetic (embedded)", "tiny"):
@@ -64,7 +64,7 @@ def test_pruning_mode_compares_epochs_against_the_unpruned_study(tmp_path: Path)
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.benchmark", "--mode", "pruning", "--trials", "2",
          "--generated-rows", "0", "--pruners", "none,default", *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=900)
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = re.findall(r"^synthetic \(embedded\)\s+(none|default)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)%",
                       proc.stdout, re.M)

@@ -120,7 +120,8 @@ def test_sigkilled_worker_trial_is_failed_and_rerun_without_losing_trials(tmp_pa
 def test_sigint_records_the_trial_and_rerun_reaches_n_trials(tmp_path: Path) -> None:
     name = unique_name("sigint")
     storage = f"sqlite:///{tmp_path / name / 'study.db'}"
-    proc = subprocess.Popen(args(tmp_path, name, storage, 3, "train.epochs=30"), cwd=REPO,
+    # Long trials (100 tiny epochs), so that a busy machine still catches one running.
+    proc = subprocess.Popen(args(tmp_path, name, storage, 3, "train.epochs=100"), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def running() -> bool:
@@ -141,8 +142,9 @@ def test_sigint_records_the_trial_and_rerun_reaches_n_trials(tmp_path: Path) -> 
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert study.trials[-1].state == optuna.trial.TrialState.FAIL
 
-    rerun = subprocess.run(args(tmp_path, name, storage, 3, "train.epochs=30"), cwd=REPO,
-                           capture_output=True, text=True, timeout=600)
+    # The rerun trains shorter trials, allowed explicitly (the study's base had 100 epochs).
+    rerun = subprocess.run(args(tmp_path, name, storage, 3, "search.allow_changed_base=true"),
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming study" in rerun.stdout
     assert len(finished(optuna.load_study(study_name=name, storage=storage))) == 3

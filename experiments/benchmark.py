@@ -127,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="search mode: any data set as Hydra overrides, e.g. "
                              "'ml-100k: data=movielens_100k data.path=/data/u.data'")
     parser.add_argument("--pruners", default=None,
-                        help="pruning mode: comma-separated subset of none,default,"
-                             "'median, no warm-up',hyperband")
+                        help="pruning mode: comma-separated subset of none, default, "
+                             "'median no warm-up', 'median warm-up 2', hyperband (the first "
+                             "is the reference for the epoch share)")
     parser.add_argument("--variants", default=None,
                         help="knobs mode: comma-separated subset of the variant names")
     parser.add_argument("--generated-rows", type=int, default=200_000,

@@ -14,8 +14,9 @@ from experiments.benchmark_search import DataSet, run_module
 PRUNERS: dict[str, list[str]] = {
     "none": ["search.pruner.name=none"],
     "default": [],
-    "median, no warm-up": ["search.pruner.name=median", "search.pruner.n_warmup_steps=1",
-                           "search.pruner.n_startup_trials=3"],
+    "median no warm-up": ["search.pruner.name=median", "search.pruner.n_warmup_steps=1",
+                          "search.pruner.n_startup_trials=3"],
+    "median warm-up 2": ["search.pruner.name=median", "search.pruner.n_warmup_steps=2"],
     "hyperband": ["search.pruner.name=hyperband"],
 }
 

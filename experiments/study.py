@@ -146,16 +146,6 @@ def make_sampler(cfg: dict[str, Any]) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
-    pruner = _base_pruner(cfg)
-    patience = int(cfg.get("patience") or 0)
-    if patience > 0 and not isinstance(pruner, optuna.pruners.NopPruner):
-        # A trial still improving within the last `patience` epochs is never cut: slow
-        # starters (small learning rates, Adagrad) keep climbing where the median is ahead.
-        return optuna.pruners.PatientPruner(pruner, patience=patience)
-    return pruner
-
-
-def _base_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
     name = cfg.get("name", "median")
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("n_startup_trials", 5)),

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from optuna.distributions import CategoricalDistribution
+
 from experiments.common import CONF_DIR, cli, compose_config, job_config, run_config
-from experiments.search_space import Param, format_value, parse_space
+from experiments.search_space import Param, format_value, optuna_params, parse_space
 from recsys.cache import load_prepared
 from recsys.errors import UserError
 
@@ -54,6 +56,18 @@ def check_space(space: list[Param], base_overrides: list[str]) -> None:
             except UserError as exc:
                 raise UserError(f"search parameter {param.key} ({param.expression}) reaches an "
                                 f"invalid value: {exc}") from None
+
+
+def check_enqueued(space: list[Param], params: dict[str, Any]) -> None:
+    """An enqueued choice must be one of the parameter's choices (ranges may be left on
+    purpose, e.g. a hopeless learning rate to see the pruner work; Optuna warns then)."""
+    by_name = {p.optuna_name: p for p in space}
+    for name, value in optuna_params(space, params).items():
+        dist = by_name[name].distribution
+        if isinstance(dist, CategoricalDistribution) and value not in dist.choices:
+            choices = ", ".join(format_value(c) for c in dist.choices)
+            raise UserError(f"search.enqueue_trials sets {by_name[name].key}={format_value(value)}"
+                            f", which is not one of its choices: {choices}")
 
 
 def ensure_writable(folder: Path, key: str) -> None:
@@ -97,6 +111,7 @@ def main(argv: list[str]) -> int:
             raise UserError(f"search.enqueue_trials names {unknown}, which are not search "
                             f"parameters: valid are {sorted(keys)} (replacing search.params? "
                             "set search.enqueue_trials=[] or enqueue your own)")
+        check_enqueued(space, params)
     load_prepared(base.data)  # data errors stop the sweep before any trial; fills the cache
     from experiments.study import base_fingerprint, open_storage
 

@@ -175,6 +175,10 @@ def test_objective_with_fixed_trial(tmp_path: Path) -> None:
     (["search.storage=mongodb://u:hunter2@localhost/x"], "unknown scheme 'mongodb'"),
     (["++search.params={data.sample_fraction: 'interval(0.0, 1.0)'}"],
      "reaches an invalid value: data.sample_fraction=0.0"),
+    (["search.enqueue_trials=[{optimizer: adam, train.batch_size: 1000}]"],
+     "search.enqueue_trials sets train.batch_size=1000, which is not one of its choices: 256, "),
+    (["search.enqueue_trials=[{optimizer: sgd}]"],
+     "search.enqueue_trials sets optimizer=sgd, which is not one of its choices: adam, adagrad"),
 ])
 def test_bad_search_config_is_one_line_and_writes_nothing(tmp_path: Path, capsys, extra,
                                                           message) -> None:

@@ -27,6 +27,8 @@ from experiments.search_space import Param, optuna_params
 from experiments.study import FINISHED, mask_url, open_study
 
 EXIT_INTERRUPTED = 130
+EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
+DEADLINE_ENV = "RECSYS_SWEEP_DEADLINE"
 MAX_FAILURES_IN_A_ROW = 5
 POLL_SECONDS = 2.0
 RUNNING = (optuna.trial.TrialState.RUNNING,)
@@ -68,27 +70,33 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progress: Progress,
-                deadline: float | None) -> None:
+                deadline: float | None, max_trials: int = 0) -> bool:
+    """Run trials until the study has n_trials finished ones; True when this process retired
+    after `max_trials` trials of its own (0: never) so that a fresh one continues."""
+    ran = 0
     while True:
         optuna.storages.fail_stale_trials(study)  # a killed worker's trial: FAIL + queued again
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         running = len(study.get_trials(deepcopy=False, states=RUNNING))
         if finished >= n_trials:
-            return
+            return False
         if deadline is not None and time.time() >= deadline:
             print("search.timeout reached: no new trials are started", flush=True)
-            return
+            return False
         if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
             raise TooManyFailures(f"stopping: {progress.failures_in_a_row} trials failed in a row; "
                                   "see the reasons above")
         if finished + running >= n_trials:  # the last slots are being worked on elsewhere
             time.sleep(POLL_SECONDS)
             continue
+        if max_trials and ran >= max_trials:
+            return True
         # Any error inside a trial (divergence, a full disk, an out-of-memory error, a bad
         # enqueued value) fails that trial with its reason and the study goes on; five failures
         # in a row stop it. Only an interrupt (KeyboardInterrupt) ends the loop.
         study.optimize(objective, n_trials=1, callbacks=[progress], catch=(Exception,),
                        gc_after_trial=True)
+        ran += 1
 
 
 def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], space: list[Param],
@@ -122,12 +130,20 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
     signal.signal(signal.SIGTERM, _raise_interrupt)
     timeout = search.get("timeout")
     deadline = time.time() + float(timeout) if timeout else None
+    if worker and os.environ.get(DEADLINE_ENV):  # the main process's deadline, not our own
+        deadline = float(os.environ[DEADLINE_ENV])
+    # Each trial leaves some memory behind in its process (XLA's compiled programs, ~8 MB on
+    # the tiny set); workers that retire after this many trials keep a long study flat.
+    retire_after = int(search.get("trials_per_process") or 0)
     try:
-        if worker or n_workers == 1:
-            worker_loop(study, Objective(space, base_overrides, study_dir, metric), n_trials,
-                        Progress(n_trials, metric, start), deadline)
+        if worker or (n_workers == 1 and not retire_after):
+            retired = worker_loop(study, Objective(space, base_overrides, study_dir, metric),
+                                  n_trials, Progress(n_trials, metric, start), deadline,
+                                  max_trials=retire_after if worker else 0)
+            if retired:
+                return EXIT_RETIRED
         else:
-            code = run_workers(argv, n_workers)
+            code = run_workers(argv, n_workers, deadline)
             finished = len(study.get_trials(deepcopy=False, states=FINISHED))
             if code != 0 and finished < n_trials:
                 print(f"the workers stopped (one exited with code {code}) after {finished} of "
@@ -170,14 +186,24 @@ def worker_count(requested: int, cores: int) -> tuple[int, str | None]:
                    f"starting {cores} worker(s)")
 
 
-def run_workers(argv: list[str], n_workers: int) -> int:
-    """Start n_workers worker processes on the study; forward SIGINT/SIGTERM; wait for all."""
+def run_workers(argv: list[str], n_workers: int, deadline: float | None) -> int:
+    """Start n_workers worker processes on the study, replace each one that retires after
+    `search.trials_per_process` trials, forward SIGINT/SIGTERM, and wait for all."""
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     command = [sys.executable, "-m", "experiments.sweep", *argv, f"train.threads={threads}",
                "--worker"]
-    workers = [subprocess.Popen(command) for _ in range(n_workers)]
+    env = {**os.environ, DEADLINE_ENV: str(deadline)} if deadline else None
+    workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
+    codes: list[int] = []
     try:
-        codes = [w.wait() for w in workers]
+        while workers:
+            for w in [w for w in workers if w.poll() is not None]:
+                workers.remove(w)
+                if w.returncode == EXIT_RETIRED:  # a fresh process takes its place
+                    workers.append(subprocess.Popen(command, env=env))
+                else:
+                    codes.append(w.returncode)
+            time.sleep(0.2)
     except KeyboardInterrupt:
         for w in workers:
             if w.poll() is None:

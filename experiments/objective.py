@@ -76,9 +76,21 @@ class Objective:
         trial.set_user_attr("train_seconds", result.seconds["train"])
         trial.set_user_attr("epochs", result.epochs_run)
         trial.set_user_attr("best_epoch", result.epoch)
+        trial.set_user_attr("rss_mb", resident_mb())  # memory of this worker after the trial
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("popularity", result.popularity)
         return result.metrics[self.metric]
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (Linux), else its peak; in MB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def write_hparams(run_dir: Path, chosen: dict[str, Any], number: int) -> None:

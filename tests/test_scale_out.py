@@ -233,3 +233,29 @@ def test_worker_processes_are_capped_at_the_core_count() -> None:
     assert worker_count(2, 16) == (2, None)
     n, notice = worker_count(100, 2)
     assert n == 2 and "search.n_workers=100 is more than this machine's 2 cores" in notice
+
+
+@pytest.mark.slow
+def test_workers_retire_after_trials_per_process_and_the_study_completes(tmp_path: Path) -> None:
+    name = unique_name("retire")
+    storage = f"sqlite:///{tmp_path / name / 'study.db'}"
+    proc = subprocess.run(args(tmp_path, name, storage, 5, "search.trials_per_process=2"),
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = optuna.load_study(study_name=name, storage=storage)
+    done = finished(study)
+    assert len(done) == 5
+    # 2 + 2 + 1 trials: three processes, each under its own pid.
+    pids = [t.user_attrs["worker"] for t in sorted(done, key=lambda t: t.number)]
+    assert len(set(pids)) == 3 and pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+    assert (tmp_path / name / "best" / "config.yaml").exists()
+
+
+def test_trials_per_process_must_be_a_count(tmp_path: Path, capsys) -> None:
+    from experiments import sweep
+
+    assert sweep.main([f"search.dir={tmp_path / 's'}", "search.trials_per_process=-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: search.trials_per_process=-1 is invalid: expected an integer >= 0 "
+                   "(0: a worker process never retires)"]
+    assert not (tmp_path / "s").exists()

@@ -121,8 +121,11 @@ def test_sigint_records_the_trial_and_rerun_reaches_n_trials(tmp_path: Path) -> 
     name = unique_name("sigint")
     storage = f"sqlite:///{tmp_path / name / 'study.db'}"
     # Long trials (100 tiny epochs), so that a busy machine still catches one running.
+    # A command started in the background by a non-interactive shell inherits SIGINT ignored
+    # (and Python then keeps it ignored); Ctrl-C in a terminal is what this test stands for.
     proc = subprocess.Popen(args(tmp_path, name, storage, 3, "train.epochs=100"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def running() -> bool:
         try:

@@ -132,8 +132,8 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
     deadline = time.time() + float(timeout) if timeout else None
     if worker and os.environ.get(DEADLINE_ENV):  # the main process's deadline, not our own
         deadline = float(os.environ[DEADLINE_ENV])
-    # Each trial leaves some memory behind in its process (XLA's compiled programs, ~8 MB on
-    # the tiny set); workers that retire after this many trials keep a long study flat.
+    # Each trial leaves some memory behind in its process (XLA's compiled programs, ~10 MB
+    # on the tiny set); workers that retire after this many trials keep a long study flat.
     retire_after = int(search.get("trials_per_process") or 0)
     try:
         if worker or (n_workers == 1 and not retire_after):

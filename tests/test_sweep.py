@@ -30,7 +30,8 @@ def sweep_args(tmp_path: Path, name: str, n_trials: int, *extra: str) -> list[st
             f"search.study_name={name}", f"search.dir={tmp_path / name}",
             f"search.n_trials={n_trials}", "~search.params", SPACE, "search.enqueue_trials=[]",
             "search.sampler.n_startup_trials=2",
-            "search.pruner.n_startup_trials=1", "search.pruner.n_warmup_steps=0", *extra]
+            "search.pruner.name=median", "search.pruner.n_startup_trials=1",
+            "search.pruner.n_warmup_steps=0", *extra]
 
 
 def load(tmp_path: Path, name: str) -> optuna.Study:

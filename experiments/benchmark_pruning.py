@@ -3,12 +3,11 @@ same sampler seed, on each data set: epochs trained and the best trial's val/tes
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import optuna
 
-from experiments.benchmark_search import DataSet, run_module
+from experiments.benchmark_search import DataSet, run_module, slug
 
 # label -> search.pruner overrides; "default" is conf/search/default.yaml as it stands.
 PRUNERS: dict[str, list[str]] = {
@@ -22,7 +21,7 @@ PRUNERS: dict[str, list[str]] = {
 
 
 def study_epochs(folder: Path, label: str, args: list[str]) -> tuple[optuna.Study, int]:
-    study_dir = folder / re.sub(r"[^A-Za-z0-9]+", "_", label)
+    study_dir = folder / slug(label)
     folder.mkdir(parents=True, exist_ok=True)
     run_module(["experiments.sweep", *args, "search.study_name=pruning",
                 f"search.dir={study_dir}"], study_dir.with_suffix(".log"))
@@ -38,7 +37,7 @@ def pruning_table(data_sets: list[DataSet], n_trials: int, overrides: list[str],
              f"{'data':<28} {'pruner':<20} {'complete':>8} {'pruned':>7} {'epochs':>7} "
              f"{'share':>6} {'best val':>9} {'its test':>9}"]
     for i, data in enumerate(data_sets):
-        where = folder / f"{i}_{re.sub(r'[^A-Za-z0-9]+', '_', data.label).strip('_')}"
+        where = folder / f"{i}_{slug(data.label)}"
         unpruned = None
         for label in pruners or list(PRUNERS):
             study, epochs = study_epochs(where, label, [*data.overrides, *overrides,

@@ -51,6 +51,11 @@ class Row:
     params: str = ""
 
 
+def slug(label: str) -> str:
+    """A folder name for a data set or pruner label."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_")
+
+
 def generated_amazon_file(rows: int, folder: Path) -> Path:
     """Write the synthetic generator's output as a header-less Amazon-layout CSV."""
     from recsys.config import SyntheticConfig
@@ -130,7 +135,7 @@ def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int |
     lines = [f"search quality: test top-100 of each method; runs under {folder}", header]
     verdicts = []
     for i, data in enumerate(data_sets):
-        where = folder / f"{i}_{re.sub(r'[^A-Za-z0-9]+', '_', data.label).strip('_')}"
+        where = folder / f"{i}_{slug(data.label)}"
         where.mkdir(parents=True, exist_ok=True)
         # The caller's overrides come last: they apply to every method alike.
         fixed, metrics = train_row("fixed recipe", [*data.overrides, *FIXED_RECIPE, *overrides],

@@ -17,7 +17,7 @@ with `tag(int, interval(...))`), floats otherwise. `log` is valid on intervals a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,17 +101,9 @@ def _name_repeated_keys(space: list[Param]) -> list[Param]:
 
 def optuna_params(space: list[Param], values: Mapping[str, Any]) -> dict[str, Any]:
     """Config-key values (e.g. an enqueued trial) as Optuna parameter names, following the
-    same conditions as `suggest`; keys of inactive branches are dropped."""
-    chosen: dict[str, Any] = {}
-    out: dict[str, Any] = {}
-    for param in space:
-        if param.condition and chosen.get(param.condition[0]) != param.condition[1]:
-            continue
-        if param.distribution is None:
-            chosen[param.key] = param.fixed
-        elif param.key in values:
-            chosen[param.key] = out[param.optuna_name] = values[param.key]
-    return out
+    same conditions as `suggest`; keys of inactive branches and keys not given are dropped."""
+    active = _active(space, lambda p: values.get(p.key, _SKIP))
+    return {p.optuna_name: value for p, value in active if p.distribution is not None}
 
 
 def _yaml_value(text: str) -> Any:
@@ -203,18 +195,27 @@ def _check_log(where: str, log: bool, low: float) -> None:
 
 def suggest(trial: optuna.Trial, space: list[Param]) -> tuple[list[str], dict[str, Any]]:
     """Ask the trial for every active parameter; return (Hydra overrides, chosen values)."""
+    active = _active(space, lambda p: _suggest_one(trial, p.optuna_name, p.distribution))
+    return ([f"{p.key}={format_value(value)}" for p, value in active],
+            {p.key: value for p, value in active})
+
+
+_SKIP = object()
+
+
+def _active(space: list[Param], value_of: Callable[[Param], Any]) -> list[tuple[Param, Any]]:
+    """The parameters whose condition holds, in order, with their values: fixed ones as given,
+    the others from `value_of` (which may return `_SKIP` to leave one out)."""
     chosen: dict[str, Any] = {}
-    overrides: list[str] = []
+    active = []
     for param in space:
         if param.condition and chosen.get(param.condition[0]) != param.condition[1]:
             continue
-        if param.distribution is None:
-            value = param.fixed
-        else:
-            value = _suggest_one(trial, param.optuna_name, param.distribution)
-        chosen[param.key] = value
-        overrides.append(f"{param.key}={format_value(value)}")
-    return overrides, chosen
+        value = param.fixed if param.distribution is None else value_of(param)
+        if value is not _SKIP:
+            chosen[param.key] = value
+            active.append((param, value))
+    return active
 
 
 def _suggest_one(trial: optuna.Trial, name: str, dist: Distribution) -> Any:

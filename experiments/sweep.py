@@ -97,13 +97,10 @@ def main(argv: list[str]) -> int:
     if search["metric"] not in metrics:
         raise UserError(f"search.metric={search['metric']!r} is not a validation metric: "
                         f"available are {', '.join(metrics)}")
-    for key in ("n_trials", "n_workers"):
-        if not isinstance(search[key], int) or search[key] < 1:
-            raise UserError(f"search.{key}={search[key]!r} is invalid: expected an integer >= 1")
-    retire = search.get("trials_per_process", 0)
-    if not isinstance(retire, int) or isinstance(retire, bool) or retire < 0:
-        raise UserError(f"search.trials_per_process={retire!r} is invalid: expected an integer "
-                        ">= 0 (0: a worker process never retires)")
+    for key, low in (("n_trials", 1), ("n_workers", 1), ("trials_per_process", 0)):
+        value = search.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise UserError(f"search.{key}={value!r} is invalid: expected an integer >= {low}")
     train_cfg = compose_config("train", base_overrides)
     space = parse_space(search.get("params") or {}, search.get("conditional_params") or {},
                         train_cfg, group_options())

@@ -14,17 +14,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 
 from experiments.export import export_best
 from experiments.objective import Objective, write_hparams_config
 from experiments.report import write_report
 from experiments.search_space import Param, optuna_params
-from experiments.study import FINISHED, mask_url, open_study
+from experiments.study import FINISHED, fail_dead_trials, mask_url, open_study, storage_lost
 
 EXIT_INTERRUPTED = 130
 EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
@@ -69,13 +71,32 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _storage_failure(exc: BaseException | None) -> sqlalchemy.exc.SQLAlchemyError | None:
+    """The database error behind `exc`, if any. When the storage goes away while Optuna
+    records a trial's end, Optuna's own bookkeeping then fails with an AssertionError whose
+    context is the database error: look down the chain."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _quiet_storage_errors(args: threading.ExceptHookArgs) -> None:
+    """Optuna's heartbeat thread dies with the storage; the main thread reports the outage
+    in one line, so its traceback would only bury that line."""
+    if not isinstance(args.exc_value, sqlalchemy.exc.SQLAlchemyError):
+        threading.__excepthook__(args)
+
+
 def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progress: Progress,
-                deadline: float | None, max_trials: int = 0) -> bool:
+                deadline: float | None, max_trials: int = 0, grace_period: float = 90) -> bool:
     """Run trials until the study has n_trials finished ones; True when this process retired
     after `max_trials` trials of its own (0: never) so that a fresh one continues."""
     ran = 0
     while True:
-        optuna.storages.fail_stale_trials(study)  # a killed worker's trial: FAIL + queued again
+        fail_dead_trials(study, grace_period)  # a killed worker's trial: FAIL + queued again
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         running = len(study.get_trials(deepcopy=False, states=RUNNING))
         if finished >= n_trials:
@@ -128,6 +149,7 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
         write_hparams_config(study_dir / "trials", space, ks)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    threading.excepthook = _quiet_storage_errors
     timeout = search.get("timeout")
     deadline = time.time() + float(timeout) if timeout else None
     if worker and os.environ.get(DEADLINE_ENV):  # the main process's deadline, not our own
@@ -139,7 +161,8 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
         if worker or (n_workers == 1 and not retire_after):
             retired = worker_loop(study, Objective(space, base_overrides, study_dir, metric),
                                   n_trials, Progress(n_trials, metric, start), deadline,
-                                  max_trials=retire_after if worker else 0)
+                                  max_trials=retire_after if worker else 0,
+                                  grace_period=float(search["grace_period"]))
             if retired:
                 return EXIT_RETIRED
         else:
@@ -156,6 +179,12 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
     except TooManyFailures as exc:
         print(str(exc), flush=True)
         return 1
+    except Exception as exc:
+        lost = _storage_failure(exc)
+        if lost is None:
+            raise
+        print(f"error: {storage_lost(search['storage'], lost)}", file=sys.stderr, flush=True)
+        return 1
     except KeyboardInterrupt:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         print(f"interrupted after {finished} of {n_trials} finished trials; the running trial "
@@ -170,6 +199,10 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
     if best_dir:
         print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: python -m "
               f"experiments.train --config {best_dir / 'config.yaml'})")
+    if best_dir and not (best_dir / "model").exists():
+        print(f"the best trial ran on another machine ({study.best_trial.user_attrs['worker']}): "
+              f"best/ holds its config and metrics; its model is there, or train it here with "
+              f"the command above")
     print(f"report: {report}  (plots beside it; recommend with: python -m "
           f"experiments.recommend {study_dir / 'best' / 'model'} <user id>)")
     print(f"study folder: {study_dir}  (TensorBoard: tensorboard --logdir {study_dir / 'trials'})")

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import optuna
+from omegaconf import OmegaConf
 
 from experiments.study import FINISHED
 from recsys.serving import VECTORS_FILE, export_saved_model
@@ -37,15 +38,26 @@ def export_best(study: optuna.Study, study_dir: Path) -> Path | None:
     if trial is None:
         return None
     run_dir = Path(trial.user_attrs["run_dir"])
+    # On several machines the best trial may have run elsewhere: its run folder is not here,
+    # but its config and metrics are in the storage (the model needs a re-run here).
+    local = (run_dir / "metrics.json").is_file()
+    if not local and "config" not in trial.user_attrs:
+        return None
     target = study_dir / "best"
     tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=study_dir))
     try:
-        shutil.copyfile(run_dir / "config.yaml", tmp / "config.yaml")
+        (tmp / "config.yaml").write_text(
+            (run_dir / "config.yaml").read_text() if local
+            else OmegaConf.to_yaml(OmegaConf.create(trial.user_attrs["config"])))
         (tmp / "params.json").write_text(json.dumps({
             "trial": trial.number, "params": trial.params,
             "overrides": trial.user_attrs.get("overrides", []),
+            "worker": trial.user_attrs.get("worker"), "run_dir": str(run_dir),
         }, indent=2))
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = (json.loads((run_dir / "metrics.json").read_text()) if local
+                   else {key: trial.user_attrs.get(attr) for key, attr in (
+                       ("metrics", "metrics"), ("popularity", "popularity"),
+                       ("epoch", "best_epoch"), ("epochs_run", "epochs"))})
         metrics["trial"] = trial.number
         metrics["study_trials_finished"] = len(study.get_trials(deepcopy=False, states=FINISHED))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))

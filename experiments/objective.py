@@ -46,6 +46,10 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
+        # First thing: a RUNNING trial without this mark is one whose worker died before it
+        # started (see study.fail_dead_trials).
+        trial.set_user_attr("started", trial.number)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         overrides, chosen = suggest(trial, self.space)
         run_dir = self.trials_dir / str(trial.number)
         cfg = compose_config("train", [*self.base_overrides, *overrides,
@@ -54,8 +58,8 @@ class Objective:
         config = run_config(tree, str(run_dir))
         prepare_run_dir(run_dir, tree, overrides)
         trial.set_user_attr("overrides", overrides)
+        trial.set_user_attr("config", tree)  # for best/ on a machine other than this one
         trial.set_user_attr("run_dir", str(run_dir))
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         write_hparams(run_dir, chosen, trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,7 @@ def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorag
         try:
             return optuna.storages.RDBStorage(
                 url,
-                engine_kwargs={"connect_args": {"timeout": 60}} if scheme == "sqlite" else None,
+                engine_kwargs=_engine_kwargs(scheme),
                 heartbeat_interval=int(search["heartbeat_interval"]),
                 grace_period=int(search["grace_period"]),
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
@@ -71,17 +73,67 @@ def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorag
     raise AssertionError("unreachable")
 
 
+def _engine_kwargs(scheme: str) -> dict[str, Any]:
+    if scheme == "sqlite":  # several local workers: wait for the file lock, not fail
+        return {"connect_args": {"timeout": 60}}
+    # A server restart or a dropped idle connection between trials is survived by testing
+    # pooled connections before use; an unreachable server fails in seconds, not minutes.
+    connect = {"connect_timeout": 10} if scheme == "postgresql" else {}
+    return {"pool_pre_ping": True, "connect_args": connect}
+
+
+def storage_lost(url: str, exc: Exception) -> str:
+    """The one line for a storage that went away during the study (password hidden)."""
+    lost = _storage_error(url, make_url(url).password, exc, "lost the connection to the study "
+                          "storage")
+    return (f"{lost}. Run the same command again "
+            "once it is back: finished trials are kept, and the trial that was running is "
+            "failed and retried once its heartbeat is older than search.grace_period")
+
+
 def _lost_creation_race(exc: Exception) -> bool:
     text = str(exc).lower()
     return any(s in text for s in ("already exists", "duplicate", "unique constraint"))
 
 
-def _storage_error(url: str, password: str | None, exc: Exception) -> UserError:
-    reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+def _storage_error(url: str, password: str | None, exc: Exception,
+                   what: str = "cannot open the study storage") -> UserError:
+    reason = (str(getattr(exc, "orig", exc) or exc).strip().splitlines() or [type(exc).__name__])[0]
     if password:
         reason = reason.replace(password, "***")
-    return UserError(f"search.storage={mask_url(url)!r}: cannot open the study storage "
-                     f"({reason})")
+    return UserError(f"search.storage={mask_url(url)!r}: {what} ({reason})")
+
+
+def fail_dead_trials(study: optuna.Study, grace_period: float) -> None:
+    """Fail (and queue again) the RUNNING trials whose worker is gone.
+
+    Optuna's stale check only sees trials with a heartbeat. A worker killed between creating
+    a trial (`study.ask`) and its first heartbeat leaves a RUNNING trial without one, which no
+    stale check ever fails: the study would wait on it forever. The objective marks every
+    trial it starts first thing (`started` = its own number; a retried trial inherits its
+    predecessor's attributes, hence the number), so a RUNNING trial older than the grace
+    period without its mark is such an orphan."""
+    optuna.storages.fail_stale_trials(study)
+    storage = study._storage
+    retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+    now = datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if trial.user_attrs.get("started") == trial.number or started is None \
+                or (now - started).total_seconds() < grace_period:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "reason",
+                                        "its worker stopped before the trial started")
+            if not storage.set_trial_state_values(trial._trial_id,
+                                                  state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+            continue
+        if retry is not None:  # queue it again (an enqueued trial keeps its fixed parameters)
+            failed = copy.deepcopy(storage.get_trial(trial._trial_id))
+            failed.user_attrs.pop("reason")
+            retry(study, failed)
 
 
 def trial_seed(seed: int, number: int) -> int:

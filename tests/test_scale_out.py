@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from conftest import REPO, TINY_SYNTHETIC
 from sqlalchemy.engine import make_url
 
@@ -261,3 +262,120 @@ def test_trials_per_process_must_be_a_count(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: search.trials_per_process=-1 is invalid: expected an integer >= 0"]
     assert not (tmp_path / "s").exists()
+
+
+def test_a_trial_orphaned_before_its_first_heartbeat_is_failed_and_queued_again(
+        tmp_path: Path) -> None:
+    """A worker killed between `study.ask` and its first heartbeat leaves a RUNNING trial that
+    Optuna's stale check never sees; the study used to wait on it forever (CI hang)."""
+    from datetime import datetime, timedelta
+
+    from experiments.study import fail_dead_trials, open_storage, open_study
+
+    search = {"study_name": "orphans", "metric": "val_top_100", "direction": "maximize",
+              "heartbeat_interval": 1, "grace_period": 4, "max_retry": 2,
+              "sampler": {"name": "random", "seed": 1}, "pruner": {"name": "none"}}
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study, _ = open_study(open_storage(url, search), search, 2)
+    study.enqueue_trial({"model.embedding_dim": 16})
+    old = datetime.now() - timedelta(seconds=60)
+    storage = study._storage
+    orphan = study.ask()  # takes the enqueued trial, as a worker's optimize() would; then dies
+    storage.set_trial_user_attr(orphan._trial_id, "worker", "a previous attempt's mark")
+    young = study.ask()
+    alive = study.ask()
+    alive.set_user_attr("started", alive.number)  # its objective has started: Optuna's job
+    with sqlalchemy.create_engine(url).begin() as conn:  # these two started a minute ago
+        conn.execute(sqlalchemy.text("UPDATE trials SET datetime_start = :old "
+                                     "WHERE number IN (:a, :b)"),
+                     {"old": old, "a": orphan.number, "b": alive.number})
+
+    fail_dead_trials(study, grace_period=4)
+
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[orphan.number] == optuna.trial.TrialState.FAIL
+    assert states[young.number] == optuna.trial.TrialState.RUNNING  # may still be starting
+    assert states[alive.number] == optuna.trial.TrialState.RUNNING
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    assert [t.system_attrs.get("fixed_params") for t in waiting] == [{"model.embedding_dim": 16}]
+    assert "before the trial started" in study.trials[orphan.number].user_attrs["reason"]
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_a_storage_outage_stops_with_one_line_and_the_rerun_completes(tmp_path: Path) -> None:
+    from tcp_proxy import TcpProxy
+
+    name = unique_name("outage")
+    real = make_url(PG_URL)
+    proxy = TcpProxy((real.host, real.port))
+    through = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proc = subprocess.Popen(args(tmp_path, name, through, 3, "train.epochs=100"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values
+                             for t in _trials(name)), timeout=300)
+        proxy.cut()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out[-2000:] + err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "study storage" in errors[0], err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert real.password not in out + err
+    # The trial it was running is RUNNING with a stale heartbeat: the rerun fails and retries
+    # it, and the study completes with no trial left RUNNING.
+    assert [t.state for t in _trials(name)].count(optuna.trial.TrialState.RUNNING) == 1
+    time.sleep(5)  # > search.grace_period
+    proxy = TcpProxy((real.host, real.port), port=proxy.port)
+    rerun = subprocess.run(args(tmp_path, name, through, 3, "search.allow_changed_base=true"),
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    trials = _trials(name)
+    assert len(finished_of(trials)) == 3
+    assert optuna.trial.TrialState.RUNNING not in [t.state for t in trials]
+
+
+def _trials(name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=name, storage=PG_URL).get_trials(deepcopy=False)
+    except KeyError:
+        return []
+
+
+def finished_of(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                             optuna.trial.TrialState.PRUNED)]
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_two_machines_share_one_postgresql_study(tmp_path: Path) -> None:
+    """The README's N-machines recipe with N=2: two independent commands, each with its own
+    working folder, cache and study folder (as two machines would have), the storage URL
+    taken from the environment so the password is never on a command line."""
+    name = unique_name("machines")
+    machines = [tmp_path / "machine_a", tmp_path / "machine_b"]
+    procs = []
+    for home in machines:
+        home.mkdir()
+        command = [a for a in args(home, name, "unused", 6) if not a.startswith("search.storage=")]
+        procs.append(subprocess.Popen([*command, "search.storage=${oc.env:OPTUNA_STORAGE}"],
+                                      cwd=home, env={**os.environ, "OPTUNA_STORAGE": PG_URL},
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-1500:] + err[-3000:]
+    study = optuna.load_study(study_name=name, storage=PG_URL)
+    done = finished(study)
+    assert len(done) == 6
+    assert len({t.user_attrs["worker"] for t in done}) == 2  # both machines trained
+    assert len({tuple(sorted(t.params.items())) for t in done}) == 6  # no repeated parameters
+    best = study.best_trial.number
+    password = make_url(PG_URL).password
+    for home, (out, err) in zip(machines, outputs, strict=True):
+        assert password not in out + err
+        exported = (home / name / "best" / "params.json").read_text()
+        assert f'"trial": {best}' in exported or f'"number": {best}' in exported, exported

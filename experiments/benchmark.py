@@ -7,6 +7,8 @@
                                                      # popularity, notebook, fixed recipe, study
     python -m experiments.benchmark --mode knobs [--movielens PATH] [--amazon PATH]
                                                      # one change at a time from the fixed recipe
+    OPTUNA_STORAGE=postgresql+psycopg://... python -m experiments.benchmark --mode soak
+                                                     # 2 commands x 2 workers, kills, SIGINT
     python -m experiments.benchmark --mode all [hydra overrides for the data/model/train]
 
 Trial mode runs each variant in its own process (peak memory is per process) on the same data
@@ -111,7 +113,7 @@ def trial_table(overrides: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("trial", "load", "pruning", "search", "knobs", "all"),
+    parser.add_argument("--mode", choices=("trial", "load", "pruning", "search", "knobs", "soak", "all"),
                         default="trial")
     parser.add_argument("--variant", choices=("a", "b", "c"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generated-rows", type=int, default=200_000,
                         help="search mode: rows of the Amazon-format synthetic file the "
                              "benchmark writes (0: leave it out)")
+    parser.add_argument("--memory-trials", type=int, default=100,
+                        help="soak mode: trials of the long-lived worker memory check (0: skip)")
     args, overrides = parser.parse_known_args(argv)
     if args.variant:
         Path(args.json).write_text(json.dumps(run_variant(args.variant, overrides)))
@@ -167,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
 
         print(knobs_table(data_sets, overrides,
                           args.variants.split(",") if args.variants else None), flush=True)
+    if args.mode == "soak":  # not in `all`: it needs a PostgreSQL server
+        from experiments.benchmark_soak import soak_table
+
+        storage = os.environ.get("OPTUNA_STORAGE", "")
+        if not storage.startswith(("postgresql", "mysql")):
+            print("error: --mode soak needs OPTUNA_STORAGE set to a PostgreSQL (or MySQL) URL, "
+                  "e.g. postgresql+psycopg://user:password@host:5432/db", file=sys.stderr)
+            return 2
+        folder = Path(tempfile.mkdtemp(prefix="soak.", dir=bench_dir())).resolve()
+        print(soak_table(storage, folder, n_trials=args.trials or 40,
+                         memory_trials=args.memory_trials), flush=True)
     return 0
 
 

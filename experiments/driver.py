@@ -25,6 +25,7 @@ import sqlalchemy.exc
 from experiments.export import export_best
 from experiments.objective import Objective, write_hparams_config
 from experiments.report import write_report
+from experiments.search_config import SearchConfig
 from experiments.search_space import Param, optuna_params
 from experiments.study import FINISHED, fail_dead_trials, mask_url, open_study, storage_lost
 
@@ -120,17 +121,17 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
         ran += 1
 
 
-def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], space: list[Param],
+def run_study(storage: optuna.storages.BaseStorage, search: SearchConfig, space: list[Param],
               base_overrides: list[str], study_dir: Path, ks: list[int], max_epochs: int,
               start: float, argv: list[str], worker: bool = False,
               fingerprint: dict[str, Any] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports failures
     logging.getLogger("optuna").setLevel(logging.ERROR)
-    n_trials, metric = int(search["n_trials"]), search["metric"]
-    n_workers, notice = worker_count(int(search.get("n_workers") or 1), os.cpu_count() or 1)
+    n_trials, metric = search.n_trials, search.metric
+    n_workers, notice = worker_count(search.n_workers, os.cpu_count() or 1)
     if notice and not worker:
         print(notice, flush=True)
-    where = f"study {search['study_name']!r} in {mask_url(search['storage'])}"
+    where = f"study {search.study_name!r} in {mask_url(search.storage)}"
     # Workers open the study exactly as the main process does: same sampler and pruner.
     study, done = open_study(storage, search, max_resource=max_epochs, fingerprint=fingerprint)
     if not worker:
@@ -143,26 +144,25 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
             print(f"starting {where}: {n_trials} trials, metric {metric}, "
                   f"{n_workers} worker(s)", flush=True)
         if not study.get_trials(deepcopy=False):
-            for params in search.get("enqueue_trials") or []:
+            for params in search.enqueue_trials:
                 study.enqueue_trial(optuna_params(space, params), skip_if_exists=True)
         study_dir.mkdir(parents=True, exist_ok=True)
         write_hparams_config(study_dir / "trials", space, ks)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     threading.excepthook = _quiet_storage_errors
-    timeout = search.get("timeout")
-    deadline = time.time() + float(timeout) if timeout else None
+    deadline = time.time() + search.timeout if search.timeout else None
     if worker and os.environ.get(DEADLINE_ENV):  # the main process's deadline, not our own
         deadline = float(os.environ[DEADLINE_ENV])
     # Each trial leaves some memory behind in its process (XLA's compiled programs, ~10 MB
     # on the tiny set); workers that retire after this many trials keep a long study flat.
-    retire_after = int(search.get("trials_per_process") or 0)
+    retire_after = search.trials_per_process
     try:
         if worker or (n_workers == 1 and not retire_after):
             retired = worker_loop(study, Objective(space, base_overrides, study_dir, metric),
                                   n_trials, Progress(n_trials, metric, start), deadline,
                                   max_trials=retire_after if worker else 0,
-                                  grace_period=float(search["grace_period"]))
+                                  grace_period=search.grace_period)
             if retired:
                 return EXIT_RETIRED
         else:
@@ -183,7 +183,7 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
         lost = _storage_failure(exc)
         if lost is None:
             raise
-        print(f"error: {storage_lost(search['storage'], lost)}", file=sys.stderr, flush=True)
+        print(f"error: {storage_lost(search.storage, lost)}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -193,8 +193,14 @@ def run_study(storage: optuna.storages.BaseStorage, search: dict[str, Any], spac
     if worker:
         return 0
 
-    best_dir = export_best(study, study_dir)
-    report = write_report(study, study_dir / "report", metric)
+    try:
+        best_dir = export_best(study, study_dir)
+        report = write_report(study, study_dir / "report", metric)
+    except OSError as exc:  # e.g. a full disk: the study itself is complete and stored
+        print(f"error: cannot write best/ and report/ into {str(study_dir)!r} "
+              f"({exc.strerror}); the study is complete: once there is room, run python -m "
+              f"experiments.report study={search.study_name} to write them", file=sys.stderr)
+        return 1
     print(format_study_table(study, metric))
     if best_dir:
         print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: python -m "

@@ -46,6 +46,7 @@ def export_best(study: optuna.Study, study_dir: Path) -> Path | None:
     target = study_dir / "best"
     tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=study_dir))
     try:
+        tmp.chmod(study_dir.stat().st_mode & 0o777)  # mkdtemp's 0700: like the study folder
         (tmp / "config.yaml").write_text(
             (run_dir / "config.yaml").read_text() if local
             else OmegaConf.to_yaml(OmegaConf.create(trial.user_attrs["config"])))

@@ -46,23 +46,28 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
-        # First thing: a RUNNING trial without this mark is one whose worker died before it
-        # started (see study.fail_dead_trials).
+        # First thing, in this order: a heartbeat (Optuna's heartbeat thread writes its first
+        # one concurrently, and a worker killed before it lands left a trial that no stale
+        # check sees), then the mark. A RUNNING trial without the mark is one whose worker
+        # died before it started (see study.fail_dead_trials); one with it has a heartbeat.
+        storage = getattr(getattr(trial, "study", None), "_storage", None)  # not a FixedTrial
+        if getattr(storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
+            storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr("started", trial.number)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         overrides, chosen = suggest(trial, self.space)
         run_dir = self.trials_dir / str(trial.number)
-        cfg = compose_config("train", [*self.base_overrides, *overrides,
-                                       f"hydra.run.dir={run_dir}"])
-        tree = job_config(cfg)
-        config = run_config(tree, str(run_dir))
-        prepare_run_dir(run_dir, tree, overrides)
-        trial.set_user_attr("overrides", overrides)
-        trial.set_user_attr("config", tree)  # for best/ on a machine other than this one
-        trial.set_user_attr("run_dir", str(run_dir))
-        write_hparams(run_dir, chosen, trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
-        try:
+        try:  # every failure, writing the run folder included, records its reason
+            cfg = compose_config("train", [*self.base_overrides, *overrides,
+                                           f"hydra.run.dir={run_dir}"])
+            tree = job_config(cfg)
+            config = run_config(tree, str(run_dir))
+            trial.set_user_attr("overrides", overrides)
+            trial.set_user_attr("config", tree)  # for best/ on a machine other than this one
+            trial.set_user_attr("run_dir", str(run_dir))
+            prepare_run_dir(run_dir, tree, overrides)
+            write_hparams(run_dir, chosen, trial.number)
             result = run(config, callbacks=[pruning])
         except optuna.TrialPruned as exc:
             trial.set_user_attr("seconds", time.perf_counter() - start)

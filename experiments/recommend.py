@@ -31,8 +31,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf  # after argument checks: its import is slow and noisy
 
-    model = tf.saved_model.load(str(args.model_dir))
-    max_k = int(model.max_k.numpy())
+    try:
+        model = tf.saved_model.load(str(args.model_dir))
+        max_k = int(model.max_k.numpy())
+    except (OSError, ValueError, AttributeError, tf.errors.OpError) as exc:  # a truncated copy
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        print(f"error: {str(args.model_dir)!r} is not a readable exported model ({reason}); "
+              "export it again with python -m experiments.report or re-run the study",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     if not 1 <= args.k <= max_k:
         print(f"error: --k {args.k} is invalid: expected 1 to {max_k} (this model's max_k)",
               file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 
 from experiments.common import cli, compose_config, job_config
+from experiments.search_config import SearchConfig
 from recsys.errors import UserError
 
 HTML_PLOTS: dict[str, Callable[..., Any]] = {
@@ -108,18 +109,33 @@ def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: in
 def main(argv: list[str]) -> int:
     argv = [f"search.study_name={a.split('=', 1)[1]}" if a.startswith("study=") else a
             for a in argv]
-    search = job_config(compose_config("sweep", argv))["search"]
-    from experiments.study import mask_url, open_storage
+    search = SearchConfig.from_dict(job_config(compose_config("sweep", argv))["search"])
+    from experiments.study import mask_url, open_storage, sqlite_file
 
-    storage = open_storage(search["storage"], search)
-    name = str(search["study_name"])
+    name = search.study_name
+    missing = sqlite_file(search.storage)
+    if missing is not None and not missing.is_file():  # report creates nothing
+        folder = Path(search.dir).parent
+        found = sorted(p.parent.name for p in folder.glob("*/study.db"))
+        raise UserError(f"no study named {name!r}: {missing} does not exist; studies in "
+                        f"{folder}: {', '.join(found) or 'none'} (or set search.storage)")
+    storage = open_storage(search)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-        raise UserError(f"no study named {name!r} in {mask_url(search['storage'])}: available "
-                        f"are {names or 'none'}") from None
-    summary = write_report(study, Path(search["dir"]) / "report", search["metric"])
+        raise UserError(f"no study named {name!r} in {mask_url(search.storage)}: available "
+                        f"are {', '.join(names) or 'none'}") from None
+    from experiments.export import export_best  # TensorFlow: after the checks above
+
+    try:
+        best = export_best(study, Path(search.dir))
+        summary = write_report(study, Path(search.dir) / "report", search.metric)
+    except OSError as exc:
+        raise UserError(f"cannot write best/ and report/ into {search.dir!r}: "
+                        f"{exc.strerror}; set search.dir to a writable study folder") from None
+    if best:
+        print(f"best: {best}  (config, metrics{', model' if (best / 'model').exists() else ''})")
     print(f"report: {summary.parent}  (start with {summary})")
     return 0
 

@@ -15,6 +15,7 @@ import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from experiments.search_config import PrunerConfig, SamplerConfig, SearchConfig
 from recsys.errors import UserError
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -30,11 +31,12 @@ def mask_url(url: str) -> str:
         return url.split("@")[-1] if "@" in url else url
 
 
-def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorage:
+def open_storage(search: SearchConfig) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats, so a killed worker's trial is failed and retried."""
+    url = search.storage
     try:
         parsed = make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # not a URL; a port like `notaport`
         raise UserError(f"search.storage={mask_url(url)!r} is not a storage URL: expected e.g. "
                         "sqlite:///outputs/sweeps/x/study.db or "
                         "postgresql+psycopg://user@host/db") from None
@@ -56,10 +58,10 @@ def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorag
             return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=_engine_kwargs(scheme),
-                heartbeat_interval=int(search["heartbeat_interval"]),
-                grace_period=int(search["grace_period"]),
+                heartbeat_interval=search.heartbeat_interval,
+                grace_period=search.grace_period,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=int(search["max_retry"])),
+                    max_retry=search.max_retry),
             )
         except sqlalchemy.exc.SQLAlchemyError as exc:
             # Several commands started at once on an empty storage all create Optuna's tables;
@@ -71,6 +73,17 @@ def open_storage(url: str, search: dict[str, Any]) -> optuna.storages.BaseStorag
         except (ImportError, OSError) as exc:
             raise _storage_error(url, parsed.password, exc) from None
     raise AssertionError("unreachable")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite storage URL (None for other storages and memory)."""
+    try:
+        parsed = make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # not a URL; a port like `notaport`
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def _engine_kwargs(scheme: str) -> dict[str, Any]:
@@ -187,43 +200,31 @@ class SeededRandomSampler(_PerTrialSeed, optuna.samplers.RandomSampler):
         return [self._rng.rng]
 
 
-def make_sampler(cfg: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    name = cfg.get("name", "tpe")
-    seed = cfg.get("seed")
-    if name == "tpe":
-        return SeededTPESampler(seed, int(cfg.get("n_startup_trials", 10)))
-    if name == "random":
-        return SeededRandomSampler(seed)
-    raise UserError(f"search.sampler.name={name!r} is invalid: expected tpe or random")
+def make_sampler(cfg: SamplerConfig) -> optuna.samplers.BaseSampler:
+    if cfg.name == "tpe":
+        return SeededTPESampler(cfg.seed, cfg.n_startup_trials)
+    return SeededRandomSampler(cfg.seed)
 
 
-def make_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
-    name = cfg.get("name", "median")
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("n_startup_trials", 5)),
-                                           n_warmup_steps=int(cfg.get("n_warmup_steps", 0)))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=int(cfg.get("min_resource", 1)),
-                                              reduction_factor=int(cfg.get("reduction_factor", 3)))
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise UserError(f"search.pruner.name={name!r} is invalid: expected median, hyperband or none")
+def make_pruner(cfg: PrunerConfig, max_resource: int) -> optuna.pruners.BasePruner:
+    if cfg.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=cfg.n_startup_trials,
+                                           n_warmup_steps=cfg.n_warmup_steps)
+    if cfg.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=cfg.min_resource,
+                                              max_resource=max_resource,
+                                              reduction_factor=cfg.reduction_factor)
+    return optuna.pruners.NopPruner()
 
 
-def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
+def open_study(storage: optuna.storages.BaseStorage, search: SearchConfig,
                max_resource: int, fingerprint: dict[str, Any] | None = None,
                ) -> tuple[optuna.Study, int | None]:
     """Create or resume the study; return it and how many trials had finished before (None
     for a new study). `fingerprint` (see `base_fingerprint`) is stored on creation; a resume
     or a worker whose fingerprint differs is refused, naming the keys."""
-    name, metric = search["study_name"], search["metric"]
-    direction = search["direction"]
-    if direction not in ("maximize", "minimize"):
-        raise UserError(f"search.direction={direction!r} is invalid: expected maximize or minimize")
-    pruner_cfg = dict(search["pruner"])
-    if pruner_cfg.get("name") == "hyperband":
-        pruner_cfg.setdefault("max_resource", max_resource)
-    sampler, pruner = make_sampler(search["sampler"]), make_pruner(pruner_cfg)
+    name, metric, direction = search.study_name, search.metric, search.direction
+    sampler, pruner = make_sampler(search.sampler), make_pruner(search.pruner, max_resource)
     try:
         existing = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -237,7 +238,7 @@ def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
                 f"direction={direction} metric={metric}: use another search.study_name, or the "
                 "same settings to resume it (the study was not changed)")
         _check_fingerprint(name, existing.user_attrs.get("base_config"), fingerprint,
-                           bool(search.get("allow_changed_base")))
+                           search.allow_changed_base)
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
                                   pruner=pruner)
         done = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -250,7 +251,7 @@ def open_study(storage: optuna.storages.BaseStorage, search: dict[str, Any],
     return study, None
 
 
-def base_fingerprint(tree: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
+def base_fingerprint(tree: dict[str, Any], search: SearchConfig) -> dict[str, Any]:
     """What makes the trials of one study comparable: the data task, the fixed training
     settings and the search space, as flat `key: value` pairs. Settings local to a machine
     (where the data file and the cache live, thread counts) are left out, so workers on other
@@ -266,7 +267,7 @@ def base_fingerprint(tree: dict[str, Any], search: dict[str, Any]) -> dict[str, 
         flat.pop(local, None)
     for part in ("params", "conditional_params"):
         flat.update({f"search.{part}.{k}": v
-                     for k, v in flatten(search.get(part) or {}).items()})
+                     for k, v in flatten(getattr(search, part)).items()})
     return json.loads(json.dumps(flat, default=str))  # as the storage will give it back
 
 

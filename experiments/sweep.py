@@ -18,9 +18,17 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
-from experiments.common import CONF_DIR, cli, compose_config, job_config, run_config
+from experiments.common import (
+    CONF_DIR,
+    cli,
+    compose_config,
+    job_config,
+    load_data,
+    remove_leftovers,
+    run_config,
+)
+from experiments.search_config import SearchConfig
 from experiments.search_space import Param, format_value, optuna_params, parse_space
-from recsys.cache import load_prepared
 from recsys.errors import UserError
 
 GROUPS = ("data", "model", "optimizer", "train", "experiment")
@@ -88,40 +96,38 @@ def main(argv: list[str]) -> int:
     argv = [a for a in argv if a != "--worker"]
     cfg = compose_config("sweep", argv)
     tree = job_config(cfg)
-    search: dict[str, Any] = tree.pop("search")
-    search["study_name"] = str(search["study_name"])  # `nan` or `1` on the command line
+    search = SearchConfig.from_dict(tree.pop("search"))  # typed: bad values stop here
     base_overrides = trial_overrides(argv)
     base = run_config(tree, None)
     ks = sorted(base.train.top_ks)
     metrics = [f"val_top_{k}" for k in ks]
-    if search["metric"] not in metrics:
-        raise UserError(f"search.metric={search['metric']!r} is not a validation metric: "
+    if search.metric not in metrics:
+        raise UserError(f"search.metric={search.metric!r} is not a validation metric: "
                         f"available are {', '.join(metrics)}")
-    for key, low in (("n_trials", 1), ("n_workers", 1), ("trials_per_process", 0)):
-        value = search.get(key, low)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise UserError(f"search.{key}={value!r} is invalid: expected an integer >= {low}")
     train_cfg = compose_config("train", base_overrides)
-    space = parse_space(search.get("params") or {}, search.get("conditional_params") or {},
-                        train_cfg, group_options())
+    space = parse_space(search.params, search.conditional_params, train_cfg, group_options())
     check_space(space, base_overrides)
     keys = {p.key for p in space}
-    for params in search.get("enqueue_trials") or []:
+    for params in search.enqueue_trials:
         unknown = sorted(set(params) - keys)
         if unknown:
             raise UserError(f"search.enqueue_trials names {unknown}, which are not search "
                             f"parameters: valid are {sorted(keys)} (replacing search.params? "
                             "set search.enqueue_trials=[] or enqueue your own)")
         check_enqueued(space, params)
-    load_prepared(base.data)  # data errors stop the sweep before any trial; fills the cache
+    if not worker:  # data errors stop the sweep before any trial; fills the cache
+        load_data(base.data)
     from experiments.study import base_fingerprint, open_storage
 
-    storage = open_storage(search["storage"], search)  # bad URL or refused connection: stop here
-    ensure_writable(Path(search["dir"]), "search.dir")
+    storage = open_storage(search)  # bad URL or refused connection: stop here
+    ensure_writable(Path(search.dir), "search.dir")
+    if not worker and (removed := remove_leftovers(Path(search.dir))):
+        print(f"note: removed {removed} temporary file(s) left in {search.dir} by an "
+              "interrupted run", flush=True)
 
     from experiments.driver import run_study  # imports TensorFlow: after the checks above
 
-    return run_study(storage, search, space, base_overrides, Path(search["dir"]), ks,
+    return run_study(storage, search, space, base_overrides, Path(search.dir), ks,
                      base.train.epochs, time.perf_counter(), argv, worker=worker,
                      fingerprint=base_fingerprint(tree, search))
 

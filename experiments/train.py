@@ -8,32 +8,57 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from experiments.common import (
     claim_new_dir,
     cli,
     compose_config,
     job_config,
+    load_data,
     pop_config_flag,
     prepare_run_dir,
     run_config,
 )
-from recsys.cache import load_prepared
-from recsys.errors import TrainingDiverged
+from recsys.errors import TrainingDiverged, UserError
+
+GROUPS = ("data", "model", "optimizer", "train")
+
+
+def compose_saved(saved: Path, argv: list[str]) -> DictConfig:
+    """A saved, fully composed config (e.g. a study's best/config.yaml) with overrides on top.
+    A group choice (`optimizer=adagrad`) replaces that whole section with the group's option
+    from conf/, as it would on conf/train.yaml; value overrides then apply as usual."""
+    choices = [a for a in argv if a.split("=", 1)[0] in GROUPS]
+    if not choices:
+        return compose_config(saved.stem, argv, config_dir=saved.parent)
+    try:
+        tree = OmegaConf.load(saved)
+    except (OSError, OmegaConfBaseException, yaml.YAMLError) as exc:
+        raise UserError(f"--config {str(saved)!r} is not a readable YAML config: "
+                        f"{(str(exc).strip().splitlines() or [''])[0]}") from None
+    for choice in choices:
+        group = choice.split("=", 1)[0]
+        tree[group] = compose_config("train", [choice])[group]
+    with tempfile.TemporaryDirectory() as folder:
+        OmegaConf.save(tree, Path(folder) / "config.yaml")
+        return compose_config("config", [a for a in argv if a not in choices],
+                              config_dir=Path(folder))
 
 
 @cli
 def main(argv: list[str]) -> int:
     argv, saved = pop_config_flag(argv)
-    if saved is None:
-        cfg = compose_config("train", argv)
-    else:
-        cfg = compose_config(saved.stem, argv, config_dir=saved.parent)
+    cfg = compose_config("train", argv) if saved is None else compose_saved(saved, argv)
     tree = job_config(cfg)
     run_dir = str(cfg.hydra.run.dir)
     config = run_config(tree, run_dir)
-    prepared, _ = load_prepared(config.data)  # bad data fails here, before anything is written
+    prepared = load_data(config.data)  # bad data fails here, before anything is written
     if not any(a.startswith("hydra.run.dir=") for a in argv):  # the dated default: make it ours
         run_dir = str(claim_new_dir(Path(run_dir)))
         config = dataclasses.replace(config, run_dir=run_dir)

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from recsys.loading import read_ratings
 from recsys.prepare import PreparedData, prepare
 from recsys.synthetic import ensure_csv
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: ids such as `NA` are kept (only empty fields are missing)
 _NOT_IN_KEY = {"sample_fraction", "cache_dir", "name", "synthetic"}
 
 
@@ -63,14 +64,22 @@ def load_prepared(cfg: DataConfig) -> tuple[PreparedData, dict[str, object]]:
         return _prepare_from_file(path, cfg), {"cache": "off", "source": str(path)}
     key = cache_key(cfg, path)
     entry = Path(cfg.cache_dir) / "prepared" / key
+    notice = None
     if (entry / "meta.json").exists():
-        return _read(entry), {"cache": "hit", "source": str(path), "key": key}
+        try:
+            return _read(entry), {"cache": "hit", "source": str(path), "key": key}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pa.ArrowException,
+                json.JSONDecodeError) as exc:  # truncated by a full disk or a killed copy
+            shutil.rmtree(entry, ignore_errors=True)
+            notice = (f"the cached copy of the prepared data in {entry} was unreadable "
+                      f"({type(exc).__name__}); it was discarded and is rebuilt")
     data = _prepare_from_file(path, cfg)
     try:
         _write(entry, data)
     except OSError as exc:  # a read-only or full cache dir costs speed, not correctness
-        return data, {"cache": f"not written ({exc.strerror})", "source": str(path)}
-    return data, {"cache": "miss", "source": str(path), "key": key}
+        return data, {"cache": f"not written ({exc.strerror})", "source": str(path),
+                      "notice": notice}
+    return data, {"cache": "miss", "source": str(path), "key": key, "notice": notice}
 
 
 def _prepare_from_file(path: Path, cfg: DataConfig) -> PreparedData:

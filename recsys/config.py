@@ -8,6 +8,10 @@ before any data is read or any model is built.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -18,9 +22,10 @@ SPLITS = ("random", "temporal")
 BAD_LINE_POLICIES = ("error", "skip")
 
 
-def _require(ok: bool, key: str, value: Any, valid: str) -> None:
+def require(ok: bool, key: str, value: Any, valid: str) -> None:
     if not ok:
-        raise UserError(f"{key}={value!r} is invalid: expected {valid}")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as typed
+        raise UserError(f"{key}={shown} is invalid: expected {valid}")
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,9 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         for key in ("n_users", "n_items", "n_interactions", "rank"):
             value = getattr(self, key)
-            _require(isinstance(value, int) and value > 0, f"data.synthetic.{key}", value,
+            require(isinstance(value, int) and value > 0, f"data.synthetic.{key}", value,
                      "a positive integer")
+        require(self.seed >= 0, "data.synthetic.seed", self.seed, "an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -68,36 +74,37 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
-        _require(bool(self.path) or self.name == "synthetic", "data.path", self.path,
+        require(bool(self.path) or self.name == "synthetic", "data.path", self.path,
                  f"the path of a ratings file for data={self.name}")
+        require(self.seed >= 0, "data.seed", self.seed, "an integer >= 0")
         f = self.sample_fraction
-        _require(isinstance(f, (int, float)) and 0 < f <= 1, "data.sample_fraction", f,
+        require(isinstance(f, (int, float)) and 0 < f <= 1, "data.sample_fraction", f,
                  "a number in (0, 1]")
         for key in ("min_item_ratings", "min_user_ratings"):
             value = getattr(self, key)
-            _require(isinstance(value, int) and value >= 1, f"data.{key}", value,
+            require(isinstance(value, int) and value >= 1, f"data.{key}", value,
                      "an integer >= 1")
         for key in ("val_fraction", "test_fraction"):
             value = getattr(self, key)
-            _require(isinstance(value, (int, float)) and 0 < value < 1, f"data.{key}", value,
+            require(isinstance(value, (int, float)) and 0 < value < 1, f"data.{key}", value,
                      "a number in (0, 1)")
         held_out = self.val_fraction + self.test_fraction
-        _require(held_out < 1, "data.val_fraction + data.test_fraction", round(held_out, 6),
+        require(held_out < 1, "data.val_fraction + data.test_fraction", round(held_out, 6),
                  "a sum below 1 so that training data remains")
-        _require(self.split in SPLITS, "data.split", self.split, " or ".join(SPLITS))
-        _require(self.on_bad_lines in BAD_LINE_POLICIES, "data.on_bad_lines", self.on_bad_lines,
+        require(self.split in SPLITS, "data.split", self.split, " or ".join(SPLITS))
+        require(self.on_bad_lines in BAD_LINE_POLICIES, "data.on_bad_lines", self.on_bad_lines,
                  " or ".join(BAD_LINE_POLICIES))
-        _require(len(self.separator) == 1, "data.separator", self.separator,
+        require(len(self.separator) == 1, "data.separator", self.separator,
                  "a single character such as ',' or '\\t'")
         columns = [self.user_column, self.item_column, self.rating_column]
         if self.timestamp_column:
             columns.append(self.timestamp_column)
         if not self.header:
             for col in columns:
-                _require(col in self.column_names, "data column", col,
+                require(col in self.column_names, "data column", col,
                          f"one of data.column_names {list(self.column_names)}")
         if self.split == "temporal":
-            _require(bool(self.timestamp_column), "data.timestamp_column", self.timestamp_column,
+            require(bool(self.timestamp_column), "data.timestamp_column", self.timestamp_column,
                      "a column name when data.split=temporal")
 
 
@@ -114,12 +121,12 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         d = self.embedding_dim
-        _require(isinstance(d, int) and d > 0, "model.embedding_dim", d, "a positive integer")
+        require(isinstance(d, int) and d > 0, "model.embedding_dim", d, "a positive integer")
         for width in self.tower_layers:
-            _require(isinstance(width, int) and width > 0, "model.tower_layers", width,
+            require(isinstance(width, int) and width > 0, "model.tower_layers", width,
                      "a list of positive integers")
-        _require(self.temperature > 0, "model.temperature", self.temperature, "a number > 0")
-        _require(self.l2 >= 0, "model.l2", self.l2, "a number >= 0")
+        require(self.temperature > 0, "model.temperature", self.temperature, "a number > 0")
+        require(self.l2 >= 0, "model.l2", self.l2, "a number >= 0")
 
 
 @dataclass(frozen=True)
@@ -130,11 +137,11 @@ class OptimizerConfig:
     initial_accumulator_value: float = 0.1  # Adagrad only (Keras default)
 
     def __post_init__(self) -> None:
-        _require(self.name in OPTIMIZERS, "optimizer.name", self.name, " or ".join(OPTIMIZERS))
+        require(self.name in OPTIMIZERS, "optimizer.name", self.name, " or ".join(OPTIMIZERS))
         lr = self.learning_rate
-        _require(isinstance(lr, (int, float)) and lr > 0, "optimizer.learning_rate", lr,
+        require(isinstance(lr, (int, float)) and lr > 0, "optimizer.learning_rate", lr,
                  "a number > 0")
-        _require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "a number in [0, 1)")
+        require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "a number in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -152,13 +159,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, key)
-            _require(isinstance(value, int) and value > 0, f"train.{key}", value,
+            require(isinstance(value, int) and value > 0, f"train.{key}", value,
                      "a positive integer")
+        require(self.seed >= 0, "train.seed", self.seed, "an integer >= 0 (NumPy and "
+                 "TensorFlow seeds)")
         p = self.early_stopping_patience
-        _require(p is None or (isinstance(p, int) and p > 0), "train.early_stopping_patience",
+        require(p is None or (isinstance(p, int) and p > 0), "train.early_stopping_patience",
                  p, "null or a positive integer")
-        _require(self.threads >= 0, "train.threads", self.threads, "0 (auto) or a positive count")
-        _require(len(self.top_ks) > 0 and all(k > 0 for k in self.top_ks), "train.top_ks",
+        require(self.threads >= 0, "train.threads", self.threads, "0 (auto) or a positive count")
+        require(len(self.top_ks) > 0 and all(k > 0 for k in self.top_ks), "train.top_ks",
                  list(self.top_ks), "a non-empty list of positive integers")
 
 
@@ -173,29 +182,78 @@ class RunConfig:
     @classmethod
     def from_dict(cls, tree: dict[str, Any], run_dir: str | None = None) -> RunConfig:
         """Build from a plain nested dict (e.g. `OmegaConf.to_container(cfg, resolve=True)`)."""
-        return cls(
-            data=_build(DataConfig, tree.get("data", {}), "data"),
-            model=_build(ModelConfig, tree.get("model", {}), "model"),
-            optimizer=_build(OptimizerConfig, tree.get("optimizer", {}), "optimizer"),
-            train=_build(TrainConfig, tree.get("train", {}), "train"),
-            run_dir=run_dir,
-        )
+        groups = ("data", "model", "optimizer", "train")
+        unknown = sorted(set(tree) - set(groups))
+        if unknown:  # e.g. `+foo=1`: a typo that would otherwise change nothing
+            raise UserError(f"{unknown[0]} is not a known setting: the config has the groups "
+                            f"{', '.join(groups)}")
+        return cls(**{g: build(GROUP_TYPES[g], tree.get(g, {}), g) for g in groups},
+                   run_dir=run_dir)
 
 
+GROUP_TYPES: dict[str, type] = {"data": DataConfig, "model": ModelConfig,
+                                 "optimizer": OptimizerConfig, "train": TrainConfig}
 T = TypeVar("T")
 
 
-def _build(cls: type[T], values: dict[str, Any], prefix: str) -> T:
-    """Construct a config dataclass, turning lists into tuples and unknown keys into errors."""
-    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
+    """Construct a config dataclass from plain values, checking each against its field's type:
+    booleans must be booleans, numbers numbers (finite), lists lists, choices one of theirs,
+    and unknown keys are errors that list the valid ones. Nested dataclasses are built too."""
+    if values is not None and not isinstance(values, dict):
+        raise UserError(f"{prefix}={values!r} is invalid: expected a mapping of settings")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in (values or {}).items():
         if key not in known:
-            raise UserError(f"{prefix}.{key} is not a known setting: valid keys are "
+            close = difflib.get_close_matches(str(key), sorted(known), n=3)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise UserError(f"{prefix}.{key} is not a known setting{hint}: valid keys are "
                             f"{sorted(known)}")
-        if key == "synthetic":
-            value = _build(SyntheticConfig, value, f"{prefix}.synthetic")
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
+        kwargs[key] = _typed(value, hints[key], f"{prefix}.{key}")
     return cls(**kwargs)
+
+
+def _typed(value: Any, hint: Any, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):  # `X | None`
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        require(value is not None, key, value, _describe(inner[0]))
+        return _typed(value, inner[0], key)
+    if origin is Literal:
+        require(value in args and not isinstance(value, bool), key, value,
+                 " or ".join(str(a) for a in args))
+        return value
+    if origin is tuple:
+        require(isinstance(value, (list, tuple)), key, value, _describe(hint))
+        return tuple(_typed(v, args[0], key) for v in value)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, key)  # type: ignore[arg-type]
+    if hint is bool:
+        require(isinstance(value, bool), key, value, "true or false")
+    elif hint is int:
+        require(isinstance(value, int) and not isinstance(value, bool), key, value,
+                 "an integer")
+    elif hint is float:
+        require(isinstance(value, (int, float)) and not isinstance(value, bool)
+                 and math.isfinite(value), key, value, "a finite number")
+        return float(value)
+    elif hint is str:  # `data.path=2024` arrives as a number: it is still a name
+        require(isinstance(value, (str, int, float)) and not isinstance(value, bool), key,
+                 value, "a string")
+        return str(value)
+    return value
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        inner = typing.get_args(hint)[0]
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(
+            inner, str(inner))
+    return {bool: "true or false", int: "an integer", float: "a finite number",
+            str: "a string"}.get(hint, str(hint))

@@ -10,6 +10,8 @@ converted with line-numbered errors. CRLF line endings are handled by the parser
 from __future__ import annotations
 
 import contextlib
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +65,25 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
     convert_options = pacsv.ConvertOptions(
         column_types={col: pa.string() for col in wanted.values()},
         include_columns=list(wanted.values()),
+        # Only an empty field is missing: ids such as `NA`, `null` or `nan` are ids (pyarrow's
+        # default null strings would drop those rows silently).
+        null_values=[""],
         strings_can_be_null=True,
     )
+    undecodable: list[BaseException] = []
     try:
-        table = pacsv.read_csv(path, read_options, parse_options, convert_options)
-    except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
-        message = str(exc).splitlines()[0]
+        with _collect_unraisable(undecodable):  # a binary file: pyarrow's row callback fails
+            table = pacsv.read_csv(path, read_options, parse_options, convert_options)
+    except (pa.ArrowInvalid, pa.ArrowKeyError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if undecodable or "invalid UTF8" in message or "utf8" in message.lower():
+            raise UserError(f"data.path={str(path)!r} is not a UTF-8 text ratings file "
+                            "(undecodable bytes)") from None
+        if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowInvalid):
+            compressed = " (a truncated or not really gzip-compressed file?)" \
+                if path.suffix in (".gz", ".bz2") else ""
+            raise UserError(f"data.path={str(path)!r} cannot be read: {message}"
+                            f"{compressed}") from None
         if "No columns" in message or "Empty CSV" in message or "empty" in message.lower():
             raise UserError(f"data.path={str(path)!r} holds no ratings (empty file)") from None
         if "not found" in message or "include_columns" in message:
@@ -78,6 +93,9 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
                         f"{message}") from None
 
     header_lines = 1 if cfg.header else 0
+    if undecodable:
+        raise UserError(f"data.path={str(path)!r} is not a UTF-8 text ratings file "
+                        "(undecodable bytes)")
     if bad_lines and cfg.on_bad_lines == "error":
         number, text = bad_lines[0]
         if number is None:  # the parallel parser does not know line numbers: ask a serial one
@@ -106,6 +124,9 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
     missing = np.zeros(rows_read, dtype=bool)
     for name, values in columns.items():
         missing |= values.is_null().to_numpy(zero_copy_only=False)
+        if name == "rating":  # `NaN` is a missing rating, as the notebook's dropna had it
+            nan = pc.equal(pc.ascii_lower(pc.utf8_trim_whitespace(values)), "nan")
+            missing |= nan.fill_null(False).to_numpy(zero_copy_only=False)
         if name in ("user", "item"):
             blank = pc.equal(pc.utf8_trim_whitespace(values), "").fill_null(False)
             missing |= blank.to_numpy(zero_copy_only=False)
@@ -134,6 +155,18 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
     return ratings, LoadReport(rows_read, n_missing, len(bad_lines))
 
 
+@contextlib.contextmanager
+def _collect_unraisable(into: list[BaseException]) -> Iterator[None]:
+    """Collect exceptions Python would print as "Exception ignored in ..." (pyarrow calls our
+    invalid-row handler from C; a row that is not UTF-8 fails before reaching it)."""
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: into.append(unraisable.exc_value)
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 @dataclass(frozen=True)
 class _Where:
     path: Path
@@ -151,20 +184,23 @@ def _to_number(values: pa.Array, kind: str, column: str, where: _Where,
     trimmed = pc.utf8_trim_whitespace(values)
     try:
         out = pc.cast(trimmed, pa.float64()).to_numpy(zero_copy_only=False)
-        if not integer:
+        finite = np.isfinite(out)
+        if not integer and finite.all():
             return out
-        if np.all(np.mod(out, 1) == 0):
+        # float64 holds every int64 below 2**63 that a timestamp can be; above, it would wrap
+        if integer and finite.all() and np.all(np.abs(out) < 2.0**63) \
+                and np.all(np.mod(out, 1) == 0):
             return out.astype(np.int64)
     except pa.ArrowInvalid:
         pass
     # Slow path, only to name the first bad value.
     text = pd.Series(trimmed.to_numpy(zero_copy_only=False))
-    converted = pd.to_numeric(text, errors="coerce")
-    bad = converted.isna().to_numpy().copy()
+    converted = pd.to_numeric(text, errors="coerce").astype(np.float64)
+    bad = ~np.isfinite(converted.to_numpy())
     if integer:
-        bad |= (converted.fillna(0) % 1 != 0).to_numpy()
+        bad |= (converted.fillna(0) % 1 != 0).to_numpy() | (converted.abs() >= 2.0**63).to_numpy()
     position = int(np.flatnonzero(bad)[0])
-    valid = "an integer (unix time)" if integer else "a number"
+    valid = "an integer (unix time) below 2**63" if integer else "a finite number"
     raise UserError(f"{where.path}: {where.line(position)}: {kind} column {column!r} holds "
                     f"{values[position].as_py()!r}; expected {valid} ({int(bad.sum())} bad "
                     "value(s) in all)")

@@ -27,10 +27,13 @@ def save_vectors(model: tf.keras.Model, data: TrialData, path: Path) -> None:
     items = model.item_embeddings().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, user_ids=data.user_vocab.astype(str), item_ids=data.item_vocab.astype(str),
-             user_vectors=users, item_vectors=items, item_counts=data.item_counts,
-             train_user=data.train_user, train_item=data.train_item)
-    tmp.replace(path)
+    try:
+        np.savez(tmp, user_ids=data.user_vocab.astype(str), item_ids=data.item_vocab.astype(str),
+                 user_vectors=users, item_vectors=items, item_counts=data.item_counts,
+                 train_user=data.train_user, train_item=data.train_item)
+        tmp.replace(path)
+    finally:  # a full disk: no half-written file left behind
+        tmp.unlink(missing_ok=True)
 
 
 class Recommender(tf.Module):

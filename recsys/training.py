@@ -21,6 +21,8 @@ from recsys.prepare import PreparedData, select_training
 from recsys.serving import VECTORS_FILE, save_vectors
 from recsys.tensorboard import RunWriter
 
+DIVERGED_FACTOR = 100  # an epoch's mean loss this many times the first step's: diverged
+
 
 @dataclass
 class RunResult:
@@ -102,6 +104,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     n, bs = len(data.train_user), cfg.train.batch_size
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_weights, since_best = -math.inf, 0, None, 0
+    first_loss: float | None = None
     monitor = f"val_top_{max(ks)}"
     model.stop_training = False
     try:
@@ -113,12 +116,20 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
             total = tf.zeros((), tf.float32)
             for s in range(0, n, bs):
                 idx = perm[s:s + bs]
-                total += train_step(tf.gather(users, idx), tf.gather(items, idx))
+                step_loss = train_step(tf.gather(users, idx), tf.gather(items, idx))
+                if first_loss is None:  # the untrained model's loss: the scale to judge by
+                    first_loss = float(step_loss)
+                total += step_loss
             loss = float(total) / math.ceil(n / bs)
             train_seconds = time.perf_counter() - start
-            if not math.isfinite(loss):
-                raise TrainingDiverged(f"training loss became {loss} at epoch {epoch} "
-                                       f"(optimizer.learning_rate={cfg.optimizer.learning_rate})")
+            # Not only inf/NaN: a huge learning rate can leave a finite loss ~1e16 whose
+            # metrics are noise. Training lowers the loss; far above the start it diverged.
+            if not math.isfinite(loss) or loss > DIVERGED_FACTOR * max(first_loss or 0, 1e-3):
+                scale = "" if not math.isfinite(loss) else (
+                    f", more than {DIVERGED_FACTOR}x the untrained model's {first_loss:.4g}")
+                raise TrainingDiverged(f"training loss became {loss:.4g} at epoch {epoch}{scale}"
+                                       f" (optimizer.learning_rate="
+                                       f"{cfg.optimizer.learning_rate:g})")
             val = _evaluate(model, data.val_user, data.val_item, data.item_counts, ks,
                             cfg.train.eval_batch_size, "val_")
             logs = {"loss": loss, **val, "epoch_seconds": train_seconds,

@@ -120,3 +120,62 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
     assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
     assert "error: model.embedding_dim=0 is invalid" in quiet.stderr
     assert loud.returncode != 0 and "Traceback" in loud.stderr and "UserError" in loud.stderr
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.logq_correction=abc", "model.logq_correction='abc' is invalid: expected true or false"),
+    ("train.jit_compile=maybe", "train.jit_compile='maybe' is invalid: expected true or false"),
+    ("data.sample_fraction=true", "data.sample_fraction=true is invalid: expected a finite number"),
+    ("+foo=1", "foo is not a known setting"),
+    ("optimizer.learning_rate=inf", "optimizer.learning_rate=inf is invalid: expected a finite"),
+    ("model.temperature=abc", "model.temperature='abc' is invalid: expected a finite number"),
+    ("train.threads=abc", "train.threads='abc' is invalid: expected an integer"),
+    ("train.top_ks=abc", "train.top_ks='abc' is invalid: expected a list of integers"),
+    ("data.seed=abc", "data.seed='abc' is invalid: expected an integer"),
+    ("train.seed=-1", "train.seed=-1 is invalid: expected an integer >= 0"),
+    ("model.embedding_dim=true", "model.embedding_dim=true is invalid: expected an integer"),
+    ("model.embedding_dimm=3", "model.embedding_dimm is not a known setting: did you mean "
+                               "model.embedding_dim?"),
+])
+def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, override: str,
+                                                       message: str) -> None:
+    code, err = run_train(tmp_path, capsys, override)
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("search.n_trials=true", "search.n_trials=true is invalid: expected an integer"),
+    ("search.heartbeat_interval=0", "search.heartbeat_interval=0 is invalid: expected an "
+                                    "integer >= 1"),
+    ("search.grace_period=abc", "search.grace_period='abc' is invalid: expected an integer"),
+    ("search.timeout=abc", "search.timeout='abc' is invalid: expected a finite number"),
+    ("search.sampler.name=grid", "search.sampler.name='grid' is invalid: expected tpe or random"),
+    ("search.pruner.name=asha", "search.pruner.name='asha' is invalid: expected median or "
+                                "hyperband or none"),
+    ("search.direction=up", "search.direction='up' is invalid: expected maximize or minimize"),
+    ("+search.params={optimizer.learning_rate: 'interval(0.01, inf)'}",
+     "optimizer.learning_rate=inf is invalid: expected a finite number"),
+    ("search.params={optimizer.learning_rate: 0.1}", "search.params has no key "
+                                                     "optimizer.learning_rate: add keys with"),
+    ("search.storage=postgresql+psycopg://u:pw@localhost:notaport/db", "search.storage="),
+])
+def test_search_settings_are_checked_and_nothing_is_created(tmp_path: Path, capsys,
+                                                            override: str, message: str) -> None:
+    code, err = run_sweep(tmp_path, capsys, override)
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert "pw" not in err[0].replace("psycopg", "")
+    assert not (tmp_path / "study").exists()  # no study folder, no empty study.db
+
+
+def test_report_of_a_study_that_does_not_exist_lists_the_studies_and_creates_nothing(
+        tmp_path: Path, capsys) -> None:
+    from experiments import report
+
+    (tmp_path / "sweeps" / "mine").mkdir(parents=True)
+    (tmp_path / "sweeps" / "mine" / "study.db").touch()
+    code = report.main(["study=nosuch", f"search.dir={tmp_path / 'sweeps' / 'nosuch'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "no study named 'nosuch'" in err[0] and "mine" in err[0], err
+    assert not (tmp_path / "sweeps" / "nosuch").exists()

@@ -211,13 +211,14 @@ def test_a_killed_worker_does_not_lose_the_export(tmp_path: Path) -> None:
 
 OPEN_AT_ONCE = """
 import sys, time
+from experiments.search_config import SearchConfig
 from experiments.study import open_storage, open_study
-search = {"study_name": "race", "metric": "val_top_100", "direction": "maximize",
-          "heartbeat_interval": 30, "grace_period": 90, "max_retry": 2,
-          "sampler": {"name": "random", "seed": 1}, "pruner": {"name": "none"}}
+search = SearchConfig.from_dict({"study_name": "race", "storage": sys.argv[1],
+                                 "sampler": {"name": "random", "seed": 1},
+                                 "pruner": {"name": "none"}})
 while time.time() < float(sys.argv[2]):  # start together
     time.sleep(0.001)
-open_study(open_storage(sys.argv[1], search), search, max_resource=2)
+open_study(open_storage(search), search, max_resource=2)
 """
 
 
@@ -270,13 +271,15 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_failed_and_queued_again(
     Optuna's stale check never sees; the study used to wait on it forever (CI hang)."""
     from datetime import datetime, timedelta
 
+    from experiments.search_config import SearchConfig
     from experiments.study import fail_dead_trials, open_storage, open_study
 
-    search = {"study_name": "orphans", "metric": "val_top_100", "direction": "maximize",
-              "heartbeat_interval": 1, "grace_period": 4, "max_retry": 2,
-              "sampler": {"name": "random", "seed": 1}, "pruner": {"name": "none"}}
     url = f"sqlite:///{tmp_path / 'o.db'}"
-    study, _ = open_study(open_storage(url, search), search, 2)
+    search = SearchConfig.from_dict({"study_name": "orphans", "storage": url,
+                                     "heartbeat_interval": 1, "grace_period": 4,
+                                     "sampler": {"name": "random", "seed": 1},
+                                     "pruner": {"name": "none"}})
+    study, _ = open_study(open_storage(search), search, 2)
     study.enqueue_trial({"model.embedding_dim": 16})
     old = datetime.now() - timedelta(seconds=60)
     storage = study._storage

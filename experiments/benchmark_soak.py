@@ -1,0 +1,161 @@
+"""Soak: one study on one PostgreSQL database, two commands of two workers each (as two
+machines would run them), two workers SIGKILLed at random moments and one command stopped with
+SIGINT and run again. Then the counts that must hold; then a long-lived worker's memory.
+
+    OPTUNA_STORAGE=postgresql+psycopg://user:pw@host/db python -m experiments.benchmark --mode soak
+
+Tiny trials on the embedded synthetic set, so the figures are about the study machinery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+
+from experiments.study import FINISHED
+
+TINY = ["data.synthetic.n_users=1500", "data.synthetic.n_items=300",
+        "data.synthetic.n_interactions=15000", "train.batch_size=1024",
+        "train.eval_batch_size=1024", "search.enqueue_trials=[]", "search.heartbeat_interval=2",
+        "search.grace_period=8", "search.pruner.name=none"]
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of pid (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def sweep_command(home: Path, name: str, n_trials: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "experiments.sweep", f"data.cache_dir={home / 'cache'}", *TINY,
+            f"search.study_name={name}", f"search.dir={home / name}",
+            "search.storage=${oc.env:OPTUNA_STORAGE}", f"search.n_trials={n_trials}", *extra]
+
+
+def start(command: list[str], home: Path, log: str) -> subprocess.Popen:
+    with open(home / log, "a") as out:
+        return subprocess.Popen(command, cwd=home, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def soak_table(storage: str, folder: Path, n_trials: int = 40, seed: int = 0,
+               memory_trials: int = 100) -> str:
+    os.environ["OPTUNA_STORAGE"] = storage
+    rng = random.Random(seed)
+    name = f"soak_{int(time.time())}"
+    homes = [folder / "machine_a", folder / "machine_b"]
+    for home in homes:
+        home.mkdir(parents=True, exist_ok=True)
+    commands = [sweep_command(h, name, n_trials, "search.n_workers=2", "train.epochs=4")
+                for h in homes]
+    started = time.perf_counter()
+    procs = [start(c, h, "sweep.log") for c, h in zip(commands, homes, strict=True)]
+    events: list[str] = []
+    complete_seen: set[int] = set()
+
+    def watch() -> list[optuna.trial.FrozenTrial]:
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+        except (KeyError, Exception):
+            return []
+        complete_seen.update(t.number for t in trials
+                             if t.state == optuna.trial.TrialState.COMPLETE)
+        return trials
+
+    # Two SIGKILLs and one SIGINT at random moments of the first half of the study.
+    moments = sorted(rng.sample(range(3, n_trials // 2), 3))
+    actions = ["kill", "kill", "sigint"]
+    rng.shuffle(actions)
+    interrupted = False
+    while any(p.poll() is None for p in procs):
+        done = sum(t.state in FINISHED for t in watch())
+        if moments and done >= moments[0]:
+            moments.pop(0)
+            action = actions.pop(0)
+            alive = [i for i, p in enumerate(procs) if p.poll() is None]
+            i = rng.choice(alive)
+            if action == "kill" and children(procs[i].pid):
+                victim = rng.choice(children(procs[i].pid))
+                os.kill(victim, signal.SIGKILL)
+                events.append(f"SIGKILL worker {victim} of command {'ab'[i]} at {done} finished")
+            elif action == "sigint":
+                procs[i].send_signal(signal.SIGINT)
+                procs[i].wait()
+                events.append(f"SIGINT command {'ab'[i]} at {done} finished "
+                              f"(exit {procs[i].returncode}); run again")
+                procs[i] = start(commands[i], homes[i], "sweep.log")
+                interrupted = True
+        time.sleep(0.5)
+    wall = time.perf_counter() - started
+    trials = watch()
+    study = optuna.load_study(study_name=name, storage=storage)
+    finished = [t for t in trials if t.state in FINISHED]
+    params = [tuple(sorted(t.params.items())) for t in finished]
+    lost = sorted(n for n in complete_seen if trials[n].state != optuna.trial.TrialState.COMPLETE)
+    exports = []
+    for home in homes:
+        best = home / name / "best" / "params.json"
+        ok = best.is_file() and json.loads(best.read_text())["trial"] == study.best_trial.number
+        exports.append(ok and (home / name / "report" / "summary.md").is_file())
+    states = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+    rows = [
+        ("finished (complete or pruned) trials", f"{len(finished)}", f"== {n_trials}",
+         len(finished) == n_trials),
+        ("completed trials lost", f"{len(lost)}", "== 0", not lost),
+        ("repeated parameter sets among finished", f"{len(params) - len(set(params))}", "== 0",
+         len(params) == len(set(params))),
+        ("trials left RUNNING", f"{states['running']}", "== 0", states["running"] == 0),
+        ("best/ and report/ match the storage", f"{sum(exports)} of 2 machines", "2 of 2",
+         all(exports)),
+        ("exit codes of the last commands", " ".join(str(p.returncode) for p in procs), "0 0",
+         all(p.returncode == 0 for p in procs)),
+    ]
+    lines = [f"soak: study {name!r}, 2 commands x 2 workers, {n_trials} trials, {wall:.0f} s; "
+             f"trial states: {states}", *[f"  {e}" for e in events],
+             f"{'check':<40} {'measured':>16} {'target':>8}  ok"]
+    lines += [f"{c:<40} {m:>16} {t:>8}  {'yes' if ok else 'NO'}" for c, m, t, ok in rows]
+    if not interrupted:
+        lines.append("  (the SIGINT moment was not reached)")
+    if memory_trials:
+        lines.append(memory_table(folder, memory_trials))
+    return "\n".join(lines)
+
+
+def memory_table(folder: Path, n_trials: int) -> str:
+    """A single worker over n_trials trials, with and without search.trials_per_process:
+    resident memory after each trial (the `rss_mb` user attribute)."""
+    lines = [f"long-lived worker, {n_trials} tiny trials (1 epoch) on SQLite: resident MB after "
+             "each trial",
+             f"{'search.trials_per_process':<26} {'first':>7} {'last':>7} {'max':>7} "
+             f"{'growth':>7} {'seconds':>8}"]
+    for per_process in (0, 25):
+        home = folder / f"memory_{per_process}"
+        home.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{home / 'study.db'}"
+        command = [a if not a.startswith("search.storage=") else f"search.storage={storage}"
+                   for a in sweep_command(home, "memory", n_trials, "train.epochs=1",
+                                          f"search.trials_per_process={per_process}")]
+        started = time.perf_counter()
+        subprocess.run(command, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=True)
+        seconds = time.perf_counter() - started
+        study = optuna.load_study(study_name="memory", storage=storage)
+        rss = [t.user_attrs["rss_mb"] for t in study.trials if "rss_mb" in t.user_attrs]
+        lines.append(f"{per_process or 'off (one process)':<26} {rss[0]:>7.0f} {rss[-1]:>7.0f} "
+                     f"{max(rss):>7.0f} {max(rss) - rss[0]:>7.0f} {seconds:>8.0f}")
+    return "\n".join(lines)

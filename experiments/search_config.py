@@ -1,0 +1,89 @@
+"""The `search` config group as typed settings, checked where they are read (like the training
+config in recsys.config): a wrong type, value or unknown key is one error naming the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from recsys.config import build, require
+from recsys.errors import UserError
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    name: Literal["tpe", "random"] = "tpe"
+    seed: int | None = 42
+    n_startup_trials: int = 8
+
+    def __post_init__(self) -> None:
+        require(self.n_startup_trials >= 0, "search.sampler.n_startup_trials",
+                 self.n_startup_trials, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class PrunerConfig:
+    name: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 3
+    min_resource: int = 2
+    reduction_factor: int = 3
+
+    def __post_init__(self) -> None:
+        for key in ("n_startup_trials", "n_warmup_steps"):
+            require(getattr(self, key) >= 0, f"search.pruner.{key}", getattr(self, key),
+                     "an integer >= 0")
+        require(self.min_resource >= 1, "search.pruner.min_resource", self.min_resource,
+                 "an integer >= 1")
+        require(self.reduction_factor >= 2, "search.pruner.reduction_factor",
+                 self.reduction_factor, "an integer >= 2")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    study_name: str = "default"
+    dir: str = "outputs/sweeps/default"
+    storage: str = "sqlite:///outputs/sweeps/default/study.db"
+    n_trials: int = 20
+    timeout: float | None = None
+    direction: Literal["maximize", "minimize"] = "maximize"
+    metric: str = "val_top_100"
+    n_workers: int = 1
+    heartbeat_interval: int = 30
+    grace_period: int = 90
+    max_retry: int = 2
+    trials_per_process: int = 0
+    allow_changed_base: bool = False
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    enqueue_trials: tuple[dict[str, Any], ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    conditional_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, low in (("n_trials", 1), ("n_workers", 1), ("trials_per_process", 0),
+                         ("heartbeat_interval", 1), ("grace_period", 1), ("max_retry", 0)):
+            require(getattr(self, key) >= low, f"search.{key}", getattr(self, key),
+                     f"an integer >= {low}")
+        require(self.timeout is None or self.timeout > 0, "search.timeout", self.timeout,
+                 "null or a number of seconds > 0")
+        require(self.grace_period > self.heartbeat_interval, "search.grace_period",
+                 self.grace_period, f"more seconds than search.heartbeat_interval "
+                 f"({self.heartbeat_interval}), or every running trial looks dead")
+        for i, params in enumerate(self.enqueue_trials):
+            if not isinstance(params, dict):
+                raise UserError(f"search.enqueue_trials[{i}]={params!r} is invalid: expected a "
+                                "mapping such as {optimizer.learning_rate: 0.003}")
+        for key in ("params", "conditional_params"):
+            value = getattr(self, key)
+            if not isinstance(value, dict):
+                raise UserError(f"search.{key}={value!r} is invalid: expected a mapping of "
+                                "config keys to search expressions")
+
+    @classmethod
+    def from_dict(cls, tree: dict[str, Any]) -> SearchConfig:
+        tree = dict(tree)
+        for key in ("params", "conditional_params", "enqueue_trials"):
+            if tree.get(key) is None:  # `~search.params` or `null`: nothing of that kind
+                tree.pop(key, None)
+        return build(cls, tree, "search")

@@ -258,7 +258,8 @@ def base_fingerprint(tree: dict[str, Any], search: SearchConfig) -> dict[str, An
     machines match; the data file is identified by its name and size instead."""
     from experiments.search_space import flatten
 
-    flat = flatten({k: tree[k] for k in ("data", "model", "optimizer", "train") if k in tree})
+    flat = flatten({k: tree[k] for k in ("data", "model", "optimizer", "train", "eval")
+                   if k in tree})
     path = flat.pop("data.path", None)
     if path:
         size = Path(path).stat().st_size if Path(path).is_file() else None

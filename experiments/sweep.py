@@ -31,7 +31,7 @@ from experiments.search_config import SearchConfig
 from experiments.search_space import Param, format_value, optuna_params, parse_space
 from recsys.errors import UserError
 
-GROUPS = ("data", "model", "optimizer", "train", "experiment")
+GROUPS = ("data", "model", "optimizer", "train", "eval", "experiment")
 
 
 def group_options() -> dict[str, list[str]]:

@@ -27,7 +27,7 @@ from experiments.common import (
 )
 from recsys.errors import TrainingDiverged, UserError
 
-GROUPS = ("data", "model", "optimizer", "train")
+GROUPS = ("data", "model", "optimizer", "train", "eval")
 
 
 def compose_saved(saved: Path, argv: list[str]) -> DictConfig:

@@ -20,6 +20,7 @@ from recsys.errors import UserError
 OPTIMIZERS = ("adagrad", "adam", "sgd")
 SPLITS = ("random", "temporal")
 BAD_LINE_POLICIES = ("error", "skip")
+BASELINES = ("popularity", "itemknn", "ease")
 
 
 def require(ok: bool, key: str, value: Any, valid: str) -> None:
@@ -172,17 +173,42 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """How held-out pairs are ranked and what is reported beside the model."""
+
+    exclude_seen: bool = False  # leave each user's training items out of the ranking
+    baselines: tuple[str, ...] = ("itemknn", "ease")  # beside popularity, which is always on
+    baseline_max_items: int = 20_000  # item-kNN and EASE keep a dense item x item matrix
+    knn_neighbors: tuple[int, ...] = (10, 50, 200)  # item-kNN's k, tuned on validation
+    ease_lambdas: tuple[float, ...] = (50.0, 200.0, 500.0, 1000.0)  # EASE's λ, tuned likewise
+    interval_resamples: int = 500  # bootstrap resamples of users for 95% intervals (0: off)
+
+    def __post_init__(self) -> None:
+        for name in self.baselines:
+            require(name in BASELINES, "eval.baselines", name, " or ".join(BASELINES))
+        require(self.baseline_max_items > 0, "eval.baseline_max_items",
+                self.baseline_max_items, "a positive integer")
+        require(all(k > 0 for k in self.knn_neighbors), "eval.knn_neighbors",
+                list(self.knn_neighbors), "a list of positive integers")
+        require(all(lam > 0 for lam in self.ease_lambdas), "eval.ease_lambdas",
+                list(self.ease_lambdas), "a list of numbers > 0")
+        require(self.interval_resamples >= 0, "eval.interval_resamples",
+                self.interval_resamples, "an integer >= 0")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     run_dir: str | None = None  # where config, metrics and TensorBoard events go
 
     @classmethod
     def from_dict(cls, tree: dict[str, Any], run_dir: str | None = None) -> RunConfig:
         """Build from a plain nested dict (e.g. `OmegaConf.to_container(cfg, resolve=True)`)."""
-        groups = ("data", "model", "optimizer", "train")
+        groups = tuple(GROUP_TYPES)
         unknown = sorted(set(tree) - set(groups))
         if unknown:  # e.g. `+foo=1`: a typo that would otherwise change nothing
             raise UserError(f"{unknown[0]} is not a known setting: the config has the groups "
@@ -192,7 +218,8 @@ class RunConfig:
 
 
 GROUP_TYPES: dict[str, type] = {"data": DataConfig, "model": ModelConfig,
-                                 "optimizer": OptimizerConfig, "train": TrainConfig}
+                                 "optimizer": OptimizerConfig, "train": TrainConfig,
+                                 "eval": EvalConfig}
 T = TypeVar("T")
 
 
@@ -242,7 +269,6 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
     elif hint is float:
         require(isinstance(value, (int, float)) and not isinstance(value, bool)
                  and math.isfinite(value), key, value, "a finite number")
-        return float(value)
     elif hint is str:  # `data.path=2024` arrives as a number: it is still a name
         require(isinstance(value, (str, int, float)) and not isinstance(value, bool), key,
                  value, "a string")

@@ -129,7 +129,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
                     f", more than {DIVERGED_FACTOR}x the untrained model's {first_loss:.4g}")
                 raise TrainingDiverged(f"training loss became {loss:.4g} at epoch {epoch}{scale}"
                                        f" (optimizer.learning_rate="
-                                       f"{cfg.optimizer.learning_rate:g})")
+                                       f"{cfg.optimizer.learning_rate})")
             val = _evaluate(model, data.val_user, data.val_item, data.item_counts, ks,
                             cfg.train.eval_batch_size, "val_")
             logs = {"loss": loss, **val, "epoch_seconds": train_seconds,

@@ -179,3 +179,166 @@ def test_report_of_a_study_that_does_not_exist_lists_the_studies_and_creates_not
     assert code == 2 and len(err) == 1
     assert "no study named 'nosuch'" in err[0] and "mine" in err[0], err
     assert not (tmp_path / "sweeps" / "nosuch").exists()
+
+
+RATINGS = [f"U{i % 50},P{i % 30},{1 + i % 5}.0,{1000 + i}" for i in range(400)]
+
+
+def amazon(path: Path) -> list[str]:
+    return ["data=amazon_electronics", f"data.path={path}", "data.min_item_ratings=1",
+            "train.epochs=1"]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "not gzip"])
+def test_a_broken_gz_file_is_named(tmp_path: Path, capsys, kind: str) -> None:
+    import gzip
+
+    text = "\n".join(RATINGS).encode()
+    path = tmp_path / "ratings.csv.gz"
+    packed = gzip.compress(text)
+    path.write_bytes(packed[:len(packed) // 2] if kind == "truncated" else text)
+    code, err = run_train(tmp_path, capsys, *amazon(path))
+    assert code == 2 and len(err) == 1, err
+    assert f"data.path='{path}' cannot be read" in err[0] and "gzip" in err[0]
+
+
+def test_binary_garbage_gets_the_error_alone(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_bytes(bytes(range(256)) * 20)
+    code, err = run_train(tmp_path, capsys, *amazon(path))
+    assert code == 2 and err == [f"error: data.path='{path}' is not a UTF-8 text ratings file "
+                                 "(undecodable bytes)"]
+
+
+def test_na_like_ids_are_ids_and_dropped_rows_are_announced(tmp_path: Path, capsys) -> None:
+    extra = ["NA,P1,5.0,1", "null,P2,4.0,2", "U1,nan,3.0,3", "U2,N/A,3.0,3", "U3,#N/A,1.0,4",
+             "U4,P4,NaN,5", "U5,,3.0,6"]
+    path = write_lines(tmp_path / "r.csv", RATINGS + extra)
+    code = train.main([f"data.cache_dir={tmp_path / 'cache'}", *TINY_TRAIN,
+                       f"hydra.run.dir={tmp_path / 'run'}", *amazon(path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    # 2 rows dropped (an empty item, a NaN rating): said on the console, not only in a file
+    assert "note: 2 row(s) with an empty user, item or rating field" in out
+    import json
+
+    stats = json.loads((tmp_path / "run" / "metrics.json").read_text())["data_stats"]
+    assert stats["rows_missing_fields"] == 2
+    assert stats["train_users"] + stats["validation_unknown_users"] >= 51  # NA and null kept
+
+
+def test_a_timestamp_beyond_int64_is_an_error_with_its_line(tmp_path: Path, capsys) -> None:
+    path = write_lines(tmp_path / "r.csv", RATINGS + ["U1,P1,5.0,99999999999999999999999"])
+    code, err = run_train(tmp_path, capsys, *amazon(path))
+    assert code == 2 and len(err) == 1
+    assert "line 401: timestamp column 'timestamp' holds '99999999999999999999999'" in err[0]
+
+
+def test_a_corrupt_cache_entry_is_discarded_and_rebuilt(tmp_path: Path, capsys) -> None:
+    path = write_lines(tmp_path / "r.csv", RATINGS)
+    assert run_train(tmp_path, capsys, *amazon(path))[0] == 0
+    [entry] = (tmp_path / "cache" / "prepared").iterdir()
+    blob = (entry / "interactions.npz").read_bytes()
+    (entry / "interactions.npz").write_bytes(blob[:100])  # a full disk or a killed copy
+    code = train.main([f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
+                       f"hydra.run.dir={tmp_path / 'run2'}", *amazon(path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "was unreadable (BadZipFile); it was discarded and is rebuilt" in out
+    assert (entry / "interactions.npz").read_bytes() == blob
+
+
+def test_a_diverging_run_fails_with_its_reason(tmp_path: Path, capsys) -> None:
+    # Finite but huge: Adagrad at 1e6 gives a loss ~1e16, which looked like a normal run.
+    code, err = run_train(tmp_path, capsys, "optimizer=adagrad", "optimizer.learning_rate=1e6")
+    assert code == 1 and len(err) == 1
+    assert "training loss became" in err[0] and "more than 100x the untrained model's" in err[0]
+
+
+def test_a_group_choice_on_top_of_a_saved_config(tmp_path: Path, capsys) -> None:
+    assert run_train(tmp_path, capsys)[0] == 0
+    saved = tmp_path / "run" / "config.yaml"
+    code = train.main(["--config", str(saved), "optimizer=adagrad",
+                       "optimizer.learning_rate=0.2", f"hydra.run.dir={tmp_path / 'again'}"])
+    assert code == 0, capsys.readouterr().err
+    import yaml
+
+    config = yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())
+    assert config["optimizer"] == {"name": "adagrad", "learning_rate": 0.2,
+                                   "initial_accumulator_value": 0.1}
+    assert config["data"]["synthetic"]["n_users"] == 1500  # the rest is the saved config's
+
+
+def test_bad_yaml_in_a_saved_config(tmp_path: Path, capsys) -> None:
+    saved = tmp_path / "config.yaml"
+    saved.write_text("data: [1,\n")
+    code = train.main(["--config", str(saved)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is not valid YAML" in err[0]
+
+
+@pytest.mark.parametrize("password", ["se,cret", "se'cret"])
+def test_a_storage_url_that_does_not_parse_never_shows_its_password(tmp_path: Path, capsys,
+                                                                     password: str) -> None:
+    code, err = run_sweep(tmp_path, capsys,
+                          f"search.storage=postgresql+psycopg://u:{password}@localhost/db")
+    assert code == 2 and len(err) == 1 and "quote it" in err[0] and "oc.env" in err[0]
+    assert "cret" not in err[0]
+
+
+def test_a_truncated_model_is_named(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"\x08\x01\x12")  # cut short
+    proc = subprocess.run([sys.executable, "-m", "experiments.recommend", str(model), "U1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    assert f"'{model}' is not a readable exported model" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_report_into_a_folder_it_cannot_write(tmp_path: Path, capsys) -> None:
+    from experiments import report
+
+    study_dir = tmp_path / "sweeps" / "s"
+    study_dir.mkdir(parents=True)
+    optuna.create_study(study_name="s", storage=f"sqlite:///{study_dir / 'study.db'}")
+    (study_dir / "report").write_text("a file where the report folder goes")
+    code = report.main(["study=s", f"search.dir={study_dir}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot write best/ and report/" in err[0], err
+
+
+def test_a_failed_trial_records_why_even_when_its_folder_cannot_be_written(
+        tmp_path: Path) -> None:
+    from experiments.objective import Objective
+    from experiments.search_space import parse_space
+
+    overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN]
+    space = parse_space({"model.embedding_dim": "choice(8, 16)"}, {},
+                        sweep.compose_config("train", overrides), sweep.group_options())
+    (tmp_path / "study" / "trials").mkdir(parents=True)
+    (tmp_path / "study" / "trials" / "3").write_text("not a folder")
+    trial = optuna.trial.FixedTrial({"model.embedding_dim": 8}, number=3)
+    with pytest.raises(Exception):  # noqa: B017 - the study records any failure
+        Objective(space, overrides, tmp_path / "study", "val_top_100")(trial)
+    assert "cannot write run directory" in trial.user_attrs["reason"]
+
+
+def test_leftovers_of_a_killed_run_are_removed_on_the_next_start(tmp_path: Path) -> None:
+    from experiments.common import remove_leftovers
+
+    study = tmp_path / "study"
+    (study / ".best.x1y2").mkdir(parents=True)
+    (study / "trials" / "3").mkdir(parents=True)
+    stale = [study / ".best.x1y2", study / "trials" / "3" / ".config.yaml.tmp4242",
+             study / "trials" / "3" / ".vectors.npz.tmp.npz"]
+    for path in stale[1:]:
+        path.write_text("half")
+    fresh = study / "trials" / "3" / ".metrics.json.tmp99"  # a live writer's: kept
+    fresh.write_text("")
+    for path in stale:
+        os.utime(path, (1, 1))
+    assert remove_leftovers(study) == 3
+    assert not any(p.exists() for p in stale) and fresh.exists()
+    assert (study / "trials" / "3").is_dir()

@@ -67,6 +67,8 @@ def test_sweep_prunes_records_and_exports(study_dir: Path, capsys) -> None:
     config = yaml.safe_load((folder / "best" / "config.yaml").read_text())
     assert config["optimizer"]["name"] == best.params["optimizer"]
     assert not list(folder.glob(".best*"))
+    # best/ is as readable as the rest of the study (mkdtemp alone would make it 0700)
+    assert (folder / "best").stat().st_mode & 0o777 == folder.stat().st_mode & 0o777
 
 
 @pytest.mark.slow
@@ -134,7 +136,7 @@ def test_diverging_trial_fails_with_reason_and_study_completes(tmp_path: Path) -
                "model.embedding_dim: 8}]")
     args = sweep_args(tmp_path, "diverge", 2, enqueue, "~search.params",
                       "+search.params={optimizer: 'choice(adagrad, sgd)', "
-                      "optimizer.learning_rate: 'tag(log, interval(0.01, 1e9))', "
+                      "optimizer.learning_rate: 'tag(log, interval(0.01, 0.5))', "
                       "model.embedding_dim: 'choice(8, 16)'}", "search.pruner.name=none")
     args.remove(SPACE)
     args.remove("~search.params")
@@ -142,8 +144,7 @@ def test_diverging_trial_fails_with_reason_and_study_completes(tmp_path: Path) -
     study = load(tmp_path, "diverge")
     first = study.trials[0]
     assert first.state == optuna.trial.TrialState.FAIL
-    assert "training loss became nan" in first.user_attrs["reason"].lower() or \
-        "inf" in first.user_attrs["reason"]
+    assert "training loss became" in first.user_attrs["reason"].lower()
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(finished) == 2 and study.best_trial.number != 0
 

@@ -24,7 +24,7 @@ import sqlalchemy.exc
 
 from experiments.export import export_best
 from experiments.objective import Objective, write_hparams_config
-from experiments.report import write_report
+from experiments.report import within_best, write_report
 from experiments.search_config import SearchConfig
 from experiments.search_space import Param, optuna_params
 from experiments.study import FINISHED, fail_dead_trials, mask_url, open_study, storage_lost
@@ -262,14 +262,26 @@ def format_study_table(study: optuna.Study, metric: str, top: int = 5) -> str:
     lines = [f"trials: {counts['complete']} complete, {counts['pruned']} pruned, "
              f"{counts['fail']} failed",
              f"{'trial':>5} {metric:>12} {test_metric:>13} {'state':>9} {'seconds':>8}  params"]
+    low = within_best(complete, metric)
     for t in complete[:top]:
         m = t.user_attrs.get("metrics", {})
+        state = "best" if t is complete[0] else (
+            "≈ best" if low is not None and t.value >= low else t.state.name.lower())
         lines.append(f"{t.number:>5} {t.value:>12.4f} {m.get(test_metric, float('nan')):>13.4f} "
-                     f"{t.state.name.lower():>9} {t.user_attrs.get('seconds', 0):>8.1f}  "
+                     f"{state:>9} {t.user_attrs.get('seconds', 0):>8.1f}  "
                      f"{_params(t.params)}")
     if complete:
-        pop = complete[0].user_attrs.get("popularity", {})
-        lines.append(f"{'pop.':>5} {pop.get(metric, float('nan')):>12.4f} "
-                     f"{pop.get(test_metric, float('nan')):>13.4f} {'baseline':>9} "
-                     f"{'':>8}  most-rated training items")
+        best = complete[0].user_attrs
+        baselines = best.get("baselines") or {
+            "popularity": {"name": "popularity", "metrics": best.get("popularity", {})}}
+        for key, b in baselines.items():
+            m = b.get("metrics", {})
+            short = {"popularity": "pop.", "itemknn": "kNN"}.get(key, key.upper())
+            lines.append(f"{short:>5} {m.get(metric, float('nan')):>12.4f} "
+                         f"{m.get(test_metric, float('nan')):>13.4f} {'baseline':>9} {'':>8}  "
+                         f"{b['name']}{' ' + b['param'] if b.get('param') else ''}"
+                         f"{' skipped: ' + b['skipped'] if b.get('skipped') else ''}")
+        if low is not None:
+            lines.append(f"≈ best: {metric} inside the best trial's 95% interval (>= {low:.4f}): "
+                         "not distinguishable from it on this validation set")
     return "\n".join(lines)

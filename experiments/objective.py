@@ -88,6 +88,9 @@ class Objective:
         trial.set_user_attr("rss_mb", resident_mb())  # memory of this worker after the trial
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("popularity", result.popularity)
+        trial.set_user_attr("intervals", result.intervals)
+        trial.set_user_attr("baselines", result.baselines)
+        trial.set_user_attr("evaluation", result.evaluation)
         return result.metrics[self.metric]
 
 

@@ -73,6 +73,13 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
     return summary
 
 
+def within_best(ranked: list[optuna.trial.FrozenTrial], metric: str) -> float | None:
+    """The lower end of the best trial's 95% interval on the ranking metric (None without
+    one): trials scoring at least this are within the best trial's noise."""
+    span = ranked[0].user_attrs.get("intervals", {}).get(metric) if ranked else None
+    return span[0] if span else None
+
+
 def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: int = 10) -> str:
     trials = study.get_trials(deepcopy=False)
     states = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
@@ -80,7 +87,7 @@ def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: in
                     key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
     ks = (1, 10, 100)
     head = ["trial", "state", *[f"val top-{k}" for k in ks], *[f"test top-{k}" for k in ks],
-            "seconds", "params"]
+            f"{metric} 95%", "seconds", "params"]
     lines = [f"# Study `{study.study_name}`", "",
              f"Ranked on `{metric}` ({study.direction.name.lower()}); "
              f"{states[optuna.trial.TrialState.COMPLETE]} complete, "
@@ -88,19 +95,42 @@ def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: in
              f"{states[optuna.trial.TrialState.FAIL]} failed.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
-    def row(label: str, state: str, m: dict[str, float], seconds: str, params: str) -> str:
+    def row(label: str, state: str, m: dict[str, float], bounds: dict[str, list[float]],
+            seconds: str, params: str) -> str:
         cells = [f"{m[f'{split}_top_{k}']:.4f}" if f"{split}_top_{k}" in m else "-"
                  for split in ("val", "test") for k in ks]
-        return "| " + " | ".join([label, state, *cells, seconds, params]) + " |"
+        span = bounds.get(metric)
+        interval = f"[{span[0]:.4f}, {span[1]:.4f}]" if span else "-"
+        return "| " + " | ".join([label, state, *cells, interval, seconds, params]) + " |"
 
+    low = within_best(ranked, metric)
     for t in ranked[:top]:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in t.params.items())
-        lines.append(row(str(t.number), "complete", t.user_attrs.get("metrics", {}),
+        state = "best" if t is ranked[0] else (
+            "complete ≈ best" if low is not None and t.value >= low else "complete")
+        lines.append(row(str(t.number), state, t.user_attrs.get("metrics", {}),
+                         t.user_attrs.get("intervals", {}),
                          f"{t.user_attrs.get('seconds', 0):.1f}", params))
     if ranked:
-        lines.append(row("popularity", "baseline", ranked[0].user_attrs.get("popularity", {}),
-                         "", "most-rated training items (best trial's training data)"))
+        best = ranked[0].user_attrs
+        baselines = best.get("baselines") or {
+            "popularity": {"name": "popularity", "metrics": best.get("popularity", {})}}
+        for b in baselines.values():
+            what = b.get("skipped") or (f"tuned on validation: {b['param']}" if b.get("param")
+                                        else "most-rated training items")
+            lines.append(row(b["name"], "baseline", b.get("metrics", {}), b.get("intervals", {}),
+                             "", what))
+        evaluation = best.get("evaluation")
+        if evaluation:
+            lines += ["", f"Ranking: {evaluation['candidates']}; items seen in training "
+                      f"{'excluded' if evaluation['exclude_seen'] else 'kept'} "
+                      f"(`eval.exclude_seen={str(evaluation['exclude_seen']).lower()}`); ties "
+                      f"{evaluation['ties']}; intervals: {evaluation['intervals']}."]
+        if low is not None:
+            lines += ["", f"≈ best: the trial's {metric} lies inside the best trial's 95% interval "
+                      f"(>= {low:.4f}): on this validation set it is not distinguishable from the "
+                      "best."]
     lines += ["", *[f"- {note}" for note in notes]] if notes else []
     return "\n".join(lines) + "\n"
 

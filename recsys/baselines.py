@@ -11,14 +11,19 @@ with the reason, above `eval.baseline_max_items`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, top_k
+from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
+from recsys.metrics import top_k_accuracy as top_k
 
 NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE"}
 
@@ -30,10 +35,6 @@ class BaselineResult:
     intervals: dict[str, list[float]] = field(default_factory=dict)
     param: str = ""  # the grid value chosen on validation, e.g. "k=50"
     skipped: str = ""  # why it was not computed
-
-    def to_json(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "intervals": self.intervals, "param": self.param,
-                "skipped": self.skipped}
 
 
 def interaction_matrix(ranker: Ranker) -> sp.csr_matrix:
@@ -109,3 +110,27 @@ def _finish(name: str, val_ranks: np.ndarray, test_ranks: np.ndarray, val: HeldO
         intervals={**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),
                    **bootstrap_intervals(test_ranks, test.users, ks, "test_", resamples)},
         param=param)
+
+
+def cached_baselines(path: Path | None, compute: Callable[[], dict[str, BaselineResult]],
+                     ) -> dict[str, BaselineResult]:
+    """Baselines are computed once per prepared data set and evaluation setting: every trial
+    of a study shares them."""
+    if path is not None and path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+            return {name: BaselineResult(**fields) for name, fields in stored.items()}
+        except (OSError, ValueError, TypeError):  # unreadable: compute again
+            pass
+    results = compute()
+    if path is not None:
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({n: asdict(r) for n, r in results.items()}))
+            tmp.replace(path)
+        except OSError:  # a read-only cache costs time, not correctness
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return results

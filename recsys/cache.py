@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +56,20 @@ def cache_key(cfg: DataConfig, path: Path) -> str:
     blob = json.dumps({"v": CACHE_VERSION, "data": settings, "file": identity}, sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def derived_file(cfg: DataConfig, name: str, settings: dict[str, Any]) -> Path | None:
+    """Where something computed from the prepared data (e.g. baseline metrics) is cached,
+    beside its entry, keyed by `settings`; None without a cache."""
+    if not cfg.cache_dir:
+        return None
+    try:
+        key = cache_key(cfg, source_path(cfg))
+    except UserError:
+        return None
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return (Path(cfg.cache_dir) / "prepared" / key
+            / f"{name}-{hashlib.sha256(blob).hexdigest()[:16]}.json")
 
 
 def load_prepared(cfg: DataConfig) -> tuple[PreparedData, dict[str, object]]:

@@ -12,7 +12,8 @@ One rule for every scorer:
   `FactorizedTopK` has it;
 - users with no training pairs are ranked by popularity, for every scorer.
 
-Intervals: a 95% percentile bootstrap over users (pairs of one user are not independent).
+Intervals: a 95% percentile (Poisson) bootstrap over users: pairs of one user are not
+independent, so resampling pairs would make the interval too narrow.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from recsys.metrics import exact_ranks, popularity_ranks
 
 TIE_SEED = 20_261_128
 BATCH = 2048
@@ -47,10 +50,42 @@ class Ranker:
                                   shape=(n_users, n_items))
         self.seen.sum_duplicates()
         self.item_counts = item_counts.astype(np.float64)
+        self._popular: dict[int, tuple[HeldOut, np.ndarray]] = {}
+
+    def popularity_ranks(self, held_out: HeldOut) -> np.ndarray:
+        """Most-rated first (computed once per held-out set: it is every epoch's fallback)."""
+        if id(held_out) not in self._popular:
+            rank_of_item = popularity_ranks(self.item_counts, np.arange(self.n_items),
+                                            self.tie_order)
+            ranks = rank_of_item[held_out.items]
+            if self.exclude_seen:  # minus the user's training items ranked before the true one
+                seen = self.seen[held_out.users]
+                rows = np.repeat(np.arange(len(ranks)), np.diff(seen.indptr))
+                before = rank_of_item[seen.indices] < ranks[rows]
+                ranks = ranks - np.bincount(rows, weights=before,
+                                            minlength=len(ranks)).astype(np.int64)
+            self._popular[id(held_out)] = (held_out, ranks)
+        return self._popular[id(held_out)][1].copy()
+
+    def model_ranks(self, held_out: HeldOut, query_vectors: Callable[[np.ndarray], object],
+                    item_vectors: object, batch_size: int) -> np.ndarray:
+        """The model's exact ranks for known users, popularity for the others."""
+        out = self.popularity_ranks(held_out)
+        known = np.flatnonzero(held_out.users > 0)
+        if len(known):
+            users = held_out.users[known]
+
+            def masked(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+                return self.seen[users[rows]].nonzero()
+
+            out[known] = exact_ranks(query_vectors(users), item_vectors, held_out.items[known],
+                                     batch_size, tie_order=self.tie_order,
+                                     masked=masked if self.exclude_seen else None)
+        return out
 
     def ranks(self, held_out: HeldOut, scores: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Rank of every held-out pair; `scores(users)` gives a (len(users), n_items) array for
-        known users. Unknown users get the popularity ranks."""
+        """Ranks from dense scores: `scores(users)` gives a (len(users), n_items) array for
+        known users (the baselines). Unknown users get the popularity ranks."""
         out = self.popularity_ranks(held_out)
         known = np.flatnonzero(held_out.users > 0)
         for start in range(0, len(known), BATCH):
@@ -59,41 +94,23 @@ class Ranker:
             out[rows] = self._rank_batch(np.asarray(scores(users), np.float64), users, items)
         return out
 
-    def popularity_ranks(self, held_out: HeldOut) -> np.ndarray:
-        users = held_out.users if self.exclude_seen else np.zeros_like(held_out.users)
-        out = np.empty(len(held_out.items), np.int64)
-        for start in range(0, len(out), BATCH):
-            sl = slice(start, start + BATCH)
-            scores = np.broadcast_to(self.item_counts, (len(held_out.items[sl]), self.n_items))
-            out[sl] = self._rank_batch(scores, users[sl], held_out.items[sl])
-        return out
-
     def _rank_batch(self, scores: np.ndarray, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         rows = np.arange(len(items))
         positive = scores[rows, items][:, None]
         before = (scores > positive) | ((scores == positive)
                                         & (self.tie_order[None, :] < self.tie_order[items][:, None]))
         if self.exclude_seen:
-            seen = self.seen[users]
-            seen_rows, seen_items = seen.nonzero()
+            seen_rows, seen_items = self.seen[users].nonzero()
             before[seen_rows, seen_items] = False
         return before.sum(axis=1)
-
-    def seen_items(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(row, item) pairs of training items for a batch of users (for the model's mask)."""
-        return self.seen[users].nonzero()
-
-
-def top_k(ranks: np.ndarray, ks: tuple[int, ...], prefix: str = "") -> dict[str, float]:
-    """Fraction of pairs with rank < k."""
-    n = max(len(ranks), 1)
-    return {f"{prefix}top_{k}": float(np.sum(ranks < k) / n) for k in ks}
 
 
 def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...],
                         prefix: str = "", resamples: int = 500,
                         seed: int = 0) -> dict[str, list[float]]:
-    """95% percentile intervals of top-k accuracy, resampling users (with their pairs)."""
+    """95% percentile intervals of top-k accuracy, resampling users with their pairs (a
+    Poisson bootstrap: each user weighs Poisson(1) per resample, so memory stays one chunk
+    of resamples x users even with millions of users)."""
     if resamples <= 0 or len(ranks) == 0:
         return {}
     # Unknown users (index 0) are many distinct people: each of their pairs is its own unit.
@@ -101,14 +118,15 @@ def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...
     _, unit_index = np.unique(unit, return_inverse=True)
     n_units = int(unit_index.max()) + 1
     pairs = np.bincount(unit_index, minlength=n_units).astype(np.float64)
+    hits = np.stack([np.bincount(unit_index, weights=(ranks < k).astype(np.float64),
+                                 minlength=n_units) for k in ks], axis=1)  # units x ks
     rng = np.random.default_rng(seed)
-    weights = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=resamples)
-    weights = weights.astype(np.float64)
-    totals = weights @ pairs
-    out = {}
-    for k in ks:
-        hits = np.bincount(unit_index, weights=(ranks < k).astype(np.float64), minlength=n_units)
-        estimates = (weights @ hits) / np.maximum(totals, 1)
-        low, high = np.percentile(estimates, [2.5, 97.5])
-        out[f"{prefix}top_{k}"] = [float(low), float(high)]
-    return out
+    chunk = max(1, min(resamples, 20_000_000 // n_units))
+    estimates = []
+    for start in range(0, resamples, chunk):
+        weights = rng.poisson(1.0, size=(min(chunk, resamples - start), n_units)).astype(
+            np.float64)
+        estimates.append((weights @ hits) / np.maximum(weights @ pairs, 1.0)[:, None])
+    low, high = np.percentile(np.concatenate(estimates), [2.5, 97.5], axis=0)
+    return {f"{prefix}top_{k}": [float(lo), float(hi)]
+            for k, lo, hi in zip(ks, low, high, strict=True)}

@@ -2,7 +2,8 @@
 
 Definition (the one `tfrs.metrics.FactorizedTopK` uses): a held-out (user, item) pair is a hit
 at k when the item is among the user's k best-scored candidates over the whole catalog. We
-compute each pair's rank as the number of candidates scored strictly higher than the true item,
+compute each pair's rank as the number of candidates scored higher than the true item (exact
+ties: see `recsys.evaluation`, which passes one tie order for every scorer),
 taking the true item's score from the same score matrix, so there is no rounding gap between
 the positive's score and the candidates' (FactorizedTopK computes the positive apart and can
 push a true hit to rank 2 at k=1). One batched matrix product and a comparison: no `top_k`.
@@ -12,25 +13,49 @@ Pairs whose user has no training data are ranked by popularity (see `recsys.trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
 
 @tf.function(reduce_retracing=True)
-def _ranks(queries: tf.Tensor, candidates: tf.Tensor, true_items: tf.Tensor) -> tf.Tensor:
+def _ranks(queries: tf.Tensor, candidates: tf.Tensor, true_items: tf.Tensor,
+           tie_order: tf.Tensor, masked: tf.Tensor) -> tf.Tensor:
     scores = tf.matmul(queries, candidates, transpose_b=True)
-    positive = tf.gather(scores, true_items, batch_dims=1)
-    return tf.reduce_sum(tf.cast(scores > positive[:, None], tf.int32), axis=1)
+    positive = tf.gather(scores, true_items, batch_dims=1)[:, None]
+    before = tf.logical_or(scores > positive, tf.logical_and(
+        scores == positive, tie_order[None, :] < tf.gather(tie_order, true_items)[:, None]))
+    # masked: (row, item) pairs left out of the ranking (a user's training items)
+    before = tf.tensor_scatter_nd_update(before, masked, tf.zeros(tf.shape(masked)[:1], tf.bool))
+    return tf.reduce_sum(tf.cast(before, tf.int32), axis=1)
 
 
 def exact_ranks(query_embeddings: np.ndarray | tf.Tensor, item_embeddings: np.ndarray | tf.Tensor,
-                true_items: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """0-based rank of each true item among all catalog items for its query."""
+                true_items: np.ndarray, batch_size: int = 4096,
+                tie_order: np.ndarray | None = None,
+                masked: Callable[[slice], tuple[np.ndarray, np.ndarray]] | None = None,
+                ) -> np.ndarray:
+    """0-based rank of each true item among all catalog items for its query.
+
+    `tie_order` (item -> place in a fixed order) breaks exact ties: an item tied with the true
+    one counts before it when it comes first. Without it, only strictly higher scores count
+    (FactorizedTopK's rule). `masked(rows)` gives (row in batch, item) pairs to leave out."""
     candidates = tf.convert_to_tensor(item_embeddings, tf.float32)
     queries = tf.convert_to_tensor(query_embeddings, tf.float32)
+    n_items = int(candidates.shape[0])
+    # Without a tie order every tie counts for the true item: all places equal.
+    order = tf.constant(np.zeros(n_items, np.int64) if tie_order is None else tie_order, tf.int64)
     true_items = tf.convert_to_tensor(true_items, tf.int32)
-    out = [_ranks(queries[s:s + batch_size], candidates, true_items[s:s + batch_size])
-           for s in range(0, int(queries.shape[0]), batch_size)]
+    out = []
+    for start in range(0, int(queries.shape[0]), batch_size):
+        rows = slice(start, start + batch_size)
+        pairs = np.zeros((0, 2), np.int64)
+        if masked is not None:
+            r, i = masked(rows)
+            pairs = np.stack([r, i], axis=1).astype(np.int64)
+        out.append(_ranks(queries[rows], candidates, true_items[rows], order,
+                          tf.constant(pairs, tf.int64)))
     return np.concatenate([o.numpy() for o in out]) if out else np.zeros(0, np.int32)
 
 
@@ -40,9 +65,12 @@ def top_k_accuracy(ranks: np.ndarray, ks: tuple[int, ...], prefix: str = "") -> 
     return {f"{prefix}top_{k}": float(np.sum(ranks < k) / n) for k in ks}
 
 
-def popularity_ranks(item_counts: np.ndarray, true_items: np.ndarray) -> np.ndarray:
-    """Rank of each true item in the most-rated-first list (ties broken by catalog index)."""
-    order = np.lexsort((np.arange(len(item_counts)), -item_counts))
+def popularity_ranks(item_counts: np.ndarray, true_items: np.ndarray,
+                     tie_order: np.ndarray | None = None) -> np.ndarray:
+    """Rank of each true item in the most-rated-first list; equal counts are ordered by
+    `tie_order` (default: catalog index)."""
+    order = np.lexsort((np.arange(len(item_counts)) if tie_order is None else tie_order,
+                        -item_counts))
     rank_of_item = np.empty(len(item_counts), dtype=np.int64)
     rank_of_item[order] = np.arange(len(item_counts))
     return rank_of_item[true_items]

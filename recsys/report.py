@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from recsys.training import RunResult
@@ -19,9 +19,39 @@ def format_run_table(result: RunResult) -> str:
     lines.append(f"epochs: {result.epochs_run} (metrics from epoch {result.epoch}); "
                  f"seconds per epoch: {s['per_epoch_after_first']:.2f} after the first "
                  f"({s['per_epoch_mean']:.2f} mean incl. compilation); total {s['total']:.1f} s")
+    lines += baseline_table(result.metrics, result.intervals, result.baselines, max(ks),
+                            f"two-tower, epoch {result.epoch}")
+    ev = result.evaluation
+    lines.append(f"ranking: {ev['candidates']}, items seen in training "
+                 f"{'excluded' if ev['exclude_seen'] else 'kept'} "
+                 f"(eval.exclude_seen={str(ev['exclude_seen']).lower()}); ties {ev['ties']}; "
+                 f"[intervals]: {ev['intervals']}")
     st = result.data_stats
     lines.append(f"data: {st['train']} train / {st['validation']} val / {st['test']} test pairs, "
                  f"{st['catalog_items']} catalog items, {st['train_users']} train users; "
                  f"held-out pairs of users unseen in training (ranked by popularity): "
                  f"{st['validation_unknown_users']} val / {st['test_unknown_users']} test")
     return "\n".join(lines)
+
+
+def baseline_table(metrics: dict[str, float], intervals: dict[str, list[float]],
+                   baselines: dict[str, dict[str, Any]], k: int, label: str) -> list[str]:
+    """The model beside every baseline at top-k, validation and test, with 95% intervals."""
+    def cell(values: dict[str, float], bounds: dict[str, list[float]], key: str) -> str:
+        if key not in values:
+            return f"{'-':>24}"
+        low, high = bounds.get(key, [float("nan")] * 2)
+        span = f" [{low:.4f}, {high:.4f}]" if key in bounds else ""
+        return f"{values[key]:.4f}{span:>17}" if span else f"{values[key]:>24.4f}"
+
+    rows = [f"{'top-' + str(k):<34} {'validation [95%]':>24} {'test [95%]':>24}",
+            f"{label:<34} {cell(metrics, intervals, f'val_top_{k}')} "
+            f"{cell(metrics, intervals, f'test_top_{k}')}"]
+    for b in baselines.values():
+        name = f"{b['name']}{' (' + b['param'] + ')' if b.get('param') else ''}"
+        if b.get("skipped"):
+            rows.append(f"{name:<34} skipped: {b['skipped']}")
+            continue
+        rows.append(f"{name:<34} {cell(b['metrics'], b['intervals'], f'val_top_{k}')} "
+                    f"{cell(b['metrics'], b['intervals'], f'test_top_{k}')}")
+    return rows

@@ -10,8 +10,8 @@ import tensorflow as tf
 class RunWriter:
     """Writes scalars for one run into `<run_dir>/tensorboard/`.
 
-    The popularity baseline is logged at every epoch under `baseline/` so it draws as a flat
-    reference line beside the model's `val/` curves.
+    The baselines (popularity, item-kNN, EASE) are logged at every epoch under `baseline/` so
+    they draw as flat reference lines beside the model's `val/` curves.
     """
 
     def __init__(self, run_dir: str | Path, ks: tuple[int, ...]) -> None:
@@ -19,13 +19,17 @@ class RunWriter:
         self.ks = ks
         self.writer = tf.summary.create_file_writer(str(self.logdir))
 
-    def epoch(self, epoch: int, logs: dict[str, float], popularity: dict[str, float]) -> None:
+    def epoch(self, epoch: int, logs: dict[str, float],
+              baselines: dict[str, dict[str, float]]) -> None:
+        """`baselines`: name -> metrics (popularity, item-kNN, EASE; empty when skipped)."""
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("train/loss", logs["loss"])
             tf.summary.scalar("time/epoch_seconds", logs["epoch_seconds"])
             for k in self.ks:
                 tf.summary.scalar(f"val/top_{k}", logs[f"val_top_{k}"])
-                tf.summary.scalar(f"baseline/popularity_val_top_{k}", popularity[f"val_top_{k}"])
+                for name, metrics in baselines.items():
+                    if f"val_top_{k}" in metrics:
+                        tf.summary.scalar(f"baseline/{name}_val_top_{k}", metrics[f"val_top_{k}"])
         self.writer.flush()
 
     def close(self) -> None:

@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from recsys.cache import load_prepared
+from recsys.baselines import cached_baselines, run_baselines
+from recsys.cache import derived_file, load_prepared
 from recsys.config import OptimizerConfig, RunConfig, TrainConfig
 from recsys.errors import TrainingDiverged
-from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
+from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
+from recsys.metrics import top_k_accuracy
 from recsys.model import TwoTowerModel
 from recsys.prepare import PreparedData, select_training
 from recsys.serving import VECTORS_FILE, save_vectors
@@ -30,6 +32,9 @@ class RunResult:
 
     metrics: dict[str, float]  # val_top_k and test_top_k of the reported weights
     popularity: dict[str, float]  # the same metrics for the most-rated-items baseline
+    intervals: dict[str, list[float]]  # 95% interval of each metric (bootstrap over users)
+    baselines: dict[str, dict[str, Any]]  # popularity, item-kNN, EASE: metrics, intervals
+    evaluation: dict[str, Any]  # the ranking rule: candidates, seen items, ties, intervals
     history: list[dict[str, float]]  # per epoch: loss, val_top_k, seconds
     epoch: int  # 1-based epoch whose weights the metrics describe
     epochs_run: int
@@ -92,10 +97,16 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     use_catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
     train_step = _make_train_step(model, model.optimizer, cfg.train.jit_compile, use_catalog_loss)
 
-    pop = {
-        **top_k_accuracy(popularity_ranks(data.item_counts, data.val_item), ks, prefix="val_"),
-        **top_k_accuracy(popularity_ranks(data.item_counts, data.test_item), ks, prefix="test_"),
-    }
+    ranker = Ranker(data.train_user, data.train_item, data.n_users, data.n_items,
+                    data.item_counts, cfg.eval.exclude_seen)
+    val, test = HeldOut(data.val_user, data.val_item), HeldOut(data.test_user, data.test_item)
+    baselines = cached_baselines(
+        derived_file(cfg.data, "baselines", {"eval": asdict(cfg.eval), "ks": ks, "version": 1,
+                                             "sample_fraction": cfg.data.sample_fraction}),
+        lambda: run_baselines(ranker, val, test, ks, cfg.eval.baselines,
+                              cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
+                              cfg.eval.ease_lambdas, cfg.eval.interval_resamples))
+    pop = baselines["popularity"].metrics
     writer = RunWriter(cfg.run_dir, ks) if cfg.run_dir else None
     callback_list = tf.keras.callbacks.CallbackList(callbacks or [], model=model)
     rng = np.random.default_rng(cfg.train.seed)
@@ -130,13 +141,13 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
                 raise TrainingDiverged(f"training loss became {loss:.4g} at epoch {epoch}{scale}"
                                        f" (optimizer.learning_rate="
                                        f"{cfg.optimizer.learning_rate})")
-            val = _evaluate(model, data.val_user, data.val_item, data.item_counts, ks,
-                            cfg.train.eval_batch_size, "val_")
-            logs = {"loss": loss, **val, "epoch_seconds": train_seconds,
+            val_metrics = top_k_accuracy(_ranks(model, ranker, val, cfg.train.eval_batch_size),
+                                         ks, "val_")
+            logs = {"loss": loss, **val_metrics, "epoch_seconds": train_seconds,
                     "eval_seconds": time.perf_counter() - start - train_seconds}
             history.append({"epoch": epoch, **logs})
             if writer:
-                writer.epoch(epoch, logs, pop)
+                writer.epoch(epoch, logs, {n: b.metrics for n, b in baselines.items()})
             if logs[monitor] > best_score:
                 best_score, best_epoch, since_best = logs[monitor], epoch, 0
                 if cfg.train.early_stopping_patience:
@@ -159,14 +170,21 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         model.set_weights(best_weights)
         reported_epoch = best_epoch
     val_metrics = {k: v for k, v in history[reported_epoch - 1].items() if k.startswith("val_")}
-    test = _evaluate(model, data.test_user, data.test_item, data.item_counts, ks,
-                     cfg.train.eval_batch_size, "test_")
+    val_ranks = _ranks(model, ranker, val, cfg.train.eval_batch_size)
+    test_ranks = _ranks(model, ranker, test, cfg.train.eval_batch_size)
+    test_metrics = top_k_accuracy(test_ranks, ks, "test_")
+    resamples = cfg.eval.interval_resamples
+    intervals = {**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),
+                 **bootstrap_intervals(test_ranks, test.users, ks, "test_", resamples)}
     t_end = time.perf_counter()
 
     epoch_times = [h["epoch_seconds"] for h in history]
     result = RunResult(
-        metrics={**val_metrics, **test},
+        metrics={**val_metrics, **test_metrics},
         popularity=pop,
+        intervals=intervals,
+        baselines={name: asdict(b) for name, b in baselines.items()},
+        evaluation=evaluation_info(cfg, data.n_items),
         history=history,
         epoch=reported_epoch,
         epochs_run=len(history),
@@ -205,17 +223,22 @@ def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimi
     return train_step
 
 
-def _evaluate(model: TwoTowerModel, users: np.ndarray, items: np.ndarray,
-              item_counts: np.ndarray, ks: tuple[int, ...], batch_size: int,
-              prefix: str) -> dict[str, float]:
-    """Exact top-k of the system the export serves: the model for users it was trained on,
+def _ranks(model: TwoTowerModel, ranker: Ranker, held_out: HeldOut, batch_size: int,
+           ) -> np.ndarray:
+    """Exact ranks of the system the export serves: the model for users it was trained on,
     the popularity list for users without training pairs (index 0)."""
-    known = users > 0
-    ranks = popularity_ranks(item_counts, items)
-    if known.any():
-        queries = model.user_tower(tf.constant(users[known]))
-        ranks[known] = exact_ranks(queries, model.item_embeddings(), items[known], batch_size)
-    return top_k_accuracy(ranks, ks, prefix=prefix)
+    return ranker.model_ranks(held_out, lambda users: model.user_tower(tf.constant(users)),
+                              model.item_embeddings(), batch_size)
+
+
+def evaluation_info(cfg: RunConfig, n_items: int) -> dict[str, Any]:
+    """How the numbers were computed, for every output that shows them."""
+    return {"candidates": f"all {n_items} catalog items",
+            "exclude_seen": cfg.eval.exclude_seen,
+            "ties": "broken by one fixed random item order (the same for every scorer)",
+            "intervals": (f"95% percentile Poisson bootstrap over users, "
+                          f"{cfg.eval.interval_resamples} resamples"
+                          if cfg.eval.interval_resamples else "off")}
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -149,18 +149,20 @@ def test_catalog_loss_equals_tfrs_loss_and_gradients(knob: dict) -> None:
 
 
 def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> None:
+    from recsys.evaluation import HeldOut, Ranker
     from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
-    from recsys.training import _evaluate
+    from recsys.training import _ranks
 
     counts = np.array([9, 1, 5, 0, 3, 7])
     model = TwoTowerModel(n_users=5, n_items=6, cfg=ModelConfig(embedding_dim=4),
                           item_counts=counts, seed=0)
     users = np.array([0, 0, 2, 3, 0])
     items = np.array([3, 0, 1, 4, 5])
-    got = _evaluate(model, users, items, counts, (1, 2, 6), 16, "")
-    ranks = popularity_ranks(counts, items)
+    ranker = Ranker(np.array([1, 2]), np.array([0, 2]), 5, 6, counts, exclude_seen=False)
+    got = top_k_accuracy(_ranks(model, ranker, HeldOut(users, items), 16), (1, 2, 6))
+    ranks = popularity_ranks(counts, items, ranker.tie_order)
     known = users > 0
     ranks[known] = exact_ranks(model.user_tower(tf.constant(users[known])),
-                               model.item_embeddings(), items[known])
+                               model.item_embeddings(), items[known], tie_order=ranker.tie_order)
     assert got == top_k_accuracy(ranks, (1, 2, 6))
     assert top_k_accuracy(popularity_ranks(counts, items[~known]), (1,))["top_1"] == 1 / 3

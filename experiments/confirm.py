@@ -1,0 +1,81 @@
+"""Confirming the winner: re-train the study's best trials with new seeds, pick by the mean.
+
+The search ranks trials on one validation score each, and picks the luckiest: top trials often
+differ by less than the score's own noise (see the `≈ best` marks). With `search.confirm.top_n`
+> 0, after the study the best `top_n` complete trials are trained again `search.confirm.seeds`
+times with other training seeds; `best/` is the trial with the best mean validation score, and
+reports mean ± sd of validation and test. Results are kept in the study's user attributes
+(`confirm`), so a rerun of the same command does not train them again.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from experiments.search_config import ConfirmConfig
+
+SEED_STEP = 1_000_003  # confirmation seed j of a trial: its own seed + j * SEED_STEP
+
+
+def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str,
+                    study_dir: Path) -> optuna.trial.FrozenTrial | None:
+    """Train the best trials again, record every run, return the trial with the best mean
+    validation score (None when the study has no complete trial)."""
+    from recsys.config import RunConfig
+    from recsys.training import run
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ranked = sorted(complete, key=lambda t: t.value, reverse=reverse)[:cfg.top_n]
+    if not ranked:
+        return None
+    test_metric = metric.replace("val_", "test_", 1)
+    record: dict[str, Any] = dict(study.user_attrs.get("confirm", {}))
+    for trial in ranked:
+        key = str(trial.number)
+        done = record.get(key, {"seeds": [trial.user_attrs["config"]["train"]["seed"]],
+                                "val": [trial.value],
+                                "test": [trial.user_attrs["metrics"][test_metric]]})
+        while len(done["seeds"]) < cfg.seeds + 1:
+            tree = copy.deepcopy(trial.user_attrs["config"])
+            seed = done["seeds"][0] + len(done["seeds"]) * SEED_STEP
+            tree["train"]["seed"] = seed
+            run_dir = study_dir / "trials" / key / f"confirm_seed_{seed}"
+            result = run(RunConfig.from_dict(tree, run_dir=str(run_dir)))
+            done = {"seeds": [*done["seeds"], seed], "val": [*done["val"], result.metrics[metric]],
+                    "test": [*done["test"], result.metrics[test_metric]]}
+            record[key] = done
+            study.set_user_attr("confirm", record)  # kept after each run: a rerun resumes
+            print(f"confirm trial {trial.number}: seed {seed} {metric}={result.metrics[metric]:.4f}"
+                  f" {test_metric}={result.metrics[test_metric]:.4f}", flush=True)
+    chosen = (max if reverse else min)(ranked,
+                                       key=lambda t: statistics.fmean(record[str(t.number)]["val"]))
+    return chosen
+
+
+def summary(study: optuna.Study) -> dict[str, dict[str, float]]:
+    """Per confirmed trial: runs, mean and sd of validation and test."""
+    out = {}
+    for key, done in study.user_attrs.get("confirm", {}).items():
+        out[key] = {"runs": len(done["val"]),
+                    "val_mean": statistics.fmean(done["val"]),
+                    "val_sd": statistics.stdev(done["val"]) if len(done["val"]) > 1 else 0.0,
+                    "test_mean": statistics.fmean(done["test"]),
+                    "test_sd": statistics.stdev(done["test"]) if len(done["test"]) > 1 else 0.0}
+    return out
+
+
+def format_confirm_table(study: optuna.Study, chosen: int | None) -> str:
+    rows = summary(study)
+    lines = [f"confirmation: each trial trained again with new seeds (mean ± sd over all runs)",
+             f"{'trial':>5} {'runs':>5} {'val mean ± sd':>18} {'test mean ± sd':>18}"]
+    for key, s in sorted(rows.items(), key=lambda kv: -kv[1]["val_mean"]):
+        mark = "  <- best/" if chosen is not None and int(key) == chosen else ""
+        lines.append(f"{key:>5} {s['runs']:>5} {s['val_mean']:>10.4f} ± {s['val_sd']:.4f} "
+                     f"{s['test_mean']:>10.4f} ± {s['test_sd']:.4f}{mark}")
+    return "\n".join(lines)

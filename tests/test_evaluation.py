@@ -1,0 +1,147 @@
+"""One ranking rule for every scorer: ties, seen items, baselines and intervals, checked against
+direct numpy computations on data small enough to verify by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.baselines import ease_weights, interaction_matrix, itemknn_similarities, run_baselines
+from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
+from recsys.metrics import exact_ranks, top_k_accuracy
+
+# users 1..3 (0 is the unknown-user slot), items 0..4
+TRAIN_USER = np.array([1, 1, 2, 2, 2, 3, 3])
+TRAIN_ITEM = np.array([0, 1, 0, 2, 3, 1, 3])
+COUNTS = np.bincount(TRAIN_ITEM, minlength=5)  # [2, 2, 1, 2, 0]
+
+
+def ranker(exclude_seen: bool) -> Ranker:
+    return Ranker(TRAIN_USER, TRAIN_ITEM, n_users=4, n_items=5, item_counts=COUNTS,
+                  exclude_seen=exclude_seen)
+
+
+def direct_rank(scores: np.ndarray, true: int, order: np.ndarray, hidden: set[int]) -> int:
+    """The rule spelled out: items before the true one, by score then by the tie order."""
+    return sum(1 for i in range(len(scores)) if i != true and i not in hidden and (
+        scores[i] > scores[true] or (scores[i] == scores[true] and order[i] < order[true])))
+
+
+def test_ties_follow_the_fixed_order_not_the_true_item() -> None:
+    r = ranker(exclude_seen=False)
+    flat = np.zeros((1, 5))  # a sparse scorer's typical row: everything tied at 0
+    for true in range(5):
+        rank = r.ranks(HeldOut(np.array([1]), np.array([true])), lambda users: flat)[0]
+        assert rank == r.tie_order[true]  # the number of items ahead of it in the tie order
+    # Without a rule, counting only higher scores, every one of them would be rank 0.
+    assert sorted(r.tie_order.tolist()) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("exclude_seen", [False, True])
+def test_model_popularity_and_dense_ranks_match_the_rule(exclude_seen: bool) -> None:
+    r = ranker(exclude_seen)
+    rng = np.random.default_rng(1)
+    queries = rng.integers(-2, 3, size=(4, 3)).astype(np.float32)  # integer: exact ties
+    items = rng.integers(-2, 3, size=(5, 3)).astype(np.float32)
+    held = HeldOut(np.array([1, 2, 3, 0, 3]), np.array([2, 1, 4, 3, 0]))
+    seen = {u: set(TRAIN_ITEM[np.equal(TRAIN_USER, u)].tolist()) if exclude_seen else set() for u in range(4)}
+    scores = queries @ items.T
+    expected_model = [direct_rank(scores[u], t, r.tie_order, seen[u]) if u > 0 else
+                      direct_rank(COUNTS.astype(float), t, r.tie_order, set())
+                      for u, t in zip(held.users, held.items, strict=True)]
+    got = r.model_ranks(held, lambda users: queries[users], items, batch_size=2)
+    assert got.tolist() == expected_model
+    assert r.ranks(held, lambda users: scores[users]).tolist() == expected_model
+    expected_pop = [direct_rank(COUNTS.astype(float), t, r.tie_order, seen[u])
+                    for u, t in zip(held.users, held.items, strict=True)]
+    assert r.popularity_ranks(held).tolist() == expected_pop
+
+
+def test_exclude_seen_leaves_out_exactly_the_training_items() -> None:
+    # User 2 rated items 0, 2, 3; score those highest: excluded, the true item 1 is first.
+    scores = np.array([[0, 0, 0, 0, 0]] * 3 + [[9, 1, 8, 7, 0]], dtype=float)
+    held = HeldOut(np.array([2]), np.array([1]))
+    assert ranker(True).ranks(held, lambda users: scores[users + 1])[0] == 0
+    kept = ranker(False).ranks(held, lambda users: scores[users + 1])[0]
+    assert kept == 3
+
+
+def test_itemknn_and_ease_equal_a_direct_numpy_computation() -> None:
+    r = ranker(False)
+    x = interaction_matrix(r).toarray()
+    # item-kNN, every neighbour kept: cosine between item columns, no self-similarity
+    norms = np.sqrt((x * x).sum(axis=0))
+    norms[norms == 0] = 1
+    cosine = (x.T @ x) / np.outer(norms, norms)
+    np.fill_diagonal(cosine, 0)
+    np.testing.assert_allclose(itemknn_similarities(interaction_matrix(r), k=5), cosine, atol=1e-6)
+    # hand-checked: items 0 and 1 share user 1 of their two users each -> cosine 1/2
+    assert cosine[0, 1] == pytest.approx(0.5)
+    # keeping k=1 leaves each row's single largest similarity
+    top1 = itemknn_similarities(interaction_matrix(r), k=1)
+    assert ((top1 > 0).sum(axis=1) <= 1).all()
+    # EASE: B = I - P / diag(P), P = (XᵀX + λI)^-1, zero diagonal
+    lam = 2.0
+    p = np.linalg.inv(x.T @ x + lam * np.eye(5))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0)
+    np.testing.assert_allclose(ease_weights(interaction_matrix(r), lam), b, rtol=1e-5, atol=1e-6)
+
+
+def test_baselines_report_the_direct_top_k_and_choose_on_validation() -> None:
+    r = ranker(False)
+    val = HeldOut(np.array([1, 3, 0]), np.array([3, 0, 1]))
+    test = HeldOut(np.array([2, 1]), np.array([1, 2]))
+    results = run_baselines(r, val, test, (1, 2), ("itemknn", "ease"), max_items=100,
+                            knn_grid=(1, 5), ease_grid=(2.0, 50.0), resamples=0)
+    x = interaction_matrix(r).toarray()
+    for name, build in (("itemknn", lambda v: itemknn_similarities(interaction_matrix(r), v)),
+                        ("ease", lambda v: ease_weights(interaction_matrix(r), v))):
+        grid = (1, 5) if name == "itemknn" else (2.0, 50.0)
+        val_scores = {v: top_k_accuracy(np.array([
+            direct_rank((x @ build(v))[u], t, r.tie_order, set()) if u > 0 else
+            direct_rank(COUNTS.astype(float), t, r.tie_order, set())
+            for u, t in zip(val.users, val.items, strict=True)]), (1, 2), "val_")["val_top_2"]
+            for v in grid}
+        chosen = max(grid, key=lambda v: val_scores[v])  # first best, as the code keeps
+        test_ranks = [direct_rank((x @ build(chosen))[u], t, r.tie_order, set())
+                      for u, t in zip(test.users, test.items, strict=True)]
+        assert results[name].metrics == {
+            **top_k_accuracy(np.array([direct_rank(
+                (x @ build(chosen))[u], t, r.tie_order, set()) if u > 0 else direct_rank(
+                COUNTS.astype(float), t, r.tie_order, set())
+                for u, t in zip(val.users, val.items, strict=True)]), (1, 2), "val_"),
+            **top_k_accuracy(np.array(test_ranks), (1, 2), "test_")}
+    assert results["popularity"].param == ""
+
+
+def test_baselines_are_skipped_with_the_reason_above_the_item_limit() -> None:
+    r = ranker(False)
+    held = HeldOut(np.array([1]), np.array([2]))
+    results = run_baselines(r, held, held, (1,), ("itemknn", "ease"), max_items=4,
+                            knn_grid=(5,), ease_grid=(1.0,), resamples=0)
+    assert "eval.baseline_max_items=4" in results["ease"].skipped
+    assert results["itemknn"].metrics == {} and results["popularity"].metrics
+
+
+def test_bootstrap_interval_covers_the_true_value_about_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(0)
+    true_value, covered, runs = 2 / 7, 0, 200  # E[p] with p ~ Beta(2, 5), pairs independent of p
+    for run in range(runs):
+        n_users = 300
+        pairs = 1 + rng.poisson(3, n_users)
+        p = rng.beta(2, 5, n_users)
+        users = np.repeat(np.arange(1, n_users + 1), pairs)
+        hits = rng.random(len(users)) < np.repeat(p, pairs)
+        ranks = np.where(hits, 0, 5)  # a hit at k=1 or not
+        low, high = bootstrap_intervals(ranks, users, (1,), resamples=300, seed=run)["top_1"]
+        covered += low <= true_value <= high
+    assert 0.9 <= covered / runs <= 0.99, covered / runs
+
+
+def test_exact_ranks_without_a_tie_order_keep_factorized_top_k_rule() -> None:
+    queries = np.zeros((1, 2), np.float32)
+    items = np.ones((3, 2), np.float32)
+    assert exact_ranks(queries, items, np.array([2])).tolist() == [0]  # ties favour it
+    assert exact_ranks(queries, items, np.array([2]),
+                       tie_order=np.array([0, 1, 2])).tolist() == [2]

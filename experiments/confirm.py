@@ -53,9 +53,17 @@ def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str,
             study.set_user_attr("confirm", record)  # kept after each run: a rerun resumes
             print(f"confirm trial {trial.number}: seed {seed} {metric}={result.metrics[metric]:.4f}"
                   f" {test_metric}={result.metrics[test_metric]:.4f}", flush=True)
-    chosen = (max if reverse else min)(ranked,
-                                       key=lambda t: statistics.fmean(record[str(t.number)]["val"]))
-    return chosen
+    return confirmed_choice(study)
+
+
+def confirmed_choice(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The confirmed trial with the best mean validation score (None before confirmation)."""
+    record = study.user_attrs.get("confirm", {})
+    if not record:
+        return None
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    number = pick(record, key=lambda key: statistics.fmean(record[key]["val"]))
+    return study.trials[int(number)]
 
 
 def summary(study: optuna.Study) -> dict[str, dict[str, float]]:
@@ -72,7 +80,7 @@ def summary(study: optuna.Study) -> dict[str, dict[str, float]]:
 
 def format_confirm_table(study: optuna.Study, chosen: int | None) -> str:
     rows = summary(study)
-    lines = [f"confirmation: each trial trained again with new seeds (mean ± sd over all runs)",
+    lines = ["confirmation: each trial trained again with new seeds (mean ± sd over all runs)",
              f"{'trial':>5} {'runs':>5} {'val mean ± sd':>18} {'test mean ± sd':>18}"]
     for key, s in sorted(rows.items(), key=lambda kv: -kv[1]["val_mean"]):
         mark = "  <- best/" if chosen is not None and int(key) == chosen else ""

@@ -22,6 +22,7 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 
+from experiments.confirm import confirm_winners, format_confirm_table
 from experiments.export import export_best
 from experiments.objective import Objective, write_hparams_config
 from experiments.report import within_best, write_report
@@ -193,8 +194,16 @@ def run_study(storage: optuna.storages.BaseStorage, search: SearchConfig, space:
     if worker:
         return 0
 
+    chosen = None
+    if search.confirm.top_n:
+        try:
+            chosen = confirm_winners(study, search.confirm, metric, study_dir)
+        except KeyboardInterrupt:
+            print("interrupted during confirmation: the runs so far are kept; run the same "
+                  "command again to finish it", flush=True)
+            return EXIT_INTERRUPTED
     try:
-        best_dir = export_best(study, study_dir)
+        best_dir = export_best(study, study_dir, chosen)
         report = write_report(study, study_dir / "report", metric)
     except OSError as exc:  # e.g. a full disk: the study itself is complete and stored
         print(f"error: cannot write best/ and report/ into {str(study_dir)!r} "
@@ -202,6 +211,8 @@ def run_study(storage: optuna.storages.BaseStorage, search: SearchConfig, space:
               f"experiments.report study={search.study_name} to write them", file=sys.stderr)
         return 1
     print(format_study_table(study, metric))
+    if search.confirm.top_n:
+        print(format_confirm_table(study, chosen.number if chosen else None))
     if best_dir:
         print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: python -m "
               f"experiments.train --config {best_dir / 'config.yaml'})")

@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 from omegaconf import OmegaConf
 
+from experiments.confirm import summary as confirm_summary
 from experiments.study import FINISHED
 from recsys.serving import VECTORS_FILE, export_saved_model
 
@@ -24,7 +25,8 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return study.best_trial
 
 
-def export_best(study: optuna.Study, study_dir: Path) -> Path | None:
+def export_best(study: optuna.Study, study_dir: Path,
+                chosen: optuna.trial.FrozenTrial | None = None) -> Path | None:
     """Write best/config.yaml (loadable by experiments.train), params.json, metrics.json and
     model/ (a SavedModel that recommends from raw user ids; see recsys.serving).
 
@@ -34,7 +36,7 @@ def export_best(study: optuna.Study, study_dir: Path) -> Path | None:
     The folder is built under a temporary name and swapped in with renames, so a crash leaves
     either the previous best/ or the new one, never half of one.
     """
-    trial = best_trial(study)
+    trial = chosen or best_trial(study)  # `chosen`: the confirmed winner
     if trial is None:
         return None
     run_dir = Path(trial.user_attrs["run_dir"])
@@ -60,6 +62,9 @@ def export_best(study: optuna.Study, study_dir: Path) -> Path | None:
                        ("metrics", "metrics"), ("popularity", "popularity"),
                        ("epoch", "best_epoch"), ("epochs_run", "epochs"))})
         metrics["trial"] = trial.number
+        confirmed = confirm_summary(study).get(str(trial.number))
+        if confirmed:  # mean ± sd over the trial and its re-runs with other seeds
+            metrics["confirmation"] = confirmed
         metrics["study_trials_finished"] = len(study.get_trials(deepcopy=False, states=FINISHED))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if (run_dir / VECTORS_FILE).exists():

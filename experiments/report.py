@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 
 from experiments.common import cli, compose_config, job_config
+from experiments.confirm import summary as confirm_summary
 from experiments.search_config import SearchConfig
 from recsys.errors import UserError
 
@@ -131,6 +132,14 @@ def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: in
             lines += ["", f"≈ best: the trial's {metric} lies inside the best trial's 95% interval "
                       f"(>= {low:.4f}): on this validation set it is not distinguishable from the "
                       "best."]
+    confirmed = confirm_summary(study)
+    if confirmed:
+        lines += ["", "## Confirmation: the best trials trained again with new seeds", "",
+                  "| trial | runs | val mean ± sd | test mean ± sd |", "|---|---|---|---|"]
+        lines += [f"| {key} | {c['runs']} | {c['val_mean']:.4f} ± {c['val_sd']:.4f} | "
+                  f"{c['test_mean']:.4f} ± {c['test_sd']:.4f} |"
+                  for key, c in sorted(confirmed.items(), key=lambda kv: -kv[1]["val_mean"])]
+        lines += ["", "`best/` is the confirmed trial with the best mean validation score."]
     lines += ["", *[f"- {note}" for note in notes]] if notes else []
     return "\n".join(lines) + "\n"
 
@@ -156,10 +165,11 @@ def main(argv: list[str]) -> int:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise UserError(f"no study named {name!r} in {mask_url(search.storage)}: available "
                         f"are {', '.join(names) or 'none'}") from None
+    from experiments.confirm import confirmed_choice
     from experiments.export import export_best  # TensorFlow: after the checks above
 
     try:
-        best = export_best(study, Path(search.dir))
+        best = export_best(study, Path(search.dir), confirmed_choice(study))
         summary = write_report(study, Path(search.dir) / "report", search.metric)
     except OSError as exc:
         raise UserError(f"cannot write best/ and report/ into {search.dir!r}: "

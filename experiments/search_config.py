@@ -40,6 +40,16 @@ class PrunerConfig:
 
 
 @dataclass(frozen=True)
+class ConfirmConfig:
+    top_n: int = 0  # after the study, train the best N trials again (0: off)
+    seeds: int = 3  # ... this many times each, with new training seeds
+
+    def __post_init__(self) -> None:
+        require(self.top_n >= 0, "search.confirm.top_n", self.top_n, "an integer >= 0")
+        require(self.seeds >= 1, "search.confirm.seeds", self.seeds, "an integer >= 1")
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     study_name: str = "default"
     dir: str = "outputs/sweeps/default"
@@ -56,6 +66,7 @@ class SearchConfig:
     allow_changed_base: bool = False
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     enqueue_trials: tuple[dict[str, Any], ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     conditional_params: dict[str, Any] = field(default_factory=dict)

@@ -285,3 +285,35 @@ def test_exclude_seen_leaves_out_training_items(study_dir: Path) -> None:
     fresh = {i.decode() for i in model.recommend(user, k, tf.constant(True))["item_ids"][0].numpy()}
     assert plain & seen  # the model does rank some of the user's own items high
     assert not fresh & seen and len(fresh) == 50
+
+
+@pytest.mark.slow
+def test_confirmation_retrains_the_best_trials_and_best_is_the_mean_winner(
+        tmp_path: Path, capsys) -> None:
+    args = sweep_args(tmp_path, "confirm", 3, "search.pruner.name=none", "~search.params",
+                      "+search.params={optimizer.learning_rate: 'tag(log, interval(0.02, 0.3))'}",
+                      "~search.conditional_params", "optimizer=adagrad", "search.confirm.top_n=2",
+                      "search.confirm.seeds=2")
+    args.remove(SPACE)
+    args.remove("~search.params")
+    assert sweep.main(args) == 0
+    out = capsys.readouterr().out
+    study = load(tmp_path, "confirm")
+    record = study.user_attrs["confirm"]
+    ranked = sorted(study.trials, key=lambda t: t.value, reverse=True)[:2]
+    assert sorted(record) == sorted(str(t.number) for t in ranked)
+    for key, runs in record.items():
+        trial = study.trials[int(key)]
+        assert len(runs["val"]) == 3 and runs["val"][0] == trial.value  # the trial + 2 seeds
+        assert len(set(runs["seeds"])) == 3
+    means = {int(k): sum(r["val"]) / len(r["val"]) for k, r in record.items()}
+    winner = max(means, key=means.get)
+    exported = json.loads((tmp_path / "confirm" / "best" / "params.json").read_text())
+    assert exported["trial"] == winner
+    metrics = json.loads((tmp_path / "confirm" / "best" / "metrics.json").read_text())
+    assert metrics["confirmation"]["runs"] == 3
+    assert abs(metrics["confirmation"]["val_mean"] - means[winner]) < 1e-9
+    assert "confirmation: each trial trained again" in out and "<- best/" in out
+    # The same command again trains nothing more and keeps the choice.
+    assert sweep.main(args) == 0
+    assert load(tmp_path, "confirm").user_attrs["confirm"] == record

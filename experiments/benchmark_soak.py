@@ -140,22 +140,24 @@ def memory_table(folder: Path, n_trials: int) -> str:
     """A single worker over n_trials trials, with and without search.trials_per_process:
     resident memory after each trial (the `rss_mb` user attribute)."""
     lines = [f"long-lived worker, {n_trials} tiny trials (1 epoch) on SQLite: resident MB after "
-             "each trial",
-             f"{'search.trials_per_process':<26} {'first':>7} {'last':>7} {'max':>7} "
-             f"{'growth':>7} {'seconds':>8}"]
-    for per_process in (0, 25):
-        home = folder / f"memory_{per_process}"
+             "each trial (growth: max - first)",
+             f"{'setting':<44} {'first':>7} {'last':>7} {'max':>7} {'growth':>7} {'seconds':>8}"]
+    variants = {"search.trials_per_process=0 (one process)": ["search.trials_per_process=0"],
+                "search.trials_per_process=10": ["search.trials_per_process=10"],
+                "one process, train.jit_compile=false": ["search.trials_per_process=0",
+                                                         "train.jit_compile=false"]}
+    for i, (label, extra) in enumerate(variants.items()):
+        home = folder / f"memory_{i}"
         home.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{home / 'study.db'}"
         command = [a if not a.startswith("search.storage=") else f"search.storage={storage}"
-                   for a in sweep_command(home, "memory", n_trials, "train.epochs=1",
-                                          f"search.trials_per_process={per_process}")]
+                   for a in sweep_command(home, "memory", n_trials, "train.epochs=1", *extra)]
         started = time.perf_counter()
         subprocess.run(command, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        check=True)
         seconds = time.perf_counter() - started
         study = optuna.load_study(study_name="memory", storage=storage)
         rss = [t.user_attrs["rss_mb"] for t in study.trials if "rss_mb" in t.user_attrs]
-        lines.append(f"{per_process or 'off (one process)':<26} {rss[0]:>7.0f} {rss[-1]:>7.0f} "
-                     f"{max(rss):>7.0f} {max(rss) - rss[0]:>7.0f} {seconds:>8.0f}")
+        lines.append(f"{label:<44} {rss[0]:>7.0f} {rss[-1]:>7.0f} {max(rss):>7.0f} "
+                     f"{max(rss) - rss[0]:>7.0f} {seconds:>8.0f}")
     return "\n".join(lines)

@@ -245,8 +245,14 @@ def run_workers(argv: list[str], n_workers: int, deadline: float | None) -> int:
     env = {**os.environ, DEADLINE_ENV: str(deadline)} if deadline else None
     workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
     codes: list[int] = []
+    # Ctrl-C / SIGTERM set a flag instead of raising: a KeyboardInterrupt raised inside a
+    # garbage-collection callback (SQLAlchemy has some) is printed and swallowed, and the
+    # main process then waited for the whole study (seen in the soak benchmark).
+    stop: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while workers:
+        while workers and not stop:
             for w in [w for w in workers if w.poll() is not None]:
                 workers.remove(w)
                 if w.returncode == EXIT_RETIRED:  # a fresh process takes its place
@@ -254,13 +260,16 @@ def run_workers(argv: list[str], n_workers: int, deadline: float | None) -> int:
                 else:
                     codes.append(w.returncode)
             time.sleep(0.2)
-    except KeyboardInterrupt:
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stop:
         for w in workers:
             if w.poll() is None:
                 w.send_signal(signal.SIGINT)
         for w in workers:
             w.wait()
-        raise
+        raise KeyboardInterrupt(f"signal {stop[0]}")
     return next((c for c in codes if c != 0), 0)
 
 

@@ -85,7 +85,7 @@ def test_itemknn_and_ease_equal_a_direct_numpy_computation() -> None:
     p = np.linalg.inv(x.T @ x + lam * np.eye(5))
     b = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0)
-    np.testing.assert_allclose(ease_weights(interaction_matrix(r), lam), b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ease_weights(interaction_matrix(r), lam), b, rtol=1e-4, atol=1e-5)
 
 
 def test_baselines_report_the_direct_top_k_and_choose_on_validation() -> None:

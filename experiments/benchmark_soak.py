@@ -85,15 +85,20 @@ def soak_table(storage: str, folder: Path, n_trials: int = 40, seed: int = 0,
     while any(p.poll() is None for p in procs):
         done = sum(t.state in FINISHED for t in watch())
         if moments and done >= moments[0]:
+            action = actions[0]
+            alive = [i for i, p in enumerate(procs) if p.poll() is None
+                     and (action == "sigint" or children(p.pid))]
+            if not alive:  # e.g. a restarted command has not started its workers yet
+                time.sleep(0.5)
+                continue
             moments.pop(0)
-            action = actions.pop(0)
-            alive = [i for i, p in enumerate(procs) if p.poll() is None]
+            actions.pop(0)
             i = rng.choice(alive)
-            if action == "kill" and children(procs[i].pid):
+            if action == "kill":
                 victim = rng.choice(children(procs[i].pid))
                 os.kill(victim, signal.SIGKILL)
                 events.append(f"SIGKILL worker {victim} of command {'ab'[i]} at {done} finished")
-            elif action == "sigint":
+            else:
                 procs[i].send_signal(signal.SIGINT)
                 procs[i].wait()
                 events.append(f"SIGINT command {'ab'[i]} at {done} finished "

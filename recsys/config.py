@@ -180,7 +180,7 @@ class EvalConfig:
     baselines: tuple[str, ...] = ("itemknn", "ease")  # beside popularity, which is always on
     baseline_max_items: int = 20_000  # item-kNN and EASE keep a dense item x item matrix
     knn_neighbors: tuple[int, ...] = (10, 50, 200)  # item-kNN's k, tuned on validation
-    ease_lambdas: tuple[float, ...] = (50.0, 200.0, 500.0, 1000.0)  # EASE's λ, tuned likewise
+    ease_lambdas: tuple[float, ...] = (100.0, 500.0, 2500.0)  # EASE's λ, tuned likewise
     interval_resamples: int = 500  # bootstrap resamples of users for 95% intervals (0: off)
 
     def __post_init__(self) -> None:

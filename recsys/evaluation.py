@@ -88,10 +88,18 @@ class Ranker:
         known users (the baselines). Unknown users get the popularity ranks."""
         out = self.popularity_ranks(held_out)
         known = np.flatnonzero(held_out.users > 0)
-        for start in range(0, len(known), BATCH):
-            rows = known[start:start + BATCH]
-            users, items = held_out.users[rows], held_out.items[rows]
-            out[rows] = self._rank_batch(np.asarray(scores(users), np.float64), users, items)
+        # Score each user once (a user has many held-out pairs), a chunk of users at a time.
+        users, pair_user = np.unique(held_out.users[known], return_inverse=True)
+        chunk = max(1, min(BATCH, 50_000_000 // max(self.n_items, 1)))
+        for start in range(0, len(users), chunk):
+            block = users[start:start + chunk]
+            user_scores = np.asarray(scores(block), np.float64)
+            in_block = np.flatnonzero((pair_user >= start) & (pair_user < start + len(block)))
+            for sub in range(0, len(in_block), BATCH):
+                rows = in_block[sub:sub + BATCH]
+                out[known[rows]] = self._rank_batch(user_scores[pair_user[rows] - start],
+                                                    held_out.users[known[rows]],
+                                                    held_out.items[known[rows]])
         return out
 
     def _rank_batch(self, scores: np.ndarray, users: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.metrics import exact_ranks, popularity_ranks
+from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
 
 TIE_SEED = 20_261_128
 BATCH = 2048
@@ -111,6 +111,16 @@ class Ranker:
             seen_rows, seen_items = self.seen[users].nonzero()
             before[seen_rows, seen_items] = False
         return before.sum(axis=1)
+
+
+def split_by_user(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...], prefix: str,
+                  group: str) -> dict[str, float]:
+    """Top-k over the pairs of users with training pairs ("known", ranked by the scorer) or
+    without ("unknown", ranked by popularity), and how many pairs that is: how much of a
+    number comes from each group."""
+    rows = users > 0 if group == "known" else users == 0
+    return {f"{prefix}pairs": int(rows.sum()),
+            **(top_k_accuracy(ranks[rows], ks, prefix) if rows.any() else {})}
 
 
 def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...],

@@ -26,6 +26,13 @@ def format_run_table(result: RunResult) -> str:
                  f"{'excluded' if ev['exclude_seen'] else 'kept'} "
                  f"(eval.exclude_seen={str(ev['exclude_seen']).lower()}); ties {ev['ties']}; "
                  f"[intervals]: {ev['intervals']}")
+    k = max(ks)
+    groups = ev.get("by_user", {})
+    parts = [f"{name} users {g[f'test_top_{k}']:.4f} ({g['test_pairs']} pairs)"
+             for name, g in groups.items() if f"test_top_{k}" in g]
+    if parts:
+        lines.append(f"test top-{k} by user group: {'; '.join(parts)} (unknown users are ranked "
+                     "by popularity)")
     st = result.data_stats
     lines.append(f"data: {st['train']} train / {st['validation']} val / {st['test']} test pairs, "
                  f"{st['catalog_items']} catalog items, {st['train_users']} train users; "

@@ -16,7 +16,7 @@ from recsys.baselines import cached_baselines, run_baselines
 from recsys.cache import derived_file, load_prepared
 from recsys.config import OptimizerConfig, RunConfig, TrainConfig
 from recsys.errors import TrainingDiverged
-from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
+from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_user
 from recsys.metrics import top_k_accuracy
 from recsys.model import TwoTowerModel
 from recsys.prepare import PreparedData, select_training
@@ -176,6 +176,9 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     resamples = cfg.eval.interval_resamples
     intervals = {**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),
                  **bootstrap_intervals(test_ranks, test.users, ks, "test_", resamples)}
+    by_user = {group: {**split_by_user(val_ranks, val.users, ks, "val_", group),
+                       **split_by_user(test_ranks, test.users, ks, "test_", group)}
+               for group in ("known", "unknown")}
     t_end = time.perf_counter()
 
     epoch_times = [h["epoch_seconds"] for h in history]
@@ -184,7 +187,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         popularity=pop,
         intervals=intervals,
         baselines={name: asdict(b) for name, b in baselines.items()},
-        evaluation=evaluation_info(cfg, data.n_items),
+        evaluation={**evaluation_info(cfg, data.n_items), "by_user": by_user},
         history=history,
         epoch=reported_epoch,
         epochs_run=len(history),

@@ -145,3 +145,18 @@ def test_exact_ranks_without_a_tie_order_keep_factorized_top_k_rule() -> None:
     assert exact_ranks(queries, items, np.array([2])).tolist() == [0]  # ties favour it
     assert exact_ranks(queries, items, np.array([2]),
                        tie_order=np.array([0, 1, 2])).tolist() == [2]
+
+
+def test_metrics_split_by_known_and_unknown_users_add_up_to_the_whole() -> None:
+    from recsys.evaluation import split_by_user
+
+    ranks = np.array([0, 5, 200, 1, 0, 300])
+    users = np.array([1, 0, 2, 0, 3, 3])
+    known = split_by_user(ranks, users, (1, 10), "test_", "known")
+    unknown = split_by_user(ranks, users, (1, 10), "test_", "unknown")
+    assert known == {"test_pairs": 4, "test_top_1": 0.5, "test_top_10": 0.5}
+    assert unknown == {"test_pairs": 2, "test_top_1": 0.0, "test_top_10": 1.0}
+    whole = top_k_accuracy(ranks, (1, 10), "test_")
+    for k in (1, 10):
+        mixed = (known[f"test_top_{k}"] * 4 + unknown[f"test_top_{k}"] * 2) / 6
+        assert mixed == pytest.approx(whole[f"test_top_{k}"])

@@ -101,17 +101,16 @@ def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ..
                 NAMES[name], skipped=f"catalog of {ranker.n_items} items is above "
                 f"eval.baseline_max_items={max_items} (a dense item x item matrix)")
             continue
-        best: tuple[float, str, np.ndarray] | None = None
+        best: tuple[float, str, np.ndarray, np.ndarray] | None = None
         for label, build in grids[name]:
             weights = build()
             val_ranks = ranker.ranks(val, lambda users, w=weights: x[users] @ w)
             score = top_k(val_ranks, ks, "val_")[monitor]
             if best is None or score > best[0]:
-                best = (score, label, weights)
+                best = (score, label, weights, val_ranks)
         if best is None:  # an empty grid
             continue
-        _, label, weights = best
-        val_ranks = ranker.ranks(val, lambda users, w=weights: x[users] @ w)
+        _, label, weights, val_ranks = best
         test_ranks = ranker.ranks(test, lambda users, w=weights: x[users] @ w)
         results[name] = _finish(name, val_ranks, test_ranks, val, test, ks, resamples, label)
     return results

@@ -32,7 +32,7 @@ BATCH = 2048
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The pairs to rank and, per pair, what the rule needs: the user's training items."""
+    """The held-out pairs to rank: one user and one true item per pair."""
 
     users: np.ndarray  # user index (0: unknown user, no training pairs)
     items: np.ndarray  # true item (catalog index)
@@ -50,22 +50,20 @@ class Ranker:
                                   shape=(n_users, n_items))
         self.seen.sum_duplicates()
         self.item_counts = item_counts.astype(np.float64)
-        self._popular: dict[int, tuple[HeldOut, np.ndarray]] = {}
+        # each item's place in the most-rated-first list (ties by the same order)
+        self.popular_place = popularity_ranks(self.item_counts, np.arange(n_items),
+                                              self.tie_order)
 
     def popularity_ranks(self, held_out: HeldOut) -> np.ndarray:
-        """Most-rated first (computed once per held-out set: it is every epoch's fallback)."""
-        if id(held_out) not in self._popular:
-            rank_of_item = popularity_ranks(self.item_counts, np.arange(self.n_items),
-                                            self.tie_order)
-            ranks = rank_of_item[held_out.items]
-            if self.exclude_seen:  # minus the user's training items ranked before the true one
-                seen = self.seen[held_out.users]
-                rows = np.repeat(np.arange(len(ranks)), np.diff(seen.indptr))
-                before = rank_of_item[seen.indices] < ranks[rows]
-                ranks = ranks - np.bincount(rows, weights=before,
-                                            minlength=len(ranks)).astype(np.int64)
-            self._popular[id(held_out)] = (held_out, ranks)
-        return self._popular[id(held_out)][1].copy()
+        """Most-rated first: the popularity baseline, and every scorer's unknown users."""
+        ranks = self.popular_place[held_out.items]
+        if self.exclude_seen:  # minus the user's training items ranked before the true one
+            seen = self.seen[held_out.users]
+            rows = np.repeat(np.arange(len(ranks)), np.diff(seen.indptr))
+            before = self.popular_place[seen.indices] < ranks[rows]
+            ranks = ranks - np.bincount(rows, weights=before,
+                                        minlength=len(ranks)).astype(np.int64)
+        return ranks
 
     def model_ranks(self, held_out: HeldOut, query_vectors: Callable[[np.ndarray], object],
                     item_vectors: object, batch_size: int) -> np.ndarray:

@@ -23,91 +23,10 @@ and hyperparameters, by default the synthetic generator at the notebook's size (
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
-
-from experiments.common import compose_config, job_config, run_config
-
-NOTEBOOK_SIZE = [
-    "data.synthetic.n_users=60000", "data.synthetic.n_items=4600",
-    "data.synthetic.n_interactions=225000", "data.val_fraction=0.1",
-    "data.test_fraction=0.0889", "model.embedding_dim=32", "optimizer=adagrad",
-    "optimizer.learning_rate=0.1", "train.batch_size=8192", "train.epochs=10",
-    "model.logq_correction=false", "train.early_stopping_patience=null",
-]
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-
-
-def run_variant(variant: str, overrides: list[str]) -> dict[str, float]:
-    """One variant in this process, from prepared data in memory to test metrics."""
-    from recsys.cache import load_prepared
-    from recsys.prepare import TEST, TRAIN, as_strings
-
-    config = run_config(job_config(compose_config("train", [*NOTEBOOK_SIZE, *overrides])), None)
-    prepared, _ = load_prepared(config.data)
-    start = time.perf_counter()  # data ready
-    if variant == "c":
-        from recsys.training import run
-
-        result = run(config, prepared=prepared)
-        out = {"epoch_seconds": [h["epoch_seconds"] for h in result.history],
-               **{k: v for k, v in result.metrics.items() if k.startswith("test_")},
-               "popularity_test_top_100": result.popularity["test_top_100"]}
-    else:
-        from experiments.notebook_recipe import train_and_evaluate
-
-        # The whole training pool: the benchmark compares at sample_fraction 1.
-        train_rows = prepared.split == TRAIN
-        test_rows = prepared.split == TEST
-        users = as_strings(prepared.user_ids).astype(str)
-        items = as_strings(prepared.item_ids).astype(str)
-
-        def strings(rows: np.ndarray) -> dict[str, np.ndarray]:
-            return {"userId": users[prepared.user[rows]], "productId": items[prepared.item[rows]]}
-
-        # As in the notebook: the user vocabulary is every user id of the data set.
-        out = train_and_evaluate(
-            strings(train_rows), strings(test_rows), np.unique(users), items,
-            config.model.embedding_dim, config.optimizer.learning_rate, config.train.batch_size,
-            config.train.epochs, metrics_in_training=variant == "a", seed=config.train.seed)
-    out["trial_seconds"] = time.perf_counter() - start
-    out["peak_gb"] = peak_rss_gb()
-    return out
-
-
-def trial_table(overrides: list[str]) -> str:
-    results = {}
-    for variant in ("a", "b", "c"):
-        with tempfile.NamedTemporaryFile(suffix=".json") as fh:
-            subprocess.run([sys.executable, "-m", "experiments.benchmark", "--variant", variant,
-                            "--json", fh.name, *overrides], check=True)
-            results[variant] = json.loads(Path(fh.name).read_text())
-    names = {"a": "(a) notebook as written", "b": "(b) notebook, metrics only in eval",
-             "c": "(c) recsys-sweep"}
-    lines = [f"{'variant':<36} {'s/epoch':>8} {'s/trial':>8} {'peak GB':>8} {'test top-100':>13}"]
-    for v, r in results.items():
-        epochs = r["epoch_seconds"]
-        steady = float(np.mean(epochs[1:] or epochs))
-        lines.append(f"{names[v]:<36} {steady:>8.2f} {r['trial_seconds']:>8.1f} "
-                     f"{r['peak_gb']:>8.2f} {r['test_top_100']:>13.4f}")
-    a, b, c = results["a"], results["b"], results["c"]
-    lines.append(f"{'popularity baseline':<36} {'':>8} {'':>8} {'':>8} "
-                 f"{c['popularity_test_top_100']:>13.4f}")
-    lines.append(f"ratios per whole trial: (a)/(c) = {a['trial_seconds'] / c['trial_seconds']:.1f}x, "
-                 f"(b)/(c) = {b['trial_seconds'] / c['trial_seconds']:.1f}x; s/epoch excludes the "
-                 "first (compilation) epoch")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("trial", "load", "pruning", "search", "knobs", "soak", "all"),
                         default="trial")
-    parser.add_argument("--variant", choices=("a", "b", "c"), help=argparse.SUPPRESS)
-    parser.add_argument("--json", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=7_800_000, help="load mode: rows to generate")
     parser.add_argument("--trials", type=int, default=None,
                         help="pruning mode: trials per study (20); search mode: search.n_trials "
@@ -140,39 +57,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-trials", type=int, default=100,
                         help="soak mode: trials of the long-lived worker memory check (0: skip)")
     args, overrides = parser.parse_known_args(argv)
-    if args.variant:
-        Path(args.json).write_text(json.dumps(run_variant(args.variant, overrides)))
-        return 0
     print(f"machine: {os.cpu_count()} cores, {platform_line()}", flush=True)
     if args.mode in ("trial", "all"):
+        from experiments.benchmarks.trial import trial_table
+
         print(trial_table(overrides), flush=True)
     if args.mode in ("load", "all"):
-        from experiments.benchmark_load import load_table
+        from experiments.benchmarks.load import load_table
 
         print(load_table(args.rows), flush=True)
     if args.mode in ("pruning", "search", "knobs", "all"):
-        from experiments.benchmark_search import default_data_sets
+        from experiments.benchmarks.search import default_data_sets
 
         data_sets = default_data_sets(args.generated_rows, args.movielens, args.amazon,
                                       args.dataset, bench_dir())
     if args.mode in ("pruning", "all"):
-        from experiments.benchmark_pruning import pruning_table
+        from experiments.benchmarks.pruning import pruning_table
 
         folder = Path(tempfile.mkdtemp(prefix="pruning.", dir=bench_dir()))
         print(pruning_table(data_sets, args.trials or 20, overrides, folder,
                             args.pruners.split(",") if args.pruners else None), flush=True)
     if args.mode in ("search", "all"):
-        from experiments.benchmark_search import search_table
+        from experiments.benchmarks.search import search_table
 
         folder = Path(tempfile.mkdtemp(prefix="search.", dir=bench_dir()))
         print(search_table(data_sets, overrides, args.trials, folder), flush=True)
     if args.mode in ("knobs", "all"):
-        from experiments.benchmark_knobs import knobs_table
+        from experiments.benchmarks.knobs import knobs_table
 
         print(knobs_table(data_sets, overrides,
                           args.variants.split(",") if args.variants else None), flush=True)
     if args.mode == "soak":  # not in `all`: it needs a PostgreSQL server
-        from experiments.benchmark_soak import soak_table
+        from experiments.benchmarks.soak import soak_table
 
         storage = os.environ.get("OPTUNA_STORAGE", "")
         if not storage.startswith(("postgresql", "mysql")):

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.common import EXIT_USER_ERROR
+from experiments.cli.app import EXIT_USER_ERROR
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,80 +1,54 @@
 """One training run: `python -m experiments.train [--config saved.yaml] [hydra overrides]`.
 
-Writes `config.yaml`, `overrides.yaml`, `metrics.json` and `tensorboard/` into Hydra's run
-directory (`outputs/runs/<date_time>/` unless `hydra.run.dir=...`).
+A Hydra application (`--help`, `--cfg job`, `-m` for a plain multirun). Writes `config.yaml`,
+`overrides.yaml`, `metrics.json`, `vectors.npz`, `tensorboard/` and Hydra's `.hydra/` into the
+run directory (`outputs/runs/<date_time>/` unless `hydra.run.dir=...`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
-from experiments.common import (
-    claim_new_dir,
-    cli,
-    compose_config,
-    job_config,
-    load_data,
-    pop_config_flag,
-    prepare_run_dir,
-    run_config,
-)
-from recsys.errors import TrainingDiverged, UserError
-
-GROUPS = ("data", "model", "optimizer", "train", "eval")
+from experiments.cli.app import Job, run_command
+from experiments.cli.compose import job_config
+from experiments.cli.console import epoch_lines, load_data, quiet_tensorflow
+from experiments.cli.rundir import write_run_config
+from recsys.config import RunConfig
+from recsys.errors import TrainingDiverged
 
 
-def compose_saved(saved: Path, argv: list[str]) -> DictConfig:
-    """A saved, fully composed config (e.g. a study's best/config.yaml) with overrides on top.
-    A group choice (`optimizer=adagrad`) replaces that whole section with the group's option
-    from conf/, as it would on conf/train.yaml; value overrides then apply as usual."""
-    choices = [a for a in argv if a.split("=", 1)[0] in GROUPS]
-    if not choices:
-        return compose_config(saved.stem, argv, config_dir=saved.parent)
-    try:
-        tree = OmegaConf.load(saved)
-    except (OSError, OmegaConfBaseException, yaml.YAMLError) as exc:
-        raise UserError(f"--config {str(saved)!r} is not a readable YAML config: "
-                        f"{(str(exc).strip().splitlines() or [''])[0]}") from None
-    for choice in choices:
-        group = choice.split("=", 1)[0]
-        tree[group] = compose_config("train", [choice])[group]
-    with tempfile.TemporaryDirectory() as folder:
-        OmegaConf.save(tree, Path(folder) / "config.yaml")
-        return compose_config("config", [a for a in argv if a not in choices],
-                              config_dir=Path(folder))
-
-
-@cli
-def main(argv: list[str]) -> int:
-    argv, saved = pop_config_flag(argv)
-    cfg = compose_config("train", argv) if saved is None else compose_saved(saved, argv)
+def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
     tree = job_config(cfg)
-    run_dir = str(cfg.hydra.run.dir)
-    config = run_config(tree, run_dir)
+    config = RunConfig.from_dict(tree)  # every value checked here
     prepared = load_data(config.data)  # bad data fails here, before anything is written
-    if not any(a.startswith("hydra.run.dir=") for a in argv):  # the dated default: make it ours
-        run_dir = str(claim_new_dir(Path(run_dir)))
-        config = dataclasses.replace(config, run_dir=run_dir)
-    prepare_run_dir(run_dir, tree, argv)
-    # TensorFlow is imported only now, so that a mistake above is reported without its noise.
-    from recsys.report import format_run_table
-    from recsys.training import run
 
-    try:
-        result = run(config, prepared=prepared)
-    except TrainingDiverged as exc:
-        print(f"error: {exc}; run directory: {run_dir}", file=sys.stderr)
-        return 1
-    print(format_run_table(result))
-    print(f"run directory: {run_dir}")
-    return 0
+    def job(run_dir: Path) -> int:
+        write_run_config(run_dir, tree, overrides)
+        quiet_tensorflow()
+        from recsys.tables import format_run_table
+        from recsys.training import run
+
+        metric = f"val_top_{max(config.train.top_ks)}"
+        try:
+            result = run(dataclasses.replace(config, run_dir=str(run_dir)), prepared=prepared,
+                         callbacks=[epoch_lines(config.train.epochs, metric)])
+        except TrainingDiverged as exc:
+            print(f"error: {exc}; run directory: {run_dir}", file=sys.stderr)
+            return 1
+        print(format_run_table(result))
+        print(f"run directory: {run_dir}")
+        return 0
+
+    return job
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(argv, "train", prepare, claim_run_dir=True, saved_config=True)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ with the reason, above `eval.baseline_max_items`.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
+from recsys.files import write_text_atomic
 from recsys.metrics import top_k_accuracy as top_k
 
 NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE"}
@@ -138,13 +139,6 @@ def cached_baselines(path: Path | None, compute: Callable[[], dict[str, Baseline
             pass
     results = compute()
     if path is not None:
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({n: asdict(r) for n, r in results.items()}))
-            tmp.replace(path)
-        except OSError:  # a read-only cache costs time, not correctness
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only cache costs time, not correctness
+            write_text_atomic(path, json.dumps({n: asdict(r) for n, r in results.items()}))
     return results

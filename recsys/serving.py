@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from recsys.files import atomic_path
 from recsys.prepare import TrialData
 
 VECTORS_FILE = "vectors.npz"
@@ -25,15 +26,10 @@ def save_vectors(model: tf.keras.Model, data: TrialData, path: Path) -> None:
     """Write every user's and item's tower output and what the SavedModel needs beside them."""
     users = model.user_tower(tf.range(data.n_users)).numpy()
     items = model.item_embeddings().numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, user_ids=data.user_vocab.astype(str), item_ids=data.item_vocab.astype(str),
                  user_vectors=users, item_vectors=items, item_counts=data.item_counts,
                  train_user=data.train_user, train_item=data.train_item)
-        tmp.replace(path)
-    finally:  # a full disk: no half-written file left behind
-        tmp.unlink(missing_ok=True)
 
 
 class Recommender(tf.Module):

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recsys.config import SyntheticConfig
+from recsys.files import atomic_path
 
 _ALNUM = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 
@@ -86,9 +86,8 @@ def ensure_csv(cfg: SyntheticConfig, directory: str | Path) -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
     df = generate(cfg)
     df["rating"] = df["rating"].map("{:.1f}".format)
-    df.to_csv(tmp, header=False, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, header=False, index=False)
     return path

@@ -17,6 +17,7 @@ from recsys.cache import derived_file, load_prepared
 from recsys.config import OptimizerConfig, RunConfig, TrainConfig
 from recsys.errors import TrainingDiverged
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_user
+from recsys.files import write_text_atomic
 from recsys.metrics import top_k_accuracy
 from recsys.model import TwoTowerModel
 from recsys.prepare import PreparedData, select_training
@@ -108,11 +109,13 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
                               cfg.eval.ease_lambdas, cfg.eval.interval_resamples))
     pop = baselines["popularity"].metrics
     writer = RunWriter(cfg.run_dir, ks) if cfg.run_dir else None
-    callback_list = tf.keras.callbacks.CallbackList(callbacks or [], model=model)
     rng = np.random.default_rng(cfg.train.seed)
     users = tf.constant(data.train_user)
     items = tf.constant(data.train_item)
     n, bs = len(data.train_user), cfg.train.batch_size
+    callback_list = tf.keras.callbacks.CallbackList(callbacks or [], model=model,
+                                                    epochs=cfg.train.epochs,
+                                                    steps=math.ceil(n / bs))
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_weights, since_best = -math.inf, 0, None, 0
     first_loss: float | None = None
@@ -125,9 +128,11 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
             start = time.perf_counter()
             perm = tf.constant(rng.permutation(n).astype(np.int32))
             total = tf.zeros((), tf.float32)
-            for s in range(0, n, bs):
+            for step, s in enumerate(range(0, n, bs)):
                 idx = perm[s:s + bs]
+                callback_list.on_train_batch_begin(step)  # no-ops unless a callback has them
                 step_loss = train_step(tf.gather(users, idx), tf.gather(items, idx))
+                callback_list.on_train_batch_end(step)
                 if first_loss is None:  # the untrained model's loss: the scale to judge by
                     first_loss = float(step_loss)
                 total += step_loss
@@ -246,7 +251,4 @@ def evaluation_info(cfg: RunConfig, n_items: int) -> dict[str, Any]:
 
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(payload, indent=2, default=float))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_SYNTHETIC
 
-from experiments.benchmark import run_variant
+from experiments.benchmarks.trial import run_variant
 
 
 @pytest.mark.slow

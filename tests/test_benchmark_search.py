@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY_SYNTHETIC
 
-from experiments.search_space import optuna_params, parse_space
-from experiments.sweep import group_options
+from experiments.sweeping.plan import group_options
+from experiments.sweeping.space import optuna_params, parse_space
 
 
 @pytest.mark.slow
@@ -43,7 +43,7 @@ def test_search_mode_prints_every_method_for_every_data_set(tmp_path: Path) -> N
 
 
 def test_enqueued_config_keys_map_to_the_active_conditional_names() -> None:
-    from experiments.common import compose_config
+    from experiments.cli.compose import compose_config
 
     space = parse_space(
         {"optimizer": "choice(adam, adagrad)"},

@@ -6,7 +6,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from experiments.report import write_report
+from experiments.sweeping.outputs import write_report
 
 DISTS = {"optimizer.learning_rate": FloatDistribution(1e-3, 1.0, log=True),
          "model.embedding_dim": CategoricalDistribution([16, 32, 64])}

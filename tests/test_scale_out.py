@@ -211,8 +211,8 @@ def test_a_killed_worker_does_not_lose_the_export(tmp_path: Path) -> None:
 
 OPEN_AT_ONCE = """
 import sys, time
-from experiments.search_config import SearchConfig
-from experiments.study import open_storage, open_study
+from experiments.sweeping.config import SearchConfig
+from experiments.sweeping.study import open_storage, open_study
 search = SearchConfig.from_dict({"study_name": "race", "storage": sys.argv[1],
                                  "sampler": {"name": "random", "seed": 1},
                                  "pruner": {"name": "none"}})
@@ -233,7 +233,7 @@ def test_commands_started_together_on_an_empty_storage_all_open_the_study(tmp_pa
 
 
 def test_worker_processes_are_capped_at_the_core_count() -> None:
-    from experiments.driver import worker_count
+    from experiments.sweeping.run import worker_count
 
     assert worker_count(2, 16) == (2, None)
     n, notice = worker_count(100, 2)
@@ -271,8 +271,8 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_failed_and_queued_again(
     Optuna's stale check never sees; the study used to wait on it forever (CI hang)."""
     from datetime import datetime, timedelta
 
-    from experiments.search_config import SearchConfig
-    from experiments.study import fail_dead_trials, open_storage, open_study
+    from experiments.sweeping.config import SearchConfig
+    from experiments.sweeping.study import fail_dead_trials, open_storage, open_study
 
     url = f"sqlite:///{tmp_path / 'o.db'}"
     search = SearchConfig.from_dict({"study_name": "orphans", "storage": url,

@@ -5,9 +5,9 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from experiments.common import compose_config
-from experiments.search_space import parse_space, suggest
-from experiments.sweep import group_options
+from experiments.cli.compose import compose_config
+from experiments.sweeping.plan import group_options
+from experiments.sweeping.space import parse_space, suggest
 from recsys.errors import UserError
 
 
@@ -113,8 +113,8 @@ def test_a_plain_parameter_replaces_the_per_condition_ranges_of_its_key(base) ->
 
 @pytest.mark.parametrize("name", ["tpe", "random"])
 def test_a_second_process_on_the_same_study_does_not_repeat_parameters(name: str) -> None:
-    from experiments.search_config import SamplerConfig
-    from experiments.study import make_sampler
+    from experiments.sweeping.config import SamplerConfig
+    from experiments.sweeping.study import make_sampler
 
     cfg = SamplerConfig(name=name, seed=42, n_startup_trials=10)
     storage = optuna.storages.InMemoryStorage()

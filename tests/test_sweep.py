@@ -13,9 +13,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from experiments import sweep, train
-from experiments.common import compose_config
-from experiments.objective import Objective
-from experiments.search_space import parse_space
+from experiments.cli.compose import compose_config
+from experiments.sweeping.objective import Objective
+from experiments.sweeping.space import parse_space
 
 SPACE = ("+search.params={optimizer: 'choice(adagrad, sgd)', "
          "optimizer.learning_rate: 'tag(log, interval(0.01, 0.3))', "

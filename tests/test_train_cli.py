@@ -92,7 +92,7 @@ def test_subprocess_error_has_no_traceback(tmp_path: Path) -> None:
 def test_runs_started_in_the_same_second_get_their_own_directory(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from experiments.common import claim_new_dir
+    from experiments.cli.rundir import claim_new_dir
 
     target = tmp_path / "runs" / "2026-01-01_00-00-00"
     with ThreadPoolExecutor(8) as pool:  # eight processes racing for one dated name

@@ -12,8 +12,9 @@ import optuna
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from experiments.common import compose_config, job_config, prepare_run_dir, run_config
-from experiments.search_space import Param, suggest
+from experiments.cli.compose import compose_run
+from experiments.cli.rundir import write_run_config
+from experiments.sweeping.space import Param, suggest
 from recsys.errors import TrainingDiverged, UserError
 from recsys.training import run
 
@@ -59,14 +60,11 @@ class Objective:
         run_dir = self.trials_dir / str(trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
         try:  # every failure, writing the run folder included, records its reason
-            cfg = compose_config("train", [*self.base_overrides, *overrides,
-                                           f"hydra.run.dir={run_dir}"])
-            tree = job_config(cfg)
-            config = run_config(tree, str(run_dir))
+            tree, config = compose_run([*self.base_overrides, *overrides], str(run_dir))
             trial.set_user_attr("overrides", overrides)
             trial.set_user_attr("config", tree)  # for best/ on a machine other than this one
             trial.set_user_attr("run_dir", str(run_dir))
-            prepare_run_dir(run_dir, tree, overrides)
+            write_run_config(run_dir, tree, overrides)
             write_hparams(run_dir, chosen, trial.number)
             result = run(config, callbacks=[pruning])
         except optuna.TrialPruned as exc:

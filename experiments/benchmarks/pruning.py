@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from experiments.benchmark_search import DataSet, run_module, slug
+from experiments.benchmarks.search import DataSet, run_module, slug
 
 # label -> search.pruner overrides; "default" is conf/search/default.yaml as it stands.
 PRUNERS: dict[str, list[str]] = {

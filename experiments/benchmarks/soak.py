@@ -20,7 +20,7 @@ from pathlib import Path
 
 import optuna
 
-from experiments.study import FINISHED
+from experiments.sweeping.study import FINISHED
 
 TINY = ["data.synthetic.n_users=1500", "data.synthetic.n_items=300",
         "data.synthetic.n_interactions=15000", "train.batch_size=1024",

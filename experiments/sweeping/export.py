@@ -11,8 +11,8 @@ from pathlib import Path
 import optuna
 from omegaconf import OmegaConf
 
-from experiments.confirm import summary as confirm_summary
-from experiments.study import FINISHED
+from experiments.sweeping.confirm import summary as confirm_summary
+from experiments.sweeping.study import FINISHED
 from recsys.serving import VECTORS_FILE, export_saved_model
 
 MAX_K = 100

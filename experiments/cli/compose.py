@@ -1,31 +1,35 @@
-"""What every entry point shares: config composition, one-line errors, run directories."""
+"""Composing configs from conf/ (or a saved config.yaml) with Hydra's compose API, and
+turning Hydra's and OmegaConf's errors into one line that names the bad key or value."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-import functools
-import os
 import re
-import shutil
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from recsys.cache import load_prepared
-from recsys.config import DataConfig, RunConfig
+from recsys.config import RunConfig
 from recsys.errors import UserError
-from recsys.prepare import PreparedData
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-EXIT_USER_ERROR = 2
+
+def _find_conf() -> Path:
+    """conf/ inside the installed package (a wheel ships it as experiments/conf), else the
+    source checkout's top-level conf/ (an editable install, or running from the repo)."""
+    packaged = Path(__file__).resolve().parents[1] / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
+
+
+CONF_DIR = _find_conf()
+TRAIN_GROUPS = ("data", "model", "optimizer", "train", "eval")
 
 
 DEFAULT_RUN_DIR = "outputs/runs/${now:%Y-%m-%d_%H-%M-%S}"
@@ -42,7 +46,8 @@ def compose_config(config_name: str, overrides: Sequence[str],
     if config_dir != CONF_DIR and not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")
     try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(config_dir.resolve())):
+        with _detached_app(), initialize_config_dir(version_base="1.3",
+                                                    config_dir=str(config_dir.resolve())):
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
         OmegaConf.resolve(cfg)
     except MissingConfigException as exc:
@@ -74,6 +79,20 @@ def compose_config(config_name: str, overrides: Sequence[str],
                                          config_dir) or _one_line(str(exc))) from None
         raise UserError(_one_line(str(exc))) from None
     return cfg
+
+
+@contextlib.contextmanager
+def _detached_app() -> Iterator[None]:
+    """Inside a running Hydra app (a sweep composes every trial's config) the app holds
+    Hydra's global state: set it aside while composing, then put it back."""
+    app = GlobalHydra.instance()
+    held = app.hydra
+    app.clear()
+    try:
+        yield
+    finally:
+        app.clear()
+        app.hydra = held
 
 
 def _storage_override(overrides: Sequence[str]) -> str | None:
@@ -115,23 +134,6 @@ def _unknown_key(key: str, config_name: str, overrides: list[str],
     return f"{key} is not a known setting: {hint}valid keys {where} are {', '.join(valid)}"
 
 
-def load_data(cfg: DataConfig) -> PreparedData:
-    """Load (or read the cached) prepared data; say on the console what was dropped or
-    rebuilt, so that no row disappears silently."""
-    prepared, info = load_prepared(cfg)
-    notes = [str(info["notice"])] if info.get("notice") else []
-    missing = int(prepared.stats.get("rows_missing_fields", 0) or 0)
-    skipped = int(prepared.stats.get("bad_lines_skipped", 0) or 0)
-    if missing:
-        notes.append(f"{missing} row(s) with an empty user, item or rating field (or rating "
-                     "NaN) were dropped")
-    if skipped:
-        notes.append(f"{skipped} malformed line(s) were skipped (data.on_bad_lines=skip)")
-    for note in notes:
-        print(f"note: {note}", flush=True)
-    return prepared
-
-
 def job_config(cfg: DictConfig) -> dict[str, Any]:
     """The composed config without Hydra's own section, as plain containers."""
     tree = OmegaConf.to_container(cfg, resolve=True)
@@ -140,105 +142,39 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     return tree
 
 
-def run_config(tree: dict[str, Any], run_dir: str | None) -> RunConfig:
-    return RunConfig.from_dict(tree, run_dir=run_dir)
+def compose_run(overrides: Sequence[str], run_dir: str | None = None, config_name: str = "train",
+                config_dir: Path = CONF_DIR) -> tuple[dict[str, Any], RunConfig]:
+    """conf/train.yaml (or a saved config) with overrides, as the plain tree written to
+    config.yaml and the typed RunConfig the library takes (which checks every value)."""
+    tree = job_config(compose_config(config_name, overrides, config_dir))
+    return tree, RunConfig.from_dict(tree, run_dir=run_dir)
 
 
-def prepare_run_dir(run_dir: str | Path, tree: dict[str, Any], overrides: Sequence[str]) -> Path:
-    """Create the run directory and write the composed config and overrides atomically."""
-    path = Path(run_dir)
+def saved_config_dir(saved: Path, overrides: Sequence[str], scratch: Path) -> Path:
+    """The folder to compose a saved, fully composed config (e.g. a study's best/config.yaml)
+    from. A group choice (`optimizer=adagrad`) replaces that whole section with the group's
+    option from conf/, as it would on conf/train.yaml; such a config is written into
+    `scratch` as config.yaml. Value overrides then apply as usual."""
+    choices = [o for o in overrides if o.split("=", 1)[0] in TRAIN_GROUPS]
+    if not choices:
+        return saved.parent
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(tree)))
-        write_text_atomic(path / "overrides.yaml",
-                          OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
-    except OSError as exc:
-        raise UserError(f"cannot write run directory {str(path)!r}: {exc.strerror}; set "
-                        "hydra.run.dir to a writable folder") from None
-    return path
+        tree = OmegaConf.load(saved)
+    except (OSError, OmegaConfBaseException, yaml.YAMLError) as exc:
+        raise UserError(f"--config {str(saved)!r} is not a readable YAML config: "
+                        f"{(str(exc).strip().splitlines() or [''])[0]}") from None
+    for choice in choices:
+        group = choice.split("=", 1)[0]
+        tree[group] = compose_config("train", [choice])[group]
+    OmegaConf.save(tree, scratch / f"{saved.stem}.yaml")
+    return scratch
 
 
-def claim_new_dir(path: Path) -> Path:
-    """Create `path`, or `path_1`, `path_2`, ... when another process took it first: two runs
-    started in the same second must not share (and overwrite) one run directory. `mkdir` is
-    atomic, so exactly one process wins each name."""
-    candidate, n = path, 0
-    while True:
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            n += 1
-            candidate = path.with_name(f"{path.name}_{n}")
-        except OSError as exc:
-            raise UserError(f"cannot create run directory {str(candidate)!r}: {exc.strerror}; "
-                            "set hydra.run.dir to a writable folder") from None
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:  # a full disk: no half-written file left behind
-        tmp.unlink(missing_ok=True)
-
-
-def remove_leftovers(study_dir: Path, older_than_s: float = 3600) -> int:
-    """Temporary files and folders a killed process left in a study folder (a half-built
-    best/, a trial's unfinished config or vectors). Only old ones: a live writer is fast."""
-    now, removed = time.time(), 0
-    patterns = (".best.*", "trials/*/.*.tmp*")
-    for path in [p for pattern in patterns for p in study_dir.glob(pattern)]:
-        try:
-            if now - path.lstat().st_mtime < older_than_s:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-            removed += 1
-        except OSError:
-            continue
-    return removed
-
-
-def pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:
-    """Take `--config PATH` (a saved config.yaml to run instead of conf/train.yaml) out of argv."""
-    if "--config" not in argv:
-        return argv, None
-    i = argv.index("--config")
-    if i + 1 >= len(argv):
-        raise UserError("--config needs a path to a config.yaml, e.g. "
-                        "--config outputs/sweeps/default/best/config.yaml")
-    path = Path(argv[i + 1])
-    if not path.is_file() or path.suffix not in (".yaml", ".yml"):
-        raise UserError(f"--config {str(path)!r} is not a .yaml file")
-    return argv[:i] + argv[i + 2:], path
+def without_group_choices(overrides: Sequence[str]) -> list[str]:
+    """The overrides left for a saved config once `saved_config_dir` applied the choices."""
+    return [o for o in overrides if o.split("=", 1)[0] not in TRAIN_GROUPS]
 
 
 def _one_line(message: str) -> str:
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     return "; ".join(lines)
-
-
-def cli(main: Callable[[list[str]], int]) -> Callable[[list[str] | None], int]:
-    """Wrap an entry point: user mistakes print one line and exit 2, no traceback.
-
-    `--verbose` (or HYDRA_FULL_ERROR=1) re-raises so the full traceback is shown.
-    """
-
-    @functools.wraps(main)
-    def wrapper(argv: list[str] | None = None) -> int:
-        args = list(sys.argv[1:] if argv is None else argv)
-        verbose = "--verbose" in args or os.environ.get("HYDRA_FULL_ERROR") == "1"
-        args = [a for a in args if a != "--verbose"]
-        try:
-            return main(args)
-        except UserError as exc:
-            if verbose:
-                raise
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USER_ERROR
-
-    return wrapper

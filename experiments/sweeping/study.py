@@ -15,7 +15,7 @@ import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
-from experiments.search_config import PrunerConfig, SamplerConfig, SearchConfig
+from experiments.sweeping.config import PrunerConfig, SamplerConfig, SearchConfig
 from recsys.errors import UserError
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -256,7 +256,7 @@ def base_fingerprint(tree: dict[str, Any], search: SearchConfig) -> dict[str, An
     settings and the search space, as flat `key: value` pairs. Settings local to a machine
     (where the data file and the cache live, thread counts) are left out, so workers on other
     machines match; the data file is identified by its name and size instead."""
-    from experiments.search_space import flatten
+    from experiments.sweeping.space import flatten
 
     flat = flatten({k: tree[k] for k in ("data", "model", "optimizer", "train", "eval")
                    if k in tree})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from experiments.benchmark_search import DataSet
+from experiments.benchmarks.search import DataSet
 
 # The fixed recipe, exactly (40-epoch cap, patience 3).
 BASE = ["model.logq_correction=true", "optimizer=adam", "optimizer.learning_rate=0.003",
@@ -34,7 +34,7 @@ VARIANTS: dict[str, list[str]] = {
 
 def knobs_table(data_sets: list[DataSet], overrides: list[str],
                 variants: list[str] | None = None) -> str:
-    from experiments.common import compose_config, job_config, run_config
+    from experiments.cli.compose import compose_run
     from recsys.cache import load_prepared
     from recsys.training import run
 
@@ -43,9 +43,7 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
              f"{'s':>5}"]
     for data in data_sets:
         for name in variants or list(VARIANTS):
-            tree = job_config(compose_config("train", [*data.overrides, *BASE, *VARIANTS[name],
-                                                       *overrides]))
-            cfg = run_config(tree, None)
+            _, cfg = compose_run([*data.overrides, *BASE, *VARIANTS[name], *overrides])
             prepared, _ = load_prepared(cfg.data)
             start = time.perf_counter()
             r = run(cfg, prepared=prepared)

@@ -16,19 +16,18 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import optuna
 import sqlalchemy.exc
 
-from experiments.confirm import confirm_winners, format_confirm_table
-from experiments.export import export_best
-from experiments.objective import Objective, write_hparams_config
-from experiments.report import within_best, write_report
-from experiments.search_config import SearchConfig
-from experiments.search_space import Param, optuna_params
-from experiments.study import FINISHED, fail_dead_trials, mask_url, open_study, storage_lost
+from experiments.sweeping.confirm import confirm_winners, format_confirm_table
+from experiments.sweeping.export import export_best
+from experiments.sweeping.objective import Objective, write_hparams_config
+from experiments.sweeping.outputs import write_report
+from experiments.sweeping.plan import SweepPlan
+from experiments.sweeping.space import optuna_params
+from experiments.sweeping.study import FINISHED, fail_dead_trials, mask_url, storage_lost
+from experiments.sweeping.tables import format_params, study_table
 
 EXIT_INTERRUPTED = 130
 EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
@@ -59,14 +58,9 @@ class Progress:
         note = trial.user_attrs.get("reason", "")
         print(f"trial {trial.number:>3} {trial.state.name.lower():<8} {self.metric}={value} "
               f"best={best} [{finished}/{self.n_trials}] {time.perf_counter() - self.start:6.0f}s "
-              f"{_params(trial.params)}{'  (' + note + ')' if note else ''}", flush=True)
+              f"{format_params(trial.params)}{'  (' + note + ')' if note else ''}", flush=True)
         failed = trial.state == optuna.trial.TrialState.FAIL
         self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
-
-
-def _params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in params.items())
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -122,10 +116,13 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
         ran += 1
 
 
-def run_study(storage: optuna.storages.BaseStorage, search: SearchConfig, space: list[Param],
-              base_overrides: list[str], study_dir: Path, ks: list[int], max_epochs: int,
-              start: float, argv: list[str], worker: bool = False,
-              fingerprint: dict[str, Any] | None = None) -> int:
+def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: float,
+              worker: bool = False, opened: tuple[optuna.Study, int | None] | None = None) -> int:
+    """The main process: open (or resume) the study, run trials here or in worker
+    processes, then confirm, export best/, write report/ and print the table. A worker
+    (`worker=True`) only runs trials. `opened`: what `open_study` returned, when the caller
+    already opened the study (the sweep command does, to refuse a mismatched study early)."""
+    search, space, study_dir = plan.search, plan.space, plan.study_dir
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports failures
     logging.getLogger("optuna").setLevel(logging.ERROR)
     n_trials, metric = search.n_trials, search.metric
@@ -134,7 +131,7 @@ def run_study(storage: optuna.storages.BaseStorage, search: SearchConfig, space:
         print(notice, flush=True)
     where = f"study {search.study_name!r} in {mask_url(search.storage)}"
     # Workers open the study exactly as the main process does: same sampler and pruner.
-    study, done = open_study(storage, search, max_resource=max_epochs, fingerprint=fingerprint)
+    study, done = opened or plan.open_study(storage)
     if not worker:
         if done is not None:
             failed = len(study.get_trials(deepcopy=False,
@@ -148,7 +145,7 @@ def run_study(storage: optuna.storages.BaseStorage, search: SearchConfig, space:
             for params in search.enqueue_trials:
                 study.enqueue_trial(optuna_params(space, params), skip_if_exists=True)
         study_dir.mkdir(parents=True, exist_ok=True)
-        write_hparams_config(study_dir / "trials", space, ks)
+        write_hparams_config(study_dir / "trials", space, plan.ks)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     threading.excepthook = _quiet_storage_errors
@@ -160,14 +157,14 @@ def run_study(storage: optuna.storages.BaseStorage, search: SearchConfig, space:
     retire_after = search.trials_per_process
     try:
         if worker or (n_workers == 1 and not retire_after):
-            retired = worker_loop(study, Objective(space, base_overrides, study_dir, metric),
+            retired = worker_loop(study, Objective(space, plan.base_overrides, study_dir, metric),
                                   n_trials, Progress(n_trials, metric, start), deadline,
                                   max_trials=retire_after if worker else 0,
                                   grace_period=search.grace_period)
             if retired:
                 return EXIT_RETIRED
         else:
-            code = run_workers(argv, n_workers, deadline)
+            code = run_workers(plan.argv, n_workers, deadline)
             finished = len(study.get_trials(deepcopy=False, states=FINISHED))
             if code != 0 and finished < n_trials:
                 print(f"the workers stopped (one exited with code {code}) after {finished} of "
@@ -210,7 +207,7 @@ def run_study(storage: optuna.storages.BaseStorage, search: SearchConfig, space:
               f"({exc.strerror}); the study is complete: once there is room, run python -m "
               f"experiments.report study={search.study_name} to write them", file=sys.stderr)
         return 1
-    print(format_study_table(study, metric))
+    print(study_table(study, metric))
     if search.confirm.top_n:
         print(format_confirm_table(study, chosen.number if chosen else None))
     if best_dir:
@@ -240,8 +237,8 @@ def run_workers(argv: list[str], n_workers: int, deadline: float | None) -> int:
     """Start n_workers worker processes on the study, replace each one that retires after
     `search.trials_per_process` trials, forward SIGINT/SIGTERM, and wait for all."""
     threads = max(1, (os.cpu_count() or 1) // n_workers)
-    command = [sys.executable, "-m", "experiments.sweep", *argv, f"train.threads={threads}",
-               "--worker"]
+    command = [sys.executable, "-m", "experiments.sweeping.worker", *argv,
+               f"train.threads={threads}"]
     env = {**os.environ, DEADLINE_ENV: str(deadline)} if deadline else None
     workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
     codes: list[int] = []
@@ -271,37 +268,3 @@ def run_workers(argv: list[str], n_workers: int, deadline: float | None) -> int:
             w.wait()
         raise KeyboardInterrupt(f"signal {stop[0]}")
     return next((c for c in codes if c != 0), 0)
-
-
-def format_study_table(study: optuna.Study, metric: str, top: int = 5) -> str:
-    trials = study.get_trials(deepcopy=False)
-    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
-    complete = sorted((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE),
-                      key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
-    test_metric = metric.replace("val_", "test_", 1)
-    lines = [f"trials: {counts['complete']} complete, {counts['pruned']} pruned, "
-             f"{counts['fail']} failed",
-             f"{'trial':>5} {metric:>12} {test_metric:>13} {'state':>9} {'seconds':>8}  params"]
-    low = within_best(complete, metric)
-    for t in complete[:top]:
-        m = t.user_attrs.get("metrics", {})
-        state = "best" if t is complete[0] else (
-            "≈ best" if low is not None and t.value >= low else t.state.name.lower())
-        lines.append(f"{t.number:>5} {t.value:>12.4f} {m.get(test_metric, float('nan')):>13.4f} "
-                     f"{state:>9} {t.user_attrs.get('seconds', 0):>8.1f}  "
-                     f"{_params(t.params)}")
-    if complete:
-        best = complete[0].user_attrs
-        baselines = best.get("baselines") or {
-            "popularity": {"name": "popularity", "metrics": best.get("popularity", {})}}
-        for key, b in baselines.items():
-            m = b.get("metrics", {})
-            short = {"popularity": "pop.", "itemknn": "kNN"}.get(key, key.upper())
-            lines.append(f"{short:>5} {m.get(metric, float('nan')):>12.4f} "
-                         f"{m.get(test_metric, float('nan')):>13.4f} {'baseline':>9} {'':>8}  "
-                         f"{b['name']}{' ' + b['param'] if b.get('param') else ''}"
-                         f"{' skipped: ' + b['skipped'] if b.get('skipped') else ''}")
-        if low is not None:
-            lines.append(f"≈ best: {metric} inside the best trial's 95% interval (>= {low:.4f}): "
-                         "not distinguishable from it on this validation set")
-    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""The commands as Hydra applications, with one-line errors for user mistakes.
+
+A command is `prepare(cfg, overrides) -> job`: `prepare` checks the composed config and loads
+what the job needs; `job(run_dir)` then writes into the run folder Hydra created (with its
+`.hydra/` beside the outputs). A plain run composes once with our own error messages and runs
+`prepare` *before* Hydra creates any folder, so a bad value or a bad data file leaves nothing
+behind. Hydra's own flags (`--help`, `--cfg job`, `--info`, `-m`, `--shell-completion`, ...)
+go straight to Hydra, which then runs `prepare` inside each job (a multirun: one per job).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from experiments.cli.compose import (
+    CONF_DIR,
+    compose_config,
+    saved_config_dir,
+    without_group_choices,
+)
+from experiments.cli.console import VERBOSE_ENV, commented_settings
+from experiments.cli.rundir import claim_new_dir, make_run_dir
+from recsys.errors import UserError
+
+EXIT_USER_ERROR = 2
+DEFAULT_RUN_DIR = "outputs/runs/${now:%Y-%m-%d_%H-%M-%S}"
+# Hydra's command-line flags (hydra/_internal/utils.py: get_args_parser), short and long.
+HYDRA_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--resolve",
+               "--package", "-p", "--run", "-r", "--multirun", "-m", "--shell-completion",
+               "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+               "--experimental-rerun", "--info", "-i"}
+
+Job = Callable[[Path], int]
+Prepare = Callable[[DictConfig, list[str]], Job]
+
+
+def run_command(argv: Sequence[str] | None, config_name: str, prepare: Prepare, *,
+                claim_run_dir: bool = False, saved_config: bool = False) -> int:
+    """Run one command line; the exit code (2: a user mistake, reported in one line).
+
+    `claim_run_dir`: the dated default run folder is created here, atomically, so two runs
+    started in the same second get two folders. `saved_config`: accept `--config PATH` (a
+    saved config.yaml to run instead of conf/<config_name>.yaml).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args or os.environ.get("HYDRA_FULL_ERROR") == "1" \
+        or os.environ.get(VERBOSE_ENV) == "1"
+    args = [a for a in args if a != "--verbose"]
+    if verbose:  # worker processes and Hydra show everything too
+        os.environ[VERBOSE_ENV] = os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        with tempfile.TemporaryDirectory(prefix="recsys-config.") as scratch:
+            config_dir, name = CONF_DIR, config_name
+            args, saved = _pop_config_flag(args) if saved_config else (args, None)
+            if saved is not None:
+                config_dir, name = saved_config_dir(saved, args, Path(scratch)), saved.stem
+                args = without_group_choices(args) if config_dir != saved.parent else args
+                if not any(a.startswith("hydra.run.dir=") for a in args):  # it has no hydra:
+                    args.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")
+            if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
+                code = _hydra(config_dir, name, args, lambda cfg, run_dir: prepare(
+                    cfg, list(HydraConfig.get().overrides.task))(run_dir), verbose)
+                if "--help" in args or "-h" in args:
+                    print(commented_settings(config_dir, name, _overrides_only(args)))
+                return code
+            cfg = compose_config(name, args, config_dir)  # our one-line errors
+            job = prepare(cfg, args)  # every check and the data load: nothing written yet
+            if claim_run_dir and not any(a.startswith("hydra.run.dir=") for a in args):
+                args = [*args, f"hydra.run.dir={claim_new_dir(Path(cfg.hydra.run.dir))}"]
+            else:
+                make_run_dir(Path(cfg.hydra.run.dir))
+            return _hydra(config_dir, name, args, lambda cfg, run_dir: job(run_dir), verbose)
+    except UserError as exc:
+        if verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _hydra(config_dir: Path, config_name: str, args: list[str],
+           task: Callable[[DictConfig, Path], int], verbose: bool) -> int:
+    """Hand the command line to Hydra (`hydra.main`); the task's exit code (the first
+    non-zero one of a multirun), or Hydra's own for its flags and its errors."""
+    codes: list[int] = []
+
+    def task_function(cfg: DictConfig) -> None:
+        try:
+            codes.append(task(cfg, Path(HydraConfig.get().runtime.output_dir)))
+        except UserError as exc:
+            if verbose:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            codes.append(EXIT_USER_ERROR)
+
+    app = hydra.main(config_path=str(config_dir), config_name=config_name,
+                     version_base="1.3")(task_function)
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else config_name, *args]
+    try:
+        app()
+    except SystemExit as exc:  # --help, --cfg, ... and Hydra's own errors end this way
+        if exc.code not in (0, None):
+            return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = saved_argv
+    return next((c for c in codes if c != 0), 0)
+
+
+def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:
+    """Take `--config PATH` (a saved config.yaml to run instead of conf/) out of argv."""
+    if "--config" not in argv:
+        return argv, None
+    i = argv.index("--config")
+    if i + 1 >= len(argv):
+        raise UserError("--config needs a path to a config.yaml, e.g. "
+                        "--config outputs/sweeps/default/best/config.yaml")
+    path = Path(argv[i + 1])
+    if not path.is_file() or path.suffix not in (".yaml", ".yml"):
+        raise UserError(f"--config {str(path)!r} is not a .yaml file")
+    return argv[:i] + argv[i + 2:], path
+
+
+def _overrides_only(args: list[str]) -> list[str]:
+    """The key=value overrides of a command line that also holds Hydra's flags."""
+    valued = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
+              "-cn", "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in valued:
+            skip = True
+        elif "=" in a and not a.startswith("-"):
+            out.append(a)
+    return out

@@ -1,0 +1,107 @@
+"""What a study leaves beside its storage: report/ (Optuna's plots and summary.md) and the
+clean-up of files an interrupted run left behind. best/ is written by export.py."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from experiments.sweeping.confirm import summary as confirm_summary
+from experiments.sweeping.tables import ranked_trials, study_table
+
+HTML_PLOTS: dict[str, Callable[..., Any]] = {
+    "optimization_history": optuna.visualization.plot_optimization_history,
+    "param_importances": optuna.visualization.plot_param_importances,
+    "parallel_coordinate": optuna.visualization.plot_parallel_coordinate,
+    "slice": optuna.visualization.plot_slice,
+    "intermediate_values": optuna.visualization.plot_intermediate_values,
+}
+
+
+def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
+    """Write every plot that the study's trials allow, and summary.md; return summary.md."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as mpl_plots
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Importance estimates on few trials warn per parameter; the summary says how many there are.
+    warnings.filterwarnings("ignore", message="Some regimes for parameter")
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    notes: list[str] = []
+    enough_for_importances = len(complete) >= 2 and any(
+        len({t.params.get(name) for t in complete}) > 1 for name in complete[0].params)
+    for name, plot in HTML_PLOTS.items():
+        if name == "param_importances" and not enough_for_importances:
+            notes.append("Not enough trials for importances: parameter importances need at "
+                         "least two complete trials with different parameters.")
+            continue
+        try:
+            plot(study).write_html(report_dir / f"{name}.html", include_plotlyjs="directory")
+        except (ValueError, RuntimeError) as exc:
+            notes.append(f"{name}: not drawn ({exc}).")
+    pngs = ["optimization_history",
+            "param_importances" if enough_for_importances else "intermediate_values"]
+    for name in pngs:
+        try:
+            ax = getattr(mpl_plots, f"plot_{name}")(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            fig.set_size_inches(8, 5)
+            fig.tight_layout()
+            fig.savefig(report_dir / f"{name}.png", dpi=100)
+            plt.close(fig)
+        except (ValueError, RuntimeError) as exc:
+            notes.append(f"{name}.png: not drawn ({exc}).")
+    summary = report_dir / "summary.md"
+    summary.write_text(summary_markdown(study, metric, notes))
+    return summary
+
+
+def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: int = 10) -> str:
+    lines = [f"# Study `{study.study_name}`", "", study_table(study, metric, top, markdown=True)]
+    ranked = ranked_trials(study)
+    evaluation = ranked[0].user_attrs.get("evaluation") if ranked else None
+    if evaluation:
+        lines += ["", f"Ranking: {evaluation['candidates']}; items seen in training "
+                  f"{'excluded' if evaluation['exclude_seen'] else 'kept'} "
+                  f"(`eval.exclude_seen={str(evaluation['exclude_seen']).lower()}`); ties "
+                  f"{evaluation['ties']}; intervals: {evaluation['intervals']}."]
+    confirmed = confirm_summary(study)
+    if confirmed:
+        lines += ["", "## Confirmation: the best trials trained again with new seeds", "",
+                  "| trial | runs | val mean ± sd | test mean ± sd |", "|---|---|---|---|"]
+        lines += [f"| {key} | {c['runs']} | {c['val_mean']:.4f} ± {c['val_sd']:.4f} | "
+                  f"{c['test_mean']:.4f} ± {c['test_sd']:.4f} |"
+                  for key, c in sorted(confirmed.items(), key=lambda kv: -kv[1]["val_mean"])]
+        lines += ["", "`best/` is the confirmed trial with the best mean validation score."]
+    lines += ["", *[f"- {note}" for note in notes]] if notes else []
+    return "\n".join(lines) + "\n"
+
+
+def remove_leftovers(study_dir: Path, older_than_s: float = 3600) -> int:
+    """Temporary files and folders a killed process left in a study folder (a half-built
+    best/, a trial's unfinished config or vectors). Only old ones: a live writer is fast."""
+    now, removed = time.time(), 0
+    patterns = (".best.*", "trials/*/.*.tmp*")
+    for path in [p for pattern in patterns for p in study_dir.glob(pattern)]:
+        try:
+            if now - path.lstat().st_mtime < older_than_s:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed += 1
+        except OSError:
+            continue
+    return removed
+

@@ -1,0 +1,132 @@
+"""A sweep's plan: the composed config, the typed search settings and the checked search
+space; built by the sweep command and, from the same command line, by each worker."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optuna.distributions import CategoricalDistribution
+
+from experiments.cli.compose import CONF_DIR, compose_config, compose_run, job_config
+from experiments.sweeping.config import SearchConfig
+from experiments.sweeping.space import Param, format_value, optuna_params, parse_space
+from recsys.config import RunConfig
+from recsys.errors import UserError
+
+GROUPS = ("data", "model", "optimizer", "train", "eval", "experiment")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    search: SearchConfig
+    space: list[Param]
+    base_overrides: list[str]  # the user's overrides that shape every trial's training config
+    base: RunConfig  # the training config every trial starts from
+    fingerprint: dict[str, Any]  # what a resumed study must share with the one stored
+    argv: list[str]  # the command line, for worker processes
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.search.dir)
+
+    @property
+    def ks(self) -> list[int]:
+        return sorted(self.base.train.top_ks)
+
+    def open_study(self, storage: Any) -> tuple[Any, int | None]:
+        """Create or resume the study (see study.open_study); the main process and every
+        worker open it alike: same sampler, pruner and fingerprint check."""
+        from experiments.sweeping.study import open_study
+
+        return open_study(storage, self.search, max_resource=self.base.train.epochs,
+                          fingerprint=self.fingerprint)
+
+
+def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> SweepPlan:
+    """`tree`: conf/sweep.yaml composed with `argv`. `check`: compose every choice and bound
+    of the space now and check the enqueued trials (the main process; workers skip it)."""
+    from experiments.sweeping.study import base_fingerprint  # Optuna storages: not for --help
+
+    tree = dict(tree)
+    search = SearchConfig.from_dict(tree.pop("search"))  # typed: bad values stop here
+    base_overrides = trial_overrides(argv)
+    base = RunConfig.from_dict(tree)
+    metrics = [f"val_top_{k}" for k in sorted(base.train.top_ks)]
+    if search.metric not in metrics:
+        raise UserError(f"search.metric={search.metric!r} is not a validation metric: "
+                        f"available are {', '.join(metrics)}")
+    space = parse_space(search.params, search.conditional_params,
+                        compose_config("train", base_overrides), group_options())
+    if check:
+        check_space(space, base_overrides)
+        keys = {p.key for p in space}
+        for params in search.enqueue_trials:
+            unknown = sorted(set(params) - keys)
+            if unknown:
+                raise UserError(f"search.enqueue_trials names {unknown}, which are not search "
+                                f"parameters: valid are {sorted(keys)} (replacing search.params? "
+                                "set search.enqueue_trials=[] or enqueue your own)")
+            check_enqueued(space, params)
+    return SweepPlan(search, space, base_overrides, base, base_fingerprint(tree, search),
+                     list(argv))
+
+
+def plan_from_argv(argv: list[str], check: bool = True) -> SweepPlan:
+    return plan_sweep(job_config(compose_config("sweep", argv)), argv, check)
+
+
+def group_options() -> dict[str, list[str]]:
+    return {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in GROUPS}
+
+
+def trial_overrides(argv: list[str]) -> list[str]:
+    """The user's overrides that shape every trial's training config (not search or hydra)."""
+    skip = ("search.", "search=", "+search", "~search", "hydra.", "+hydra", "++search")
+    return [a for a in argv if not a.startswith(skip)]
+
+
+def check_space(space: list[Param], base_overrides: list[str]) -> None:
+    """Compose the training config at each choice and bound, so bad values fail now."""
+    for param in space:
+        dist = param.distribution
+        if dist is None:
+            values = [param.fixed]
+        elif hasattr(dist, "choices"):
+            values = list(dist.choices)
+        else:
+            values = [dist.low, dist.high]
+        condition = [f"{param.condition[0]}={format_value(param.condition[1])}"] \
+            if param.condition else []
+        for value in values:
+            try:
+                compose_run([*base_overrides, *condition, f"{param.key}={format_value(value)}"])
+            except UserError as exc:
+                raise UserError(f"search parameter {param.key} ({param.expression}) reaches an "
+                                f"invalid value: {exc}") from None
+
+
+def check_enqueued(space: list[Param], params: dict[str, Any]) -> None:
+    """An enqueued choice must be one of the parameter's choices (ranges may be left on
+    purpose, e.g. a hopeless learning rate to see the pruner work; Optuna warns then)."""
+    by_name = {p.optuna_name: p for p in space}
+    for name, value in optuna_params(space, params).items():
+        dist = by_name[name].distribution
+        if isinstance(dist, CategoricalDistribution) and value not in dist.choices:
+            choices = ", ".join(format_value(c) for c in dist.choices)
+            raise UserError(f"search.enqueue_trials sets {by_name[name].key}={format_value(value)}"
+                            f", which is not one of its choices: {choices}")
+
+
+def ensure_writable(folder: Path, key: str) -> None:
+    """Fail now, naming the folder, rather than after the first trial."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"{key}={str(folder)!r} is not a writable folder ({exc.strerror}); "
+                        f"set {key} to one") from None

@@ -1,0 +1,77 @@
+"""The study table: the best trials beside the baselines, one formatter for the console
+(aligned text) and for report/summary.md (Markdown)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+KS = (1, 10, 100)
+
+
+def within_best(ranked: list[optuna.trial.FrozenTrial], metric: str) -> float | None:
+    """The lower end of the best trial's 95% interval on the ranking metric (None without
+    one): trials scoring at least this are within the best trial's noise."""
+    span = ranked[0].user_attrs.get("intervals", {}).get(metric) if ranked else None
+    return span[0] if span else None
+
+
+def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return sorted(complete, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in params.items())
+
+
+def study_table(study: optuna.Study, metric: str, top: int = 5, markdown: bool = False) -> str:
+    """Counts by state, the `top` complete trials, then each baseline, and the `≈ best` note."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+    ranked = ranked_trials(study)
+    low = within_best(ranked, metric)
+    head = ["trial", "state", *[f"val@{k}" for k in KS], *[f"test@{k}" for k in KS],
+            f"{metric} 95%", "seconds", "params"]
+    rows: list[list[str]] = []
+
+    def row(label: str, state: str, m: dict[str, float], bounds: dict[str, list[float]],
+            seconds: str, params: str) -> list[str]:
+        cells = [f"{m[f'{split}_top_{k}']:.4f}" if f"{split}_top_{k}" in m else "-"
+                 for split in ("val", "test") for k in KS]
+        span = bounds.get(metric)
+        interval = f"[{span[0]:.4f}, {span[1]:.4f}]" if span else "-"
+        return [label, state, *cells, interval, seconds, params]
+
+    for t in ranked[:top]:
+        state = "best" if t is ranked[0] else (
+            "≈ best" if low is not None and t.value >= low else "complete")
+        rows.append(row(str(t.number), state, t.user_attrs.get("metrics", {}),
+                        t.user_attrs.get("intervals", {}),
+                        f"{t.user_attrs.get('seconds', 0):.1f}", format_params(t.params)))
+    if ranked:
+        best = ranked[0].user_attrs
+        baselines = best.get("baselines") or {
+            "popularity": {"name": "popularity", "metrics": best.get("popularity", {})}}
+        for b in baselines.values():
+            what = b.get("skipped") or (f"tuned on validation: {b['param']}" if b.get("param")
+                                        else "most-rated training items")
+            rows.append(row(b["name"], "baseline", b.get("metrics", {}), b.get("intervals", {}),
+                            "", what))
+    S = optuna.trial.TrialState
+    summary = (f"{counts[S.COMPLETE]} complete, {counts[S.PRUNED]} pruned, "
+               f"{counts[S.FAIL]} failed; ranked on {metric} ({study.direction.name.lower()})")
+    note = (f"≈ best: {metric} inside the best trial's 95% interval (>= {low:.4f}): not "
+            "distinguishable from it on this validation set" if low is not None else "")
+    if markdown:
+        lines = [summary + ".", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                 *["| " + " | ".join(r) + " |" for r in rows]]
+        return "\n".join([*lines, *(["", note + "."] if note else [])])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    lines = [f"trials: {summary}",
+             *["  ".join([*(c.rjust(w) if i > 1 else c.ljust(w)
+                            for i, (c, w) in enumerate(zip(r[:-1], widths, strict=True))), r[-1]])
+               for r in [head, *rows]]]
+    return "\n".join([*lines, *([note] if note else [])])

@@ -15,6 +15,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from experiments import sweep, train
 from experiments.cli.compose import compose_config
 from experiments.sweeping.objective import Objective
+from experiments.sweeping.plan import group_options
 from experiments.sweeping.space import parse_space
 
 SPACE = ("+search.params={optimizer: 'choice(adagrad, sgd)', "
@@ -154,7 +155,7 @@ def test_objective_with_fixed_trial(tmp_path: Path) -> None:
     base = compose_config("train", overrides)
     space = parse_space({"model.embedding_dim": "choice(8, 16)",
                          "optimizer.learning_rate": "tag(log, interval(0.01, 0.5))"}, {}, base,
-                        sweep.group_options())
+                        group_options())
     objective = Objective(space, overrides, tmp_path / "study", "val_top_100")
     trial = optuna.trial.FixedTrial({"model.embedding_dim": 16, "optimizer.learning_rate": 0.2},
                                     number=7)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from experiments.cli.compose import (
@@ -65,6 +66,9 @@ def run_command(argv: Sequence[str] | None, config_name: str, prepare: Prepare, 
                 args = without_group_choices(args) if config_dir != saved.parent else args
                 if not any(a.startswith("hydra.run.dir=") for a in args):  # it has no hydra:
                     args.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")
+            # Hydra's logging set-up would replace every handler in the process (absl's
+            # included: it closes the stream it was given); the commands print instead.
+            args += ["hydra/job_logging=none", "hydra/hydra_logging=none"]
             if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
                 code = _hydra(config_dir, name, args, lambda cfg, run_dir: prepare(
                     cfg, list(HydraConfig.get().overrides.task))(run_dir), verbose)
@@ -92,6 +96,9 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
     codes: list[int] = []
 
     def task_function(cfg: DictConfig) -> None:
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # which job this is (Hydra's logging is off)
+            print(f"job {hydra_cfg.job.num}: {' '.join(hydra_cfg.overrides.task)}", flush=True)
         try:
             codes.append(task(cfg, Path(HydraConfig.get().runtime.output_dir)))
         except UserError as exc:

@@ -42,11 +42,19 @@ class TooManyFailures(Exception):
 
 
 class Progress:
-    """One line per finished trial."""
+    """One line per finished trial: its value, the best so far, trials done of n_trials, the
+    time elapsed and an estimate of the time left (from the study's pace since this process
+    started: with several workers the pace is theirs together)."""
 
     def __init__(self, n_trials: int, metric: str, start: float) -> None:
         self.n_trials, self.metric, self.start = n_trials, metric, start
         self.failures_in_a_row = 0
+        self.finished_at_start: int | None = None
+        self.clock_start = time.perf_counter()
+
+    def begin(self, study: optuna.Study) -> None:
+        self.finished_at_start = len(study.get_trials(deepcopy=False, states=FINISHED))
+        self.clock_start = time.perf_counter()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -57,10 +65,22 @@ class Progress:
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
         note = trial.user_attrs.get("reason", "")
         print(f"trial {trial.number:>3} {trial.state.name.lower():<8} {self.metric}={value} "
-              f"best={best} [{finished}/{self.n_trials}] {time.perf_counter() - self.start:6.0f}s "
-              f"{format_params(trial.params)}{'  (' + note + ')' if note else ''}", flush=True)
+              f"best={best} [{finished}/{self.n_trials}] {time.perf_counter() - self.start:.0f}s "
+              f"eta {self.eta(finished)}  {format_params(trial.params)}"
+              f"{'  (' + note + ')' if note else ''}", flush=True)
         failed = trial.state == optuna.trial.TrialState.FAIL
         self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
+
+    def eta(self, finished: int) -> str:
+        done = finished - (self.finished_at_start or 0)
+        left = max(self.n_trials - finished, 0)
+        if left == 0:
+            return "0s"
+        if done <= 0:
+            return "?"
+        seconds = (time.perf_counter() - self.clock_start) / done * left
+        return f"{seconds / 3600:.1f}h" if seconds >= 5400 else (
+            f"{seconds / 60:.0f}min" if seconds >= 90 else f"{seconds:.0f}s")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -91,6 +111,7 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
     """Run trials until the study has n_trials finished ones; True when this process retired
     after `max_trials` trials of its own (0: never) so that a fresh one continues."""
     ran = 0
+    progress.begin(study)
     while True:
         fail_dead_trials(study, grace_period)  # a killed worker's trial: FAIL + queued again
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))

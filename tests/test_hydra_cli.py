@@ -1,0 +1,99 @@
+"""The commands behave as Hydra applications (`--help`, `--cfg job`, `-m`, `.hydra/`) and
+their console holds what the user needs and no TensorFlow start-up noise."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import REPO, TINY_SYNTHETIC, TINY_TRAIN
+
+NOISE = re.compile(r"cuInit|absl|cudart|cpu_feature_guard|^[IWE]\d{4} |retracing|"
+                   r"Traceback|oneDNN|WARNING", re.MULTILINE)
+
+
+def command(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """As from a user's shell: without the log settings this test process has picked up."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "RECSYS_VERBOSE", "HYDRA_FULL_ERROR")}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env={**env, "PYTHONPATH": str(REPO)})
+
+
+def test_help_lists_groups_keys_and_their_comments(tmp_path: Path) -> None:
+    proc = command("experiments.train", "--help", "data=movielens", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "data: amazon_electronics, movielens, movielens_100k, synthetic" in out
+    assert "optimizer: adagrad, adam, sgd" in out
+    # The chosen options' files, comments included (data=movielens was chosen).
+    assert "# data=movielens  (conf/data/movielens.yaml)" in out
+    assert "seed: 42                    # fixes initialization and data order" in out
+    assert "-m, --multirun" in out and "--config SAVED.yaml" in out
+    assert not (tmp_path / "outputs").exists()
+    sweep = command("experiments.sweep", "-h", cwd=tmp_path)
+    assert sweep.returncode == 0 and "search: default, wide" in sweep.stdout
+    assert "n_trials" in sweep.stdout  # conf/search/default.yaml with its comments
+
+
+def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path: Path) -> None:
+    proc = command("experiments.train", "--cfg", "job", "model.embedding_dim=8",
+                   "optimizer=adagrad", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["model"]["embedding_dim"] == 8 and cfg["optimizer"]["name"] == "adagrad"
+    assert "hydra" not in cfg and not (tmp_path / "outputs").exists()
+    bad = command("experiments.train", "--cfg", "job", "model.embedding_dimm=8", cwd=tmp_path)
+    assert bad.returncode != 0 and "embedding_dimm" in bad.stderr
+
+
+def test_multirun_gives_each_job_its_own_run_folder(tmp_path: Path) -> None:
+    proc = command("experiments.train", "-m", *TINY_SYNTHETIC, *TINY_TRAIN, "train.epochs=1",
+                   f"data.cache_dir={tmp_path / 'cache'}", "model.embedding_dim=8,16",
+                   f"hydra.sweep.dir={tmp_path / 'multi'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dims = []
+    for job in ("0", "1"):
+        run_dir = tmp_path / "multi" / job
+        assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 1
+        assert (run_dir / ".hydra" / "overrides.yaml").is_file()
+        dims.append(yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["embedding_dim"])
+    assert dims == [8, 16]
+    assert proc.stdout.count("run directory:") == 2 and "job 1: " in proc.stdout
+
+
+def test_train_and_sweep_consoles_hold_no_tensorflow_noise(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train = command("experiments.train", *TINY_SYNTHETIC, *TINY_TRAIN,
+                    f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}",
+                    cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-2000:]
+    console = train.stdout + train.stderr
+    assert not NOISE.findall(console), NOISE.findall(console)
+    epochs = re.findall(r"^epoch +(\d)/2  loss [\d.]+  val_top_100 [\d.]+  train [\d.]+ s",
+                        train.stdout, re.MULTILINE)
+    assert epochs == ["1", "2"]
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "config.yaml").is_file()
+
+    study = tmp_path / "study"
+    sweep = command("experiments.sweep", *TINY_SYNTHETIC, *TINY_TRAIN,
+                    f"data.cache_dir={tmp_path / 'cache'}", f"search.dir={study}",
+                    "search.n_trials=2", "search.n_workers=2", "search.enqueue_trials=[]",
+                    cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    console = sweep.stdout + sweep.stderr
+    assert not NOISE.findall(console), NOISE.findall(console)
+    trial_lines = re.findall(r"^trial +\d+ complete .*\[(\d)/2\] .*eta", sweep.stdout,
+                             re.MULTILINE)
+    assert sorted(trial_lines) == ["1", "2"]
+    assert (study / ".hydra" / "config.yaml").is_file()
+    # --verbose brings TensorFlow's own logs back.
+    loud = command("experiments.train", *TINY_SYNTHETIC, *TINY_TRAIN, "train.epochs=1",
+                   f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'loud'}",
+                   "--verbose", cwd=tmp_path)
+    assert loud.returncode == 0 and NOISE.search(loud.stderr)

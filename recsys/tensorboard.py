@@ -1,4 +1,5 @@
-"""Per-run TensorBoard event files: training loss, validation top-k, timings, baseline."""
+"""Per-run TensorBoard event files: training loss, validation top-k per epoch, timings, the
+selected epoch's validation and test top-k, and the baselines as runs of their own."""
 
 from __future__ import annotations
 
@@ -6,18 +7,24 @@ from pathlib import Path
 
 import tensorflow as tf
 
+BASELINES_DIR = "baselines"
+
 
 class RunWriter:
     """Writes scalars for one run into `<run_dir>/tensorboard/`.
 
-    The baselines (popularity, item-kNN, EASE) are logged at every epoch under `baseline/` so
-    they draw as flat reference lines beside the model's `val/` curves.
+    With `baseline_runs`, each baseline (popularity, item-kNN, EASE) is a run of its own,
+    `<run_dir>/tensorboard/baselines/<name>/`, with the model's `val/top_k` tags at every
+    epoch: on TensorBoard's `val/top_k` charts it draws as a flat line beside the model.
     """
 
-    def __init__(self, run_dir: str | Path, ks: tuple[int, ...]) -> None:
+    def __init__(self, run_dir: str | Path, ks: tuple[int, ...], baseline_runs: bool = True
+                 ) -> None:
         self.logdir = Path(run_dir) / "tensorboard"
         self.ks = ks
         self.writer = tf.summary.create_file_writer(str(self.logdir))
+        self.baseline_runs = baseline_runs
+        self.baseline_writers: dict[str, tf.summary.SummaryWriter] = {}
 
     def epoch(self, epoch: int, logs: dict[str, float],
               baselines: dict[str, dict[str, float]]) -> None:
@@ -27,10 +34,43 @@ class RunWriter:
             tf.summary.scalar("time/epoch_seconds", logs["epoch_seconds"])
             for k in self.ks:
                 tf.summary.scalar(f"val/top_{k}", logs[f"val_top_{k}"])
-                for name, metrics in baselines.items():
-                    if f"val_top_{k}" in metrics:
-                        tf.summary.scalar(f"baseline/{name}_val_top_{k}", metrics[f"val_top_{k}"])
+        self.writer.flush()
+        if self.baseline_runs:
+            write_baselines(self.logdir / BASELINES_DIR, baselines, self.ks, [epoch],
+                            self.baseline_writers)
+
+    def final(self, epoch: int, metrics: dict[str, float]) -> None:
+        """The reported numbers (the kept epoch's weights) under `selected/`."""
+        with self.writer.as_default(step=epoch):
+            for key, value in metrics.items():
+                split, _, k = key.partition("_top_")
+                if k:
+                    tf.summary.scalar(f"selected/{split}_top_{k}", value)
         self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
+        for writer in self.baseline_writers.values():
+            writer.close()
+
+
+def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tuple[int, ...],
+                    steps: list[int], writers: dict[str, tf.summary.SummaryWriter] | None = None,
+                    ) -> None:
+    """Each baseline's validation top-k as `val/top_k` at `steps`, in `<folder>/<name>/`."""
+    own = writers is None
+    writers = {} if writers is None else writers
+    for name, metrics in baselines.items():
+        if not any(f"val_top_{k}" in metrics for k in ks):
+            continue
+        if name not in writers:
+            writers[name] = tf.summary.create_file_writer(str(folder / name))
+        for step in steps:
+            with writers[name].as_default(step=step):
+                for k in ks:
+                    if f"val_top_{k}" in metrics:
+                        tf.summary.scalar(f"val/top_{k}", metrics[f"val_top_{k}"])
+        writers[name].flush()
+    if own:
+        for writer in writers.values():
+            writer.close()

@@ -74,12 +74,13 @@ def configure_threads(cfg: TrainConfig) -> None:
 
 
 def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = None,
-        prepared: PreparedData | None = None) -> RunResult:
+        prepared: PreparedData | None = None, baseline_runs: bool = True) -> RunResult:
     """Train and evaluate one configuration; write metrics.json, vectors.npz and TensorBoard
     events to run_dir (when set). `prepared` skips loading when the caller already has the data.
 
     Callbacks see `on_epoch_end(epoch, logs)` with `loss` and `val_top_k` in logs; setting
-    `model.stop_training = True` (or raising) ends training early.
+    `model.stop_training = True` (or raising) ends training early. `baseline_runs`: write the
+    baselines as TensorBoard runs of their own beside the run's (a study writes them once).
     """
     t0 = time.perf_counter()
     configure_threads(cfg.train)
@@ -108,7 +109,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
                               cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
                               cfg.eval.ease_lambdas, cfg.eval.interval_resamples))
     pop = baselines["popularity"].metrics
-    writer = RunWriter(cfg.run_dir, ks) if cfg.run_dir else None
+    writer = RunWriter(cfg.run_dir, ks, baseline_runs) if cfg.run_dir else None
     rng = np.random.default_rng(cfg.train.seed)
     users = tf.constant(data.train_user)
     items = tf.constant(data.train_item)
@@ -165,9 +166,10 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
             if cfg.train.early_stopping_patience and since_best >= cfg.train.early_stopping_patience:
                 break
         callback_list.on_train_end()
-    finally:
+    except BaseException:
         if writer:
             writer.close()
+        raise
     t_train = time.perf_counter()
 
     reported_epoch = len(history)
@@ -209,6 +211,9 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         data_stats={**data.stats, "cache": cache_info.get("cache")},
         run_dir=cfg.run_dir,
     )
+    if writer:
+        writer.final(reported_epoch, result.metrics)
+        writer.close()
     if cfg.run_dir:
         save_vectors(model, data, Path(cfg.run_dir) / VECTORS_FILE)
         write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())

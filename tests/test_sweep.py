@@ -7,10 +7,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+import tensorflow as tf
 import yaml
 from conftest import TINY_SYNTHETIC, TINY_TRAIN
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from experiments import sweep, train
 from experiments.cli.compose import compose_config
@@ -109,26 +110,81 @@ def test_resume_with_other_data_or_space_is_refused_naming_the_keys(study_dir: P
         assert len(load(study_dir, "s").trials) == before
 
 
+def session_groups(logdir: Path) -> dict[str, api_pb2.SessionGroup]:
+    """What TensorBoard's HParams dashboard lists for `logdir`: its own backend (the
+    plugin's ListSessionGroups handler over TensorBoard's event multiplexer)."""
+    from tensorboard import context as tb_context
+    from tensorboard.backend.event_processing import data_provider
+    from tensorboard.backend.event_processing import plugin_event_multiplexer as pem
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import backend_context, list_session_groups
+
+    mux = pem.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(logdir))
+    mux.Reload()
+    tb = base_plugin.TBContext(logdir=str(logdir), multiplexer=mux,
+                               data_provider=data_provider.MultiplexerDataProvider(mux, str(logdir)))
+    request = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=1000, allowed_statuses=[
+        api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS, api_pb2.STATUS_FAILURE,
+        api_pb2.STATUS_RUNNING])
+    response = list_session_groups.Handler(tb_context.RequestContext(),
+                                           backend_context.Context(tb), "", request).run()
+    return {g.name: g for g in response.session_groups}
+
+
 @pytest.mark.slow
-def test_tensorboard_has_hparams_and_scalars(study_dir: Path) -> None:
+def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
+    """Study `s` (complete and pruned trials) and study `t` (a failed trial) under one logdir:
+    sessions named <study>/<trial>, status and state set, integers kept, test metrics and
+    the baselines as a run on the same tags."""
+    diverging = ("search.enqueue_trials=[{optimizer: sgd, optimizer.learning_rate: 1e9, "
+                 "model.embedding_dim: 8}]")
+    assert sweep.main(sweep_args(study_dir, "t", 1, diverging, "search.pruner.name=none")) == 0
+    groups = session_groups(study_dir)  # the README's `tensorboard --logdir` over both
+    kinds = {}
+    for name in ("s", "t"):
+        for trial in load(study_dir, name).trials:
+            group = groups[f"{name}/{trial.number}"]  # no merging across studies
+            (one,) = group.sessions
+            state = group.hparams["state"].string_value
+            kinds[state] = one.status
+            assert state == {"COMPLETE": "complete", "PRUNED": "pruned",
+                             "FAIL": "failed"}[trial.state.name]
+            assert group.hparams["model.embedding_dim"].number_value == \
+                trial.params["model.embedding_dim"]
+            metrics = {m.name.tag: m.value for m in group.metric_values}
+            if state == "complete":
+                assert metrics["selected/test_top_100"] == pytest.approx(
+                    trial.user_attrs["metrics"]["test_top_100"])
+    assert len(groups) == len(load(study_dir, "s").trials) + len(load(study_dir, "t").trials)
+    assert kinds == {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_FAILURE,
+                     "failed": api_pb2.STATUS_FAILURE}
+
     best = load(study_dir, "s").best_trial
     events = EventAccumulator(str(study_dir / "s" / "trials" / str(best.number) / "tensorboard"),
                               size_guidance={"tensors": 0})
     events.Reload()
-    content = events.PluginTagToContent("hparams")
-    infos = [plugin_data_pb2.HParamsPluginData.FromString(c) for c in content.values()]
-    start = next(i.session_start_info for i in infos if i.HasField("session_start_info"))
-    assert start.hparams["optimizer"].string_value == best.params["optimizer"]
-    assert start.hparams["model.embedding_dim"].number_value == best.params["model.embedding_dim"]
     assert [e.step for e in events.Tensors("val/top_100")] == [1, 2]
+    (test,) = events.Tensors("selected/test_top_100")
+    assert float(tf.make_ndarray(test.tensor_proto)) == pytest.approx(
+        best.user_attrs["metrics"]["test_top_100"])
     root = EventAccumulator(str(study_dir / "s" / "trials"))
     root.Reload()
     summaries = [plugin_data_pb2.HParamsPluginData.FromString(c)
                  for c in root.PluginTagToContent("hparams").values()]
     experiment = next(s.experiment for s in summaries if s.HasField("experiment"))
-    assert {h.name for h in experiment.hparam_infos} == {
-        "optimizer", "optimizer.learning_rate", "model.embedding_dim"}
-    assert "val/top_100" in {m.name.tag for m in experiment.metric_infos}
+    infos = {h.name: h for h in experiment.hparam_infos}
+    assert set(infos) == {"optimizer", "optimizer.learning_rate", "model.embedding_dim", "state"}
+    assert list(infos["model.embedding_dim"].domain_discrete) == [8, 16]
+    assert {m.name.tag for m in experiment.metric_infos} >= {"selected/val_top_100",
+                                                             "selected/test_top_100"}
+    popularity = EventAccumulator(str(study_dir / "s" / "trials" / "baselines" / "popularity"),
+                                  size_guidance={"tensors": 0})
+    popularity.Reload()
+    line = popularity.Tensors("val/top_100")
+    assert len(line) >= 1 and float(tf.make_ndarray(line[0].tensor_proto)) == pytest.approx(
+        best.user_attrs["popularity"]["val_top_100"])
+    assert load(study_dir, "s").metric_names == ["val_top_100"]
 
 
 @pytest.mark.slow

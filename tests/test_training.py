@@ -46,16 +46,23 @@ def test_short_run_beats_popularity_and_writes_tensorboard(tmp_path: Path) -> No
     events.Reload()
     tags = set(events.Tags()["tensors"])
     expected = {"train/loss", "time/epoch_seconds", "val/top_1", "val/top_100",
-                "baseline/popularity_val_top_100"}
+                "selected/val_top_100", "selected/test_top_100"}
     assert expected <= tags
     steps = [e.step for e in events.Tensors("val/top_100")]
     assert steps == [1, 2, 3]
     last = tf.make_ndarray(events.Tensors("val/top_100")[-1].tensor_proto)
     assert abs(float(last) - result.history[-1]["val_top_100"]) < 1e-6
-    baseline = {float(tf.make_ndarray(e.tensor_proto))
-                for e in events.Tensors("baseline/popularity_val_top_100")}
-    assert len(baseline) == 1
-    assert baseline.pop() == pytest.approx(result.popularity["val_top_100"])
+    (test,) = events.Tensors("selected/test_top_100")
+    assert test.step == result.epoch
+    assert float(tf.make_ndarray(test.tensor_proto)) == pytest.approx(result.metrics["test_top_100"])
+    # The popularity baseline is a run of its own with the model's tag: a line on val/top_100.
+    popularity = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "baselines" / "popularity"),
+                                  size_guidance={"tensors": 0})
+    popularity.Reload()
+    line = popularity.Tensors("val/top_100")
+    assert [e.step for e in line] == [1, 2, 3]
+    values = [float(tf.make_ndarray(e.tensor_proto)) for e in line]
+    assert values == pytest.approx([result.popularity["val_top_100"]] * 3)
 
 
 def test_same_config_gives_same_numbers(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -10,11 +11,11 @@ from typing import Any
 
 import optuna
 import tensorflow as tf
-from tensorboard.plugins.hparams import api as hp
 
 from experiments.cli.compose import compose_run
 from experiments.cli.rundir import write_run_config
 from experiments.sweeping.space import Param, suggest
+from experiments.sweeping.tensorboard import write_trial_hparams
 from recsys.errors import TrainingDiverged, UserError
 from recsys.training import run
 
@@ -65,20 +66,22 @@ class Objective:
             trial.set_user_attr("config", tree)  # for best/ on a machine other than this one
             trial.set_user_attr("run_dir", str(run_dir))
             write_run_config(run_dir, tree, overrides)
-            write_hparams(run_dir, chosen, trial.number)
-            result = run(config, callbacks=[pruning])
+            result = run(config, callbacks=[pruning], baseline_runs=False)
         except optuna.TrialPruned as exc:
+            self.session(trial, run_dir, chosen, "pruned")
             trial.set_user_attr("seconds", time.perf_counter() - start)
             trial.set_user_attr("epochs", pruning.epochs)
             trial.set_user_attr("reason", str(exc))
             raise
-        except Exception as exc:  # recorded on the trial; the study goes on (driver: catch)
+        except Exception as exc:  # recorded on the trial; the study goes on (run.py: catch)
+            self.session(trial, run_dir, chosen, "failed")
             trial.set_user_attr("seconds", time.perf_counter() - start)
             trial.set_user_attr("epochs", pruning.epochs + 1)
             expected = isinstance(exc, (TrainingDiverged, OSError, UserError))
             reason = str(exc).strip() if expected else f"{type(exc).__name__}: {exc}".strip()
             trial.set_user_attr("reason", (reason.splitlines() or [type(exc).__name__])[0])
             raise
+        self.session(trial, run_dir, chosen, "complete")
         trial.set_user_attr("seconds", time.perf_counter() - start)
         trial.set_user_attr("train_seconds", result.seconds["train"])
         trial.set_user_attr("epochs", result.epochs_run)
@@ -92,6 +95,14 @@ class Objective:
         return result.metrics[self.metric]
 
 
+    @staticmethod
+    def session(trial: optuna.Trial, run_dir: Path, chosen: dict[str, Any], state: str) -> None:
+        """The trial in TensorBoard's HParams dashboard, once its state is known."""
+        study = getattr(getattr(trial, "study", None), "study_name", None) or "trial"
+        with contextlib.suppress(Exception):  # an unwritable run folder: its reason is kept
+            write_trial_hparams(run_dir, study, trial.number, chosen, state)
+
+
 def resident_mb() -> float:
     """This process's resident memory now (Linux), else its peak; in MB."""
     try:
@@ -101,23 +112,3 @@ def resident_mb() -> float:
         import resource
 
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def write_hparams(run_dir: Path, chosen: dict[str, Any], number: int) -> None:
-    """HParams summary for TensorBoard's HParams dashboard (`--logdir <study>/trials`)."""
-    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in chosen.items()}
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-    with writer.as_default():
-        hp.hparams(values, trial_id=f"trial_{number}")
-    writer.close()
-
-
-def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int]) -> None:
-    """The experiment summary: which hparams and metrics the dashboard shows."""
-    keys = dict.fromkeys(p.key for p in space if p.distribution is not None)  # ordered, unique
-    hparams = [hp.HParam(key) for key in keys]
-    metrics = [hp.Metric(f"val/top_{k}", display_name=f"val top-{k}") for k in ks]
-    writer = tf.summary.create_file_writer(str(trials_dir))
-    with writer.as_default():
-        hp.hparams_config(hparams=hparams, metrics=metrics)
-    writer.close()

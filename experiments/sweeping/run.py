@@ -22,12 +22,13 @@ import sqlalchemy.exc
 
 from experiments.sweeping.confirm import confirm_winners, format_confirm_table
 from experiments.sweeping.export import export_best
-from experiments.sweeping.objective import Objective, write_hparams_config
+from experiments.sweeping.objective import Objective
 from experiments.sweeping.outputs import write_report
 from experiments.sweeping.plan import SweepPlan
 from experiments.sweeping.space import optuna_params
 from experiments.sweeping.study import FINISHED, fail_dead_trials, mask_url, storage_lost
 from experiments.sweeping.tables import format_params, study_table
+from experiments.sweeping.tensorboard import write_hparams_config, write_study_baselines
 
 EXIT_INTERRUPTED = 130
 EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
@@ -221,6 +222,7 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
                   "command again to finish it", flush=True)
             return EXIT_INTERRUPTED
     try:
+        write_study_baselines(study_dir / "trials", study, plan.ks, plan.base.train.epochs)
         best_dir = export_best(study, study_dir, chosen)
         report = write_report(study, study_dir / "report", metric)
     except OSError as exc:  # e.g. a full disk: the study itself is complete and stored

@@ -246,6 +246,10 @@ def open_study(storage: optuna.storages.BaseStorage, search: SearchConfig,
     study = optuna.create_study(study_name=name, storage=storage, direction=direction,
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     study.set_user_attr("metric", metric)
+    # Optuna's plots and optuna-dashboard then say val_top_100, not "Objective 0".
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric])
     if fingerprint is not None:
         study.set_user_attr("base_config", fingerprint)
     return study, None

@@ -2,6 +2,10 @@
 
     python -m experiments.benchmark                  # trial: notebook (a), (b) vs ours (c)
     python -m experiments.benchmark --mode load      # 7.8M-row load + prepare vs the notebook's
+    python -m experiments.benchmark --mode scale [--rows N]
+                                                     # one full-size trial: epoch, eval, memory, disk
+    python -m experiments.benchmark --mode fidelity [--rows N]
+                                                     # data.sample_fraction as a cheap rung (2M rows)
     python -m experiments.benchmark --mode pruning   # default study: no pruner vs pruners
     python -m experiments.benchmark --mode search [--movielens PATH] [--amazon PATH]
                                                      # popularity, notebook, fixed recipe, study
@@ -32,9 +36,11 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("trial", "load", "pruning", "search", "knobs", "soak", "all"),
+    parser.add_argument("--mode", choices=("trial", "load", "scale", "fidelity", "pruning", "search", "knobs",
+                                 "soak", "all"),
                         default="trial")
-    parser.add_argument("--rows", type=int, default=7_800_000, help="load mode: rows to generate")
+    parser.add_argument("--rows", type=int, default=7_800_000,
+                        help="load and scale modes: rows of the generated Amazon-shaped file")
     parser.add_argument("--trials", type=int, default=None,
                         help="pruning mode: trials per study (20); search mode: search.n_trials "
                              "(default: the default study's)")
@@ -57,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-trials", type=int, default=100,
                         help="soak mode: trials of the long-lived worker memory check (0: skip)")
     args, overrides = parser.parse_known_args(argv)
+    from experiments.cli.console import quiet_tensorflow
+
+    quiet_tensorflow()
     print(f"machine: {os.cpu_count()} cores, {platform_line()}", flush=True)
     if args.mode in ("trial", "all"):
         from experiments.benchmarks.trial import trial_table
@@ -66,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.benchmarks.load import load_table
 
         print(load_table(args.rows), flush=True)
+    if args.mode in ("scale", "all"):
+        from experiments.benchmarks.scale import scale_table
+
+        print(scale_table(args.rows, bench_dir()), flush=True)
+    if args.mode == "fidelity":  # not in `all`: ~30 min on 2 cores at 2M rows
+        from experiments.benchmarks.fidelity import fidelity_table
+
+        print(fidelity_table(args.rows if args.rows != 7_800_000 else 2_000_000, bench_dir(),
+                             overrides), flush=True)
     if args.mode in ("pruning", "search", "knobs", "all"):
         from experiments.benchmarks.search import default_data_sets
 

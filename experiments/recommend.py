@@ -1,6 +1,6 @@
 """Top-k items for a user from an exported model.
 
-    python -m experiments.recommend outputs/sweeps/default/best/model A2CX7LUOHB2NDG --k 10
+    python -m experiments.recommend outputs/sweeps/default/best/model AJ8K2ISHMBU6ZW --k 10
 
 Needs only TensorFlow to load the model (a plain SavedModel). A user the model has not seen
 (including an empty id) gets the most popular training items, and the output says so.

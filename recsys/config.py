@@ -31,7 +31,7 @@ def require(ok: bool, key: str, value: Any, valid: str) -> None:
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and shape of the embedded default data set (see `recsys.data.synthetic`)."""
+    """Size and shape of the embedded default data set (see `recsys.synthetic`)."""
 
     n_users: int = 8_000
     n_items: int = 2_000
@@ -156,8 +156,18 @@ class TrainConfig:
     fast_loss: bool = True  # catalog-column form of the same loss when n_items <= batch_size
     threads: int = 0  # 0: let TensorFlow use every core
     top_ks: tuple[int, ...] = (1, 5, 10, 50, 100)
+    # Per-epoch validation (early stopping, pruning) on this many validation pairs, drawn once
+    # with data.seed (the same pairs for every trial); reported metrics use every pair.
+    val_subsample: int | None = 25_000  # null: every pair every epoch
+    save_vectors: bool = True  # vectors.npz (what best/model is built from)
+    vectors_dtype: str = "float32"  # float16 halves vectors.npz
 
     def __post_init__(self) -> None:
+        v = self.val_subsample
+        require(v is None or (isinstance(v, int) and v > 0), "train.val_subsample", v,
+                "null (every pair) or a positive number of validation pairs")
+        require(self.vectors_dtype in ("float32", "float16"), "train.vectors_dtype",
+                self.vectors_dtype, "float32 or float16")
         for key in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, key)
             require(isinstance(value, int) and value > 0, f"train.{key}", value,

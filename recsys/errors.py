@@ -1,4 +1,5 @@
-"""The one exception type for user mistakes: entry points print its message as one line."""
+"""The library's two exceptions: a user mistake (entry points print its message as one line,
+no traceback) and a training run that diverged (a trial fails with it as its reason)."""
 
 
 class UserError(Exception):
@@ -6,4 +7,5 @@ class UserError(Exception):
 
 
 class TrainingDiverged(Exception):
-    """The training loss became NaN or infinite (e.g. a learning rate far too high)."""
+    """The training loss became NaN, infinite or far above its start (e.g. a learning rate far
+    too high); see `recsys.training.DIVERGED_FACTOR`."""

@@ -38,6 +38,16 @@ class HeldOut:
     items: np.ndarray  # true item (catalog index)
 
 
+def subsample(held_out: HeldOut, size: int | None, seed: int) -> HeldOut:
+    """`size` pairs drawn once with `seed` (in their original order), or all of them when
+    there are no more than `size` (or `size` is None)."""
+    n = len(held_out.users)
+    if size is None or n <= size:
+        return held_out
+    keep = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+    return HeldOut(held_out.users[keep], held_out.items[keep])
+
+
 class Ranker:
     """Ranks of true items under the tie rule and the seen-item option of one run."""
 

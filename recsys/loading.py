@@ -1,4 +1,5 @@
-"""Read a delimited ratings file into a DataFrame with string ids.
+"""Read a delimited ratings file into `Ratings` (string ids, float ratings, int64 timestamps)
+and a `LoadReport` of what was dropped or skipped.
 
 One reader for every format the data configs describe (separator, header or not, column names,
 gzip by file extension). It uses pyarrow's multi-threaded CSV parser: the full Amazon

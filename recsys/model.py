@@ -59,10 +59,7 @@ class TwoTowerModel(tfrs.Model):
             candidate_ids=items if self.cfg.remove_accidental_hits else None,
             compute_metrics=False,
         )
-        if self.cfg.l2 > 0:
-            loss += self.cfg.l2 * (tf.reduce_sum(tf.square(queries))
-                                   + tf.reduce_sum(tf.square(candidates)))
-        return loss
+        return loss + self.l2_penalty(queries, candidates)
 
     def catalog_loss(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
         """The same loss as `compute_loss`, with the catalog's items as the columns.
@@ -95,10 +92,16 @@ class TwoTowerModel(tfrs.Model):
             own_log_count = tf.math.log(tf.gather(counts, items))
             scores -= tf.one_hot(items, n_items) * own_log_count[:, None]
         loss = tf.reduce_sum(tf.reduce_logsumexp(scores, axis=1) - positive)
-        if self.cfg.l2 > 0:
-            loss += self.cfg.l2 * (tf.reduce_sum(tf.square(queries))
-                                   + tf.reduce_sum(tf.square(tf.gather(all_items, items))))
-        return loss
+        return loss + self.l2_penalty(queries, tf.gather(all_items, items))
+
+    def l2_penalty(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor | float:
+        """`model.l2` on the batch's tower outputs, for both loss paths. Not a Keras activity
+        regularizer (`self.losses`): the catalog path runs the item tower over every item, and
+        the penalty must stay on the batch's items for the two paths to agree."""
+        if self.cfg.l2 <= 0:
+            return 0.0
+        return self.cfg.l2 * (tf.reduce_sum(tf.square(queries))
+                              + tf.reduce_sum(tf.square(candidates)))
 
     def item_embeddings(self, batch_size: int = 65536) -> tf.Tensor:
         n = self.item_tower.layers[0].input_dim

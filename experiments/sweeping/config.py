@@ -63,6 +63,7 @@ class SearchConfig:
     grace_period: int = 90
     max_retry: int = 2
     trials_per_process: int = 0
+    keep_vectors: int = 3
     allow_changed_base: bool = False
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
@@ -73,7 +74,8 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         for key, low in (("n_trials", 1), ("n_workers", 1), ("trials_per_process", 0),
-                         ("heartbeat_interval", 1), ("grace_period", 1), ("max_retry", 0)):
+                         ("heartbeat_interval", 1), ("grace_period", 1), ("max_retry", 0),
+                         ("keep_vectors", 1)):
             require(getattr(self, key) >= low, f"search.{key}", getattr(self, key),
                      f"an integer >= {low}")
         require(self.timeout is None or self.timeout > 0, "search.timeout", self.timeout,

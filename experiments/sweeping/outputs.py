@@ -3,6 +3,7 @@ clean-up of files an interrupted run left behind. best/ is written by export.py.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import warnings
@@ -14,6 +15,7 @@ import optuna
 
 from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.tables import ranked_trials, study_table
+from recsys.serving import VECTORS_FILE
 
 HTML_PLOTS: dict[str, Callable[..., Any]] = {
     "optimization_history": optuna.visualization.plot_optimization_history,
@@ -105,3 +107,18 @@ def remove_leftovers(study_dir: Path, older_than_s: float = 3600) -> int:
             continue
     return removed
 
+
+class KeepBestVectors:
+    """An Optuna callback: after each finished trial, delete `vectors.npz` of the complete
+    trials outside the best `keep` (only those whose run folder is on this machine). The set
+    of the best only ever gains members, so a deleted file is never needed again; best/ (and
+    search.confirm's choice among the best) always finds its trial's vectors."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        for t in ranked_trials(study)[self.keep:]:
+            path = Path(t.user_attrs.get("run_dir", "")) / VECTORS_FILE
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)

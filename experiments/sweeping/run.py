@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import optuna
 import sqlalchemy.exc
@@ -23,7 +24,7 @@ import sqlalchemy.exc
 from experiments.sweeping.confirm import confirm_winners, format_confirm_table
 from experiments.sweeping.export import export_best
 from experiments.sweeping.objective import Objective
-from experiments.sweeping.outputs import write_report
+from experiments.sweeping.outputs import KeepBestVectors, write_report
 from experiments.sweeping.plan import SweepPlan
 from experiments.sweeping.space import optuna_params
 from experiments.sweeping.study import FINISHED, fail_dead_trials, mask_url, storage_lost
@@ -108,10 +109,11 @@ def _quiet_storage_errors(args: threading.ExceptHookArgs) -> None:
 
 
 def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progress: Progress,
-                deadline: float | None, max_trials: int = 0, grace_period: float = 90) -> bool:
+                deadline: float | None, max_trials: int = 0, grace_period: float = 90,
+                callbacks: list[Any] | None = None) -> bool:
     """Run trials until the study has n_trials finished ones; True when this process retired
     after `max_trials` trials of its own (0: never) so that a fresh one continues."""
-    ran = 0
+    ran, callbacks = 0, callbacks or []
     progress.begin(study)
     while True:
         fail_dead_trials(study, grace_period)  # a killed worker's trial: FAIL + queued again
@@ -133,8 +135,8 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
         # Any error inside a trial (divergence, a full disk, an out-of-memory error, a bad
         # enqueued value) fails that trial with its reason and the study goes on; five failures
         # in a row stop it. Only an interrupt (KeyboardInterrupt) ends the loop.
-        study.optimize(objective, n_trials=1, callbacks=[progress], catch=(Exception,),
-                       gc_after_trial=True)
+        study.optimize(objective, n_trials=1, callbacks=[progress, *callbacks],
+                       catch=(Exception,), gc_after_trial=True)
         ran += 1
 
 
@@ -182,7 +184,9 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
             retired = worker_loop(study, Objective(space, plan.base_overrides, study_dir, metric),
                                   n_trials, Progress(n_trials, metric, start), deadline,
                                   max_trials=retire_after if worker else 0,
-                                  grace_period=search.grace_period)
+                                  grace_period=search.grace_period,
+                                  callbacks=[KeepBestVectors(max(search.keep_vectors,
+                                                                 search.confirm.top_n))])
             if retired:
                 return EXIT_RETIRED
         else:

@@ -1,0 +1,84 @@
+"""Is `data.sample_fraction` a sound cheap rung? (`--mode fidelity`)
+
+A few configurations of the default space train on nested samples of one Amazon-format file
+with planted taste (the search benchmark's generator, >= 2M rows): each at every fraction,
+on the same validation pairs and catalog. The table shows whether the small fractions rank the
+configurations as the whole training pool does, and what a successive-halving scheme over
+fractions (all at the smallest, the best half at the next, the best one at 1.0) costs and picks
+compared with training every configuration on all of it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from experiments.benchmarks.search import generated_amazon_file
+
+FRACTIONS = (0.1, 0.3, 1.0)
+# The default study's three enqueued start points and one more from its space.
+CONFIGS: dict[str, list[str]] = {
+    "adam 0.003 b1024 d32": ["optimizer=adam", "optimizer.learning_rate=0.003",
+                             "train.batch_size=1024", "model.embedding_dim=32"],
+    "adam 0.003 b256 d32": ["optimizer=adam", "optimizer.learning_rate=0.003",
+                            "train.batch_size=256", "model.embedding_dim=32"],
+    "adagrad 0.1 b8192 d32": ["optimizer=adagrad", "optimizer.learning_rate=0.1",
+                              "train.batch_size=8192", "model.embedding_dim=32"],
+    "adam 0.0005 b4096 d128": ["optimizer=adam", "optimizer.learning_rate=0.0005",
+                               "train.batch_size=4096", "model.embedding_dim=128"],
+}
+
+
+def fidelity_table(rows: int, folder: Path, overrides: list[str], epochs: int = 6) -> str:
+    from experiments.cli.compose import compose_run
+    from recsys.cache import load_prepared
+    from recsys.training import run
+
+    path = generated_amazon_file(rows, folder)
+    base = ["data=amazon_electronics", f"data.path={path}", "data.min_item_ratings=1",
+            f"train.epochs={epochs}", "train.early_stopping_patience=2", "eval.baselines=[]",
+            "eval.interval_resamples=0", *overrides]
+    results: dict[tuple[str, float], tuple[float, float, float]] = {}
+    prepared = None
+    for name, config_overrides in CONFIGS.items():
+        for fraction in FRACTIONS:
+            _, config = compose_run([*base, *config_overrides,
+                                     f"data.sample_fraction={fraction}"])
+            if prepared is None:
+                prepared, _ = load_prepared(config.data)
+                epochs = config.train.epochs  # after the caller's overrides
+            start = time.perf_counter()
+            result = run(config, prepared=prepared)
+            results[name, fraction] = (result.metrics["val_top_100"],
+                                       result.metrics["test_top_100"],
+                                       time.perf_counter() - start)
+            print(f"fidelity: {name} at {fraction}: val {results[name, fraction][0]:.4f} "
+                  f"({results[name, fraction][2]:.0f} s)", flush=True)
+    names = list(CONFIGS)
+
+    def ranking(fraction: float) -> list[str]:
+        return sorted(names, key=lambda n: -results[n, fraction][0])
+
+    full = ranking(1.0)
+    lines = [f"fidelity: {rows:,}-row Amazon-format file with planted taste; "
+             f"{epochs} epochs at most (patience 2); val / test top-100 and seconds",
+             f"{'configuration':<26}" + "".join(f" {f'fraction {f}':>24}" for f in FRACTIONS)]
+    for name in names:
+        cells = "".join(f" {results[name, f][0]:.4f}/{results[name, f][1]:.4f} "
+                        f"{results[name, f][2]:>6.0f}s" for f in FRACTIONS)
+        lines.append(f"{name:<26}{cells}")
+    for fraction in FRACTIONS[:-1]:
+        order = ranking(fraction)
+        agree = sum(a == b for a, b in zip(order, full, strict=True))
+        lines.append(f"fraction {fraction}: ranking {' > '.join(str(full.index(n) + 1) for n in order)}"
+                     f" (positions in the full-data ranking); same winner: "
+                     f"{'yes' if order[0] == full[0] else 'no'}; {agree}/{len(names)} places agree")
+    # Successive halving over fractions: all at the first, the best half at the next, ...
+    alive, cost = names, 0.0
+    for fraction in FRACTIONS:
+        cost += sum(results[n, fraction][2] for n in alive)
+        alive = sorted(alive, key=lambda n: -results[n, fraction][0])[:max(1, len(alive) // 2)]
+    every = sum(results[n, 1.0][2] for n in names)
+    lines.append(f"successive halving over fractions picks {alive[0]!r} "
+                 f"(full data's best: {full[0]!r}) for {cost:.0f} s, against {every:.0f} s for "
+                 f"every configuration on all data ({cost / every:.0%})")
+    return "\n".join(lines)

@@ -23,8 +23,8 @@ CONFIGS: dict[str, list[str]] = {
                             "train.batch_size=256", "model.embedding_dim=32"],
     "adagrad 0.1 b8192 d32": ["optimizer=adagrad", "optimizer.learning_rate=0.1",
                               "train.batch_size=8192", "model.embedding_dim=32"],
-    "adam 0.0005 b4096 d128": ["optimizer=adam", "optimizer.learning_rate=0.0005",
-                               "train.batch_size=4096", "model.embedding_dim=128"],
+    "adam 0.0005 b1024 d64": ["optimizer=adam", "optimizer.learning_rate=0.0005",
+                              "train.batch_size=1024", "model.embedding_dim=64"],
 }
 
 

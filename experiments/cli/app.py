@@ -67,9 +67,6 @@ def run_command(argv: Sequence[str] | None, config_name: str, prepare: Prepare, 
                 args = without_group_choices(args) if config_dir != saved.parent else args
                 if not any(a.startswith("hydra.run.dir=") for a in args):  # it has no hydra:
                     args.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")
-            # Hydra's logging set-up would replace every handler in the process (absl's
-            # included: it closes the stream it was given); the commands print instead.
-            args += ["hydra/job_logging=none", "hydra/hydra_logging=none"]
             if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
                 code = _hydra(config_dir, name, args, lambda cfg, run_dir: prepare(
                     cfg, list(HydraConfig.get().overrides.task))(run_dir), verbose)
@@ -114,7 +111,10 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
     app = hydra.main(config_path=str(config_dir), config_name=config_name,
                      version_base="1.3")(task_function)
     saved_argv = sys.argv
-    sys.argv = [saved_argv[0] if saved_argv else config_name, *args]
+    # Hydra's logging set-up would replace every handler in the process (absl's included:
+    # it closes the stream it was given); the commands print instead.
+    sys.argv = [saved_argv[0] if saved_argv else config_name, *args,
+                "hydra/job_logging=none", "hydra/hydra_logging=none"]
     try:
         app()
     except SystemExit as exc:  # --help, --cfg, ... and Hydra's own errors end this way

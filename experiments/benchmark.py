@@ -4,6 +4,7 @@
     python -m experiments.benchmark --mode load      # 7.8M-row load + prepare vs the notebook's
     python -m experiments.benchmark --mode scale [--rows N]
                                                      # one full-size trial: epoch, eval, memory, disk
+    python -m experiments.benchmark --mode steps     # ms per step by optimizer on full-size tables
     python -m experiments.benchmark --mode fidelity [--rows N]
                                                      # data.sample_fraction as a cheap rung (2M rows)
     python -m experiments.benchmark --mode pruning   # default study: no pruner vs pruners
@@ -36,8 +37,8 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("trial", "load", "scale", "fidelity", "pruning", "search", "knobs",
-                                 "soak", "all"),
+    parser.add_argument("--mode", choices=("trial", "load", "scale", "steps", "fidelity",
+                                           "pruning", "search", "knobs", "soak", "all"),
                         default="trial")
     parser.add_argument("--rows", type=int, default=7_800_000,
                         help="load and scale modes: rows of the generated Amazon-shaped file")
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.benchmarks.scale import scale_table
 
         print(scale_table(args.rows, bench_dir()), flush=True)
+    if args.mode == "steps":
+        from experiments.benchmarks.scale import step_table
+
+        print(step_table(), flush=True)
     if args.mode == "fidelity":  # not in `all`: ~30 min on 2 cores at 2M rows
         from experiments.benchmarks.fidelity import fidelity_table
 

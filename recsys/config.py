@@ -136,6 +136,7 @@ class OptimizerConfig:
     learning_rate: float = 0.003
     momentum: float = 0.0  # SGD only
     initial_accumulator_value: float = 0.1  # Adagrad only (Keras default)
+    lazy: bool = False  # Adam only: update only the rows a batch touches (recsys.optim)
 
     def __post_init__(self) -> None:
         require(self.name in OPTIMIZERS, "optimizer.name", self.name, " or ".join(OPTIMIZERS))

@@ -20,6 +20,7 @@ from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_use
 from recsys.files import write_text_atomic
 from recsys.metrics import top_k_accuracy
 from recsys.model import TwoTowerModel
+from recsys.optim import LazyAdam
 from recsys.prepare import PreparedData, select_training
 from recsys.serving import VECTORS_FILE, save_vectors
 from recsys.tensorboard import RunWriter
@@ -53,7 +54,7 @@ def make_optimizer(cfg: OptimizerConfig) -> tf.keras.optimizers.Optimizer:
         return tf.keras.optimizers.Adagrad(cfg.learning_rate,
                                            initial_accumulator_value=cfg.initial_accumulator_value)
     if cfg.name == "adam":
-        return tf.keras.optimizers.Adam(cfg.learning_rate)
+        return LazyAdam(cfg.learning_rate) if cfg.lazy else tf.keras.optimizers.Adam(cfg.learning_rate)
     return tf.keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
 
 

@@ -45,6 +45,37 @@ def matmul_gflops(seconds: float = 3.0) -> float:
     return 2 * 8192 * 8192 * DIM * n / (time.perf_counter() - start) / 1e9
 
 
+def step_table(n_users: int = 3_316_665, n_items: int = 96_364, batch: int = 1024,
+               steps: int = 30) -> str:
+    """Milliseconds per training step by optimizer on embedding tables of the full file's
+    size (`--mode steps`): Keras's Adam rewrites every row of a table at every step."""
+    import numpy as np
+    import tensorflow as tf
+
+    from recsys.config import ModelConfig, OptimizerConfig
+    from recsys.model import TwoTowerModel
+    from recsys.training import _make_train_step, make_optimizer
+
+    rng = np.random.default_rng(0)
+    users = tf.constant(rng.integers(0, n_users, batch), tf.int32)
+    items = tf.constant(rng.integers(0, n_items, batch), tf.int32)
+    lines = [f"steps: {n_users:,} users x {n_items:,} items, dim {DIM}, batch {batch}, XLA step, "
+             f"{steps} steps after warm-up", f"{'optimizer':<24} {'ms/step':>8}"]
+    for label, opt in (("adam", OptimizerConfig("adam", 0.003)),
+                       ("adam, optimizer.lazy", OptimizerConfig("adam", 0.003, lazy=True)),
+                       ("adagrad", OptimizerConfig("adagrad", 0.1))):
+        model = TwoTowerModel(n_users, n_items, ModelConfig(embedding_dim=DIM),
+                              rng.integers(1, 100, n_items), 0)
+        step = _make_train_step(model, make_optimizer(opt), True, False)
+        for _ in range(3):
+            step(users, items).numpy()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(users, items).numpy()
+        lines.append(f"{label:<24} {(time.perf_counter() - start) / steps * 1000:>8.1f}")
+    return "\n".join(lines)
+
+
 def run_variant(batch: int, overrides: list[str], run_dir: Path) -> dict[str, float]:
     """One epoch at `batch` with the default validation subsample, then the final full
     evaluation, in this process."""

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import optuna
 from omegaconf import DictConfig
 
 from experiments.cli.app import Job, run_command
@@ -33,6 +34,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
 
     storage = open_storage(plan.search)  # bad URL or refused connection: stop here
     ensure_writable(plan.study_dir, "search.dir")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines report the study
     opened = plan.open_study(storage)  # a mismatched stored study is refused here
     if removed := remove_leftovers(plan.study_dir):
         print(f"note: removed {removed} temporary file(s) left in {plan.study_dir} by an "

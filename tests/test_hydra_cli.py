@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO, TINY_SYNTHETIC, TINY_TRAIN
 
 NOISE = re.compile(r"cuInit|absl|cudart|cpu_feature_guard|^[IWE]\d{4} |retracing|"
-                   r"Traceback|oneDNN|WARNING", re.MULTILINE)
+                   r"Traceback|oneDNN|WARNING|^\[[IWE] \d{4}-", re.MULTILINE)
 
 
 def command(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,6 @@ import optuna
 
 from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.tables import ranked_trials, study_table
-from recsys.serving import VECTORS_FILE
 
 HTML_PLOTS: dict[str, Callable[..., Any]] = {
     "optimization_history": optuna.visualization.plot_optimization_history,
@@ -118,6 +117,8 @@ class KeepBestVectors:
         self.keep = keep
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from recsys.serving import VECTORS_FILE  # TensorFlow: not at import (sweep's checks)
+
         for t in ranked_trials(study)[self.keep:]:
             path = Path(t.user_attrs.get("run_dir", "")) / VECTORS_FILE
             with contextlib.suppress(OSError):

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
 from experiments.cli.console import load_data, quiet_tensorflow
+from experiments.sweeping.fidelity import describe
 from experiments.sweeping.outputs import remove_leftovers
 from experiments.sweeping.plan import ensure_writable, plan_sweep
 
@@ -29,7 +30,11 @@ from experiments.sweeping.plan import ensure_writable, plan_sweep
 def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
     start = time.perf_counter()
     plan = plan_sweep(job_config(cfg), overrides)
-    load_data(plan.base.data)  # data errors stop the sweep before any trial; fills the cache
+    prepared = load_data(plan.base.data)  # data errors stop the sweep before any trial
+    plan = plan.with_rungs(prepared.stats["train_pool"])  # large data: multi-fidelity
+    if len(plan.rungs) > 1:
+        pairs = prepared.stats["train_pool"] * plan.base.data.sample_fraction
+        print(describe(plan.rungs, pairs, plan.search.fidelity), flush=True)
     from experiments.sweeping.study import open_storage
 
     storage = open_storage(plan.search)  # bad URL or refused connection: stop here

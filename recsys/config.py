@@ -146,6 +146,9 @@ class OptimizerConfig:
         require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "a number in [0, 1)")
 
 
+MIN_VAL_PAIRS = 2_000  # below this a per-epoch signal is mostly noise (SE ~0.01 at 0.2)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30  # a cap: early stopping ends most runs sooner
@@ -160,13 +163,27 @@ class TrainConfig:
     # Per-epoch validation (early stopping, pruning) on this many validation pairs, drawn once
     # with data.seed (the same pairs for every trial); reported metrics use every pair.
     val_subsample: int | None = 25_000  # null: every pair every epoch
+    # ... and at most this many (pair, catalog item) scores, so that the per-epoch cost stays
+    # flat as the catalog grows: fewer pairs for larger catalogs (never under MIN_VAL_PAIRS).
+    val_score_budget: int | None = 800_000_000  # null: no limit
     save_vectors: bool = True  # vectors.npz (what best/model is built from)
     vectors_dtype: str = "float32"  # float16 halves vectors.npz
+
+    def epoch_val_pairs(self, n_items: int) -> int | None:
+        """How many validation pairs each epoch ranks against `n_items` candidates (None:
+        all): `val_subsample`, lowered to fit `val_score_budget`."""
+        by_budget = None if self.val_score_budget is None else max(
+            MIN_VAL_PAIRS, self.val_score_budget // max(n_items, 1))
+        limits = [v for v in (self.val_subsample, by_budget) if v is not None]
+        return min(limits) if limits else None
 
     def __post_init__(self) -> None:
         v = self.val_subsample
         require(v is None or (isinstance(v, int) and v > 0), "train.val_subsample", v,
                 "null (every pair) or a positive number of validation pairs")
+        b = self.val_score_budget
+        require(b is None or (isinstance(b, int) and b > 0), "train.val_score_budget", b,
+                "null (no limit) or a positive number of scores")
         require(self.vectors_dtype in ("float32", "float16"), "train.vectors_dtype",
                 self.vectors_dtype, "float32 or float16")
         for key in ("epochs", "batch_size", "eval_batch_size"):

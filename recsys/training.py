@@ -75,13 +75,16 @@ def configure_threads(cfg: TrainConfig) -> None:
 
 
 def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = None,
-        prepared: PreparedData | None = None, baseline_runs: bool = True) -> RunResult:
+        prepared: PreparedData | None = None, baseline_runs: bool = True,
+        final_evaluation: bool = True) -> RunResult:
     """Train and evaluate one configuration; write metrics.json, vectors.npz and TensorBoard
     events to run_dir (when set). `prepared` skips loading when the caller already has the data.
 
     Callbacks see `on_epoch_end(epoch, logs)` with `loss` and `val_top_k` in logs; setting
     `model.stop_training = True` (or raising) ends training early. `baseline_runs`: write the
     baselines as TensorBoard runs of their own beside the run's (a study writes them once).
+    `final_evaluation=False` (a cheap rung of a multi-fidelity study): no baselines, no final
+    ranking of every pair; the metrics are the kept epoch's on the per-epoch subsample.
     """
     t0 = time.perf_counter()
     configure_threads(cfg.train)
@@ -105,14 +108,14 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     val, test = HeldOut(data.val_user, data.val_item), HeldOut(data.test_user, data.test_item)
     # The per-epoch signal: a fixed sample (seeded by the data, so every trial of a study
     # ranks the same pairs); the reported numbers come from every pair, once, at the end.
-    val_epoch = subsample(val, cfg.train.val_subsample, cfg.data.seed)
-    baselines = cached_baselines(
+    val_epoch = subsample(val, cfg.train.epoch_val_pairs(data.n_items), cfg.data.seed)
+    baselines = {} if not final_evaluation else cached_baselines(
         derived_file(cfg.data, "baselines", {"eval": asdict(cfg.eval), "ks": ks, "version": 1,
                                              "sample_fraction": cfg.data.sample_fraction}),
         lambda: run_baselines(ranker, val, test, ks, cfg.eval.baselines,
                               cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
                               cfg.eval.ease_lambdas, cfg.eval.interval_resamples))
-    pop = baselines["popularity"].metrics
+    pop = baselines["popularity"].metrics if baselines else {}
     writer = RunWriter(cfg.run_dir, ks, baseline_runs) if cfg.run_dir else None
     rng = np.random.default_rng(cfg.train.seed)
     users = tf.constant(data.train_user)
@@ -180,6 +183,11 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     if best_weights is not None and best_epoch != reported_epoch:
         model.set_weights(best_weights)
         reported_epoch = best_epoch
+    if not final_evaluation:
+        if writer:
+            writer.close()
+        return _rung_result(cfg, history, reported_epoch, data.n_items, {
+            "data": t_data - t0, "train": t_train - t_data, "total": time.perf_counter() - t0})
     val_ranks = _ranks(model, ranker, val, cfg.train.eval_batch_size)
     val_metrics = top_k_accuracy(val_ranks, ks, "val_")  # every pair (see val_subsample)
     t_val = time.perf_counter()
@@ -227,6 +235,17 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     if cfg.run_dir:
         write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())
     return result
+
+
+def _rung_result(cfg: RunConfig, history: list[dict[str, float]], epoch: int, n_items: int,
+                 seconds: dict[str, float]) -> RunResult:
+    """A run without its final evaluation: the kept epoch's per-epoch (subsample) metrics."""
+    kept = history[epoch - 1]
+    return RunResult(
+        metrics={k: v for k, v in kept.items() if k.startswith("val_top_")}, popularity={},
+        intervals={}, baselines={}, evaluation=evaluation_info(cfg, n_items), history=history,
+        epoch=epoch, epochs_run=len(history), seconds=seconds, loss_path="", data_stats={},
+        run_dir=None)
 
 
 def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,

@@ -50,6 +50,24 @@ class ConfirmConfig:
 
 
 @dataclass(frozen=True)
+class FidelityConfig:
+    """Successive halving over data.sample_fraction (experiments/sweeping/fidelity.py)."""
+
+    max_rungs: int = 4  # 1: off; else at most this many data fractions, 1/factor apart
+    reduction_factor: int = 3  # each rung trains on `factor` x the data of the one below and
+    #                            admits the best 1/factor of the trials that reached it
+    min_rung_pairs: int = 200_000  # the smallest rung trains on at least this many pairs
+
+    def __post_init__(self) -> None:
+        require(self.max_rungs >= 1, "search.fidelity.max_rungs", self.max_rungs,
+                 "an integer >= 1 (1: off)")
+        require(self.reduction_factor >= 2, "search.fidelity.reduction_factor",
+                 self.reduction_factor, "an integer >= 2")
+        require(self.min_rung_pairs >= 1, "search.fidelity.min_rung_pairs",
+                 self.min_rung_pairs, "an integer >= 1")
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     study_name: str = "default"
     dir: str = "outputs/sweeps/default"
@@ -68,6 +86,7 @@ class SearchConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     enqueue_trials: tuple[dict[str, Any], ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     conditional_params: dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""The Optuna objective: one trial = one Hydra-composed training run, pruned per epoch."""
+"""The Optuna objective: one trial = one Hydra-composed training run, pruned per epoch, or (on
+large data, fidelity.py) training runs on growing data fractions, pruned between them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,11 @@ import tensorflow as tf
 
 from experiments.cli.compose import compose_run
 from experiments.cli.rundir import write_run_config
+from experiments.sweeping.config import FidelityConfig
+from experiments.sweeping.fidelity import rung_step
 from experiments.sweeping.space import Param, suggest
 from experiments.sweeping.tensorboard import write_trial_hparams
+from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged, UserError
 from recsys.training import run
 
@@ -42,9 +47,12 @@ class Objective:
     """Compose the trial's config, train, and return the validation metric."""
 
     def __init__(self, space: list[Param], base_overrides: list[str], study_dir: Path,
-                 metric: str) -> None:
+                 metric: str, rungs: tuple[float, ...] = (),
+                 fidelity: FidelityConfig | None = None) -> None:
         self.space, self.base_overrides = space, base_overrides
         self.trials_dir, self.metric = study_dir / "trials", metric
+        # More than one rung: scales of the trial's data.sample_fraction, smallest first.
+        self.rungs, self.fidelity = rungs, fidelity or FidelityConfig()
 
     def __call__(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
@@ -66,7 +74,11 @@ class Objective:
             trial.set_user_attr("config", tree)  # for best/ on a machine other than this one
             trial.set_user_attr("run_dir", str(run_dir))
             write_run_config(run_dir, tree, overrides)
-            result = run(config, callbacks=[pruning], baseline_runs=False)
+            if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
+                self.climb(trial, config, pruning)
+                result = run(config, baseline_runs=False)
+            else:
+                result = run(config, callbacks=[pruning], baseline_runs=False)
         except optuna.TrialPruned as exc:
             self.session(trial, run_dir, chosen, "pruned")
             trial.set_user_attr("seconds", time.perf_counter() - start)
@@ -94,6 +106,27 @@ class Objective:
         trial.set_user_attr("evaluation", result.evaluation)
         return result.metrics[self.metric]
 
+
+    def climb(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:
+        """Train on each rung's fraction of the trial's data below the last, without artefacts
+        or final evaluation; report the kept epoch's (subsample) metric at the rung's step
+        and stop the trial where successive halving says so."""
+        n, records = len(self.rungs), []
+        for rung, scale in enumerate(self.rungs[:-1]):
+            fraction = config.data.sample_fraction * scale
+            rung_config = replace(config, data=replace(config.data, sample_fraction=fraction),
+                                  run_dir=None)
+            result = run(rung_config, final_evaluation=False)
+            value = result.metrics[self.metric]
+            pruning.epochs = result.epochs_run
+            records.append({"rung": rung + 1, "sample_fraction": fraction, "value": value,
+                            "epochs": result.epochs_run, "seconds": result.seconds["total"]})
+            trial.set_user_attr("rungs", records)
+            trial.report(value, step=rung_step(rung, self.fidelity))
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"pruned after rung {rung + 1} of {n} (data.sample_fraction="
+                    f"{fraction:.3g}): {self.metric}={value:.4f} on the validation subsample")
 
     @staticmethod
     def session(trial: optuna.Trial, run_dir: Path, chosen: dict[str, Any], state: str) -> None:

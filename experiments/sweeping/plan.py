@@ -4,7 +4,7 @@ space; built by the sweep command and, from the same command line, by each worke
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ class SweepPlan:
     base: RunConfig  # the training config every trial starts from
     fingerprint: dict[str, Any]  # what a resumed study must share with the one stored
     argv: list[str]  # the command line, for worker processes
+    # Each multi-fidelity rung's share of a trial's training pairs (fidelity.py), known once
+    # the data is: () or one rung: plain trials, pruned per epoch.
+    rungs: tuple[float, ...] = ()
 
     @property
     def study_dir(self) -> Path:
@@ -36,13 +39,23 @@ class SweepPlan:
     def ks(self) -> list[int]:
         return sorted(self.base.train.top_ks)
 
+    def with_rungs(self, pool_pairs: int) -> SweepPlan:
+        """This plan with its rungs for a training pool of `pool_pairs` (see fidelity.py)."""
+        from experiments.sweeping.fidelity import rung_scales
+
+        if any(p.key == "data.sample_fraction" and p.distribution is not None
+               for p in self.space):  # the fraction is the fidelity: it cannot be both
+            return replace(self, rungs=())
+        pairs = pool_pairs * self.base.data.sample_fraction
+        return replace(self, rungs=rung_scales(pairs, self.search.fidelity))
+
     def open_study(self, storage: Any) -> tuple[Any, int | None]:
         """Create or resume the study (see study.open_study); the main process and every
         worker open it alike: same sampler, pruner and fingerprint check."""
         from experiments.sweeping.study import open_study
 
         return open_study(storage, self.search, max_resource=self.base.train.epochs,
-                          fingerprint=self.fingerprint)
+                          fingerprint=self.fingerprint, rungs=len(self.rungs))
 
 
 def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> SweepPlan:

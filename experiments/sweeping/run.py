@@ -181,7 +181,9 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
     retire_after = search.trials_per_process
     try:
         if worker or (n_workers == 1 and not retire_after):
-            retired = worker_loop(study, Objective(space, plan.base_overrides, study_dir, metric),
+            objective = Objective(space, plan.base_overrides, study_dir, metric, plan.rungs,
+                                  search.fidelity)
+            retired = worker_loop(study, objective,
                                   n_trials, Progress(n_trials, metric, start), deadline,
                                   max_trials=retire_after if worker else 0,
                                   grace_period=search.grace_period,

@@ -15,7 +15,12 @@ import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
-from experiments.sweeping.config import PrunerConfig, SamplerConfig, SearchConfig
+from experiments.sweeping.config import (
+    FidelityConfig,
+    PrunerConfig,
+    SamplerConfig,
+    SearchConfig,
+)
 from recsys.errors import UserError
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -206,7 +211,14 @@ def make_sampler(cfg: SamplerConfig) -> optuna.samplers.BaseSampler:
     return SeededRandomSampler(cfg.seed)
 
 
-def make_pruner(cfg: PrunerConfig, max_resource: int) -> optuna.pruners.BasePruner:
+def make_pruner(cfg: PrunerConfig, max_resource: int, fidelity: FidelityConfig | None = None,
+                ) -> optuna.pruners.BasePruner:
+    """`fidelity`: a multi-fidelity study (fidelity.py), pruned between its rungs by successive
+    halving (min_resource=1: rung r's step is factor**r) instead of per epoch."""
+    if fidelity is not None:
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=fidelity.reduction_factor,
+            min_early_stopping_rate=0)
     if cfg.name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=cfg.n_startup_trials,
                                            n_warmup_steps=cfg.n_warmup_steps)
@@ -218,13 +230,15 @@ def make_pruner(cfg: PrunerConfig, max_resource: int) -> optuna.pruners.BasePrun
 
 
 def open_study(storage: optuna.storages.BaseStorage, search: SearchConfig,
-               max_resource: int, fingerprint: dict[str, Any] | None = None,
+               max_resource: int, fingerprint: dict[str, Any] | None = None, rungs: int = 0,
                ) -> tuple[optuna.Study, int | None]:
     """Create or resume the study; return it and how many trials had finished before (None
     for a new study). `fingerprint` (see `base_fingerprint`) is stored on creation; a resume
-    or a worker whose fingerprint differs is refused, naming the keys."""
+    or a worker whose fingerprint differs is refused, naming the keys. `rungs` > 1: a
+    multi-fidelity study, pruned between rungs (make_pruner)."""
     name, metric, direction = search.study_name, search.metric, search.direction
-    sampler, pruner = make_sampler(search.sampler), make_pruner(search.pruner, max_resource)
+    sampler = make_sampler(search.sampler)
+    pruner = make_pruner(search.pruner, max_resource, search.fidelity if rungs > 1 else None)
     try:
         existing = optuna.load_study(study_name=name, storage=storage)
     except KeyError:

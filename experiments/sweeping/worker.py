@@ -12,12 +12,15 @@ import time
 
 from experiments.cli.console import quiet_tensorflow
 from experiments.sweeping.plan import plan_from_argv
+from recsys.cache import load_prepared
 from recsys.errors import UserError
 
 
 def main(argv: list[str]) -> int:
     try:
         plan = plan_from_argv(argv, check=False)
+        # The main process filled the cache; the rungs follow from the data, as there.
+        plan = plan.with_rungs(load_prepared(plan.base.data)[0].stats["train_pool"])
         from experiments.sweeping.study import open_storage
 
         storage = open_storage(plan.search)

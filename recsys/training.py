@@ -49,12 +49,15 @@ class RunResult:
         return asdict(self)
 
 
-def make_optimizer(cfg: OptimizerConfig) -> tf.keras.optimizers.Optimizer:
+def make_optimizer(cfg: OptimizerConfig, table_rows: int = 0) -> tf.keras.optimizers.Optimizer:
+    """`table_rows`: users + items of the embedding tables (decides `lazy: auto`)."""
     if cfg.name == "adagrad":
         return tf.keras.optimizers.Adagrad(cfg.learning_rate,
                                            initial_accumulator_value=cfg.initial_accumulator_value)
     if cfg.name == "adam":
-        return LazyAdam(cfg.learning_rate) if cfg.lazy else tf.keras.optimizers.Adam(cfg.learning_rate)
+        if cfg.use_lazy(table_rows):
+            return LazyAdam(cfg.learning_rate)
+        return tf.keras.optimizers.Adam(cfg.learning_rate)
     return tf.keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
 
 
@@ -98,7 +101,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     ks = tuple(sorted(cfg.train.top_ks))
     tf.keras.utils.set_random_seed(cfg.train.seed)
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
-    model.optimizer = make_optimizer(cfg.optimizer)  # the callbacks' view of the model
+    model.optimizer = make_optimizer(cfg.optimizer, data.n_users + data.n_items)
     # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
     use_catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
     train_step = _make_train_step(model, model.optimizer, cfg.train.jit_compile, use_catalog_loss)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from recsys.optim import LazyAdam
@@ -51,3 +52,16 @@ def test_optimizer_lazy_trains_a_model(tmp_path) -> None:
     assert lazy.history[-1]["loss"] < lazy.history[0]["loss"]
     # About as good as Adam here (every user and item is in most batches of this tiny set).
     assert abs(lazy.metrics["val_top_100"] - results[False].metrics["val_top_100"]) < 0.1
+
+
+def test_lazy_auto_follows_the_table_size() -> None:
+    from recsys.config import LAZY_ADAM_ROWS, OptimizerConfig, build
+    from recsys.errors import UserError
+
+    auto = build(OptimizerConfig, {"name": "adam", "lazy": "auto"}, "optimizer")
+    assert not auto.use_lazy(LAZY_ADAM_ROWS - 1) and auto.use_lazy(LAZY_ADAM_ROWS)
+    assert build(OptimizerConfig, {"lazy": True}, "optimizer").use_lazy(10)
+    assert not build(OptimizerConfig, {"lazy": False}, "optimizer").use_lazy(10**8)
+    with pytest.raises(UserError, match=r"optimizer.lazy='maybe' is invalid: expected true or "
+                                        r"false or auto"):
+        build(OptimizerConfig, {"lazy": "maybe"}, "optimizer")

@@ -23,7 +23,7 @@ def test_train_writes_config_metrics_and_events(tmp_path: Path, tiny_overrides: 
     out = capsys.readouterr().out
     assert "top-100" in out and "val pop" in out and str(run_dir) in out
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert config["optimizer"] == {"name": "adam", "learning_rate": 0.01, "lazy": False}
+    assert config["optimizer"] == {"name": "adam", "learning_rate": 0.01, "lazy": "auto"}
     assert config["model"]["embedding_dim"] == 16 and "hydra" not in config
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["metrics"]) >= {"val_top_100", "test_top_100"}

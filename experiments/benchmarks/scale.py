@@ -1,10 +1,11 @@
 """Full-size cost of one trial on an Amazon-Electronics-shaped file (`--mode scale`):
 prepare time (cold and cached), seconds per epoch at batch 8192 and 1024 beside the FLOP
-estimate at this machine's measured matmul throughput, per-epoch validation on the subsample
-vs every pair, final evaluation, peak memory and disk per trial; then a study estimate.
+estimate at this machine's measured matmul throughput, an epoch on the smallest multi-fidelity
+rung, per-epoch validation on the subsample vs every pair, final evaluation, peak memory and
+disk per trial; then an estimate of a 30-trial default study, with and without the rungs.
 
-Each batch size trains in its own process (`--variant BATCH --json OUT`), so peak memory is
-per trial."""
+Each variant trains in its own process (`--variant BATCH[@SCALE] --json OUT`), so peak memory
+is per trial."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from experiments.benchmarks.load import amazon_shaped_csv
 
 BATCHES = (8192, 1024)
+SPACE_BATCHES = (256, 512, 1024, 2048, 4096, 8192)  # the default space's batch choices
+EPOCHS = 8  # assumed epochs per trial before early stopping (the default study's mean)
+N_TRIALS = 30
 DIM = 32
 FLOP_PER_SCORE = 6  # forward + backward of the in-batch score matrix, multiply-adds x 2
 
@@ -76,18 +81,20 @@ def step_table(n_users: int = 3_316_665, n_items: int = 96_364, batch: int = 102
     return "\n".join(lines)
 
 
-def run_variant(batch: int, overrides: list[str], run_dir: Path) -> dict[str, float]:
-    """One epoch at `batch` with the default validation subsample, then the final full
-    evaluation, in this process."""
+def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
+                ) -> dict[str, float]:
+    """One epoch at `batch` on `scale` of the data with the default validation subsample,
+    then the final full evaluation, in this process."""
     from experiments.cli.compose import compose_run
     from recsys.cache import load_prepared
     from recsys.training import run
 
     _, config = compose_run([*overrides, f"train.batch_size={batch}", "train.epochs=1",
+                             f"data.sample_fraction={scale!r}",
                              f"model.embedding_dim={DIM}", "eval.baselines=[]"], str(run_dir))
     prepared, _ = load_prepared(config.data)
     full = 0.0
-    if batch == BATCHES[0]:  # per-epoch validation on every pair, for the comparison
+    if batch == BATCHES[0] and scale == 1.0:  # per-epoch validation on every pair, for the comparison
         from recsys.evaluation import HeldOut, Ranker
         from recsys.training import select_training
 
@@ -103,13 +110,21 @@ def run_variant(batch: int, overrides: list[str], run_dir: Path) -> dict[str, fl
         ranker.model_ranks(HeldOut(data.val_user, data.val_item), lambda u: users[u], items,
                            config.train.eval_batch_size)
         full = time.perf_counter() - start
-    result = run(config, prepared=prepared)
+    result = run(config, prepared=prepared, final_evaluation=scale == 1.0)
     s, h = result.seconds, result.history[0]
+    if scale != 1.0:  # a cheap rung: no final evaluation and no artefacts
+        return {"epoch_seconds": h["epoch_seconds"], "val_epoch_seconds": h["eval_seconds"],
+                "data_seconds": s["data"],
+                "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
     disk = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
     vectors = (run_dir / "vectors.npz").stat().st_size
     return {"epoch_seconds": h["epoch_seconds"], "val_epoch_seconds": h["eval_seconds"],
             "val_full_seconds": full, "final_val_seconds": s["final_val_ranks"],
             "final_test_seconds": s["final_test_ranks"], "final_eval_seconds": s["test_eval"],
+            "data_seconds": s["data"], "val_epoch_pairs": config.train.epoch_val_pairs(
+                result.data_stats["catalog_items"]),
+            "optimizer": config.optimizer.name + (" (lazy)" if config.optimizer.use_lazy(
+                result.data_stats["train_users"] + result.data_stats["catalog_items"]) else ""),
             "train_pairs": result.data_stats["train"],
             "val_pairs": result.data_stats["validation"],
             "catalog": result.data_stats["catalog_items"], "users": result.data_stats["train_users"],
@@ -117,88 +132,159 @@ def run_variant(batch: int, overrides: list[str], run_dir: Path) -> dict[str, fl
             "disk_mb": disk / 1e6, "vectors_mb": vectors / 1e6, "loss_path": result.loss_path}
 
 
+def asha_counts(rungs: int, factor: int, trend: float, repeats: int = 200) -> list[float]:
+    """Mean number of a 30-trial study's trials that reach each rung under Optuna's
+    SuccessiveHalvingPruner as the study uses it, for trial qualities drawn i.i.d.
+    (`trend` 0) or improving by `trend` standard deviations per trial (a sampler that learns)."""
+    import numpy as np
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    reached = np.zeros(rungs)
+    for seed in range(repeats):
+        rng = np.random.default_rng(seed)
+        study = optuna.create_study(direction="maximize",
+                                    pruner=optuna.pruners.SuccessiveHalvingPruner(
+                                        min_resource=1, reduction_factor=factor))
+        for number in range(N_TRIALS):
+            trial, quality = study.ask(), rng.normal() + trend * number
+            for rung in range(rungs):
+                reached[rung] += 1
+                if rung == rungs - 1:
+                    study.tell(trial, quality)
+                    break
+                trial.report(quality, step=factor ** rung)
+                if trial.should_prune():
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    break
+    return list(reached / repeats)
+
+
+def mean_epoch_seconds(pairs: int, measured: dict[int, float]) -> float:
+    """An epoch's seconds averaged over the default space's batch sizes, from a fit of
+    `steps x per-step cost + pairs x batch x per-score cost` to the two measured batches."""
+    import numpy as np
+
+    rows = [[pairs / b, pairs * b] for b in BATCHES]
+    per_step, per_score = np.linalg.solve(np.array(rows), np.array([measured[b] for b in BATCHES]))
+    per_step, per_score = max(per_step, 0.0), max(per_score, 0.0)
+    return float(np.mean([pairs / b * per_step + pairs * b * per_score for b in SPACE_BATCHES]))
+
+
+def variant(folder: Path, overrides: list[str], batch: int, scale: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, "-m", "experiments.benchmarks.scale", "--variant",
+                        str(batch), "--scale", repr(scale), "--json", out.name, "--run-dir",
+                        str(folder / f"{batch}@{scale:.4f}"), *overrides], check=True)
+        return json.loads(Path(out.name).read_text())
+
+
 def scale_table(rows: int, folder: Path) -> str:
+    from experiments.sweeping.config import FidelityConfig
+    from experiments.sweeping.fidelity import rung_scales
+
     path = amazon_shaped_csv(rows, folder / f"amazon_shaped_{rows}.csv")
     cache = Path(tempfile.mkdtemp(prefix="scale-cache.", dir=folder))
     runs = Path(tempfile.mkdtemp(prefix="scale-runs.", dir=folder))
     overrides = data_overrides(path, cache)
+    fidelity = FidelityConfig()
     try:
         from experiments.cli.compose import compose_run
         from recsys.cache import load_prepared
 
         _, config = compose_run(overrides)
         start = time.perf_counter()
-        load_prepared(config.data)
+        prepared, _ = load_prepared(config.data)
         cold = time.perf_counter() - start
         start = time.perf_counter()
         load_prepared(config.data)
         cached = time.perf_counter() - start
+        scales = rung_scales(prepared.stats["train_pool"], fidelity)
+        del prepared
         gflops = matmul_gflops()
-        results = {}
-        for batch in BATCHES:
-            with tempfile.NamedTemporaryFile(suffix=".json") as out:
-                subprocess.run([sys.executable, "-m", "experiments.benchmarks.scale", "--variant",
-                                str(batch), "--json", out.name, "--run-dir",
-                                str(runs / str(batch)), *overrides], check=True)
-                results[batch] = json.loads(Path(out.name).read_text())
+        results = {batch: variant(runs, overrides, batch, 1.0) for batch in BATCHES}
+        rung0 = variant(runs, overrides, BATCHES[1], scales[0]) if len(scales) > 1 else None
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(runs, ignore_errors=True)
     first = results[BATCHES[0]]
     pairs = first["train_pairs"]
+
+    def row(label: str, value: str, target: str = "") -> str:
+        return f"{label:<66} {value:>10} {target:>8}"
+
     lines = [f"scale: {rows:,} rows -> {pairs:,} training pairs, {first['val_pairs']:,} "
              f"validation pairs, {first['catalog']:,} catalog items, {first['users']:,} users; "
-             f"dim {DIM}; matmul {gflops:.1f} GFLOP/s",
-             f"{'measure':<52} {'value':>10} {'target':>10}",
-             f"{'prepare, cold (parse, filter, split, cache) s':<52} {cold:>10.1f}",
-             f"{'prepare, cached s':<52} {cached:>10.2f}"]
+             f"dim {DIM}, {first['optimizer']}; matmul {gflops:.1f} GFLOP/s",
+             row("measure", "value", "target"),
+             row("prepare, cold (parse, filter, split, cache) s", f"{cold:.1f}"),
+             row("prepare, cached s", f"{cached:.2f}")]
     for batch in BATCHES:
         r = results[batch]
-        flops = pairs * batch * DIM * FLOP_PER_SCORE
-        predicted = flops / (gflops * 1e9)
-        target = "<= 1.5x" if batch == BATCHES[0] else ""
-        lines += [f"{f'epoch s, batch {batch} ' + '(' + r['loss_path'] + ' loss)':<52} "
-                  f"{r['epoch_seconds']:>10.1f}",
-                  f"{'  FLOP estimate s (pairs x batch x dim x 6)':<52} {predicted:>10.1f}",
-                  f"{'  measured / estimate':<52} {r['epoch_seconds'] / predicted:>9.2f}x "
-                  f"{target:>10}"]
-    lines += [f"{'per-epoch validation s, subsample (train.val_subsample)':<52} "
-              f"{first['val_epoch_seconds']:>10.2f} {'<= 5':>10}",
-              f"{'per-epoch validation s, every pair':<52} {first['val_full_seconds']:>10.1f}",
-              f"{'final evaluation s (every val + test pair, intervals)':<52} "
-              f"{first['final_eval_seconds']:>10.1f}",
-              f"{'peak memory of one trial GB (batch 8192 / 1024)':<52} "
-              f"{first['peak_gb']:>5.1f}/{results[BATCHES[1]]['peak_gb']:<4.1f} {'<= 6':>10}",
-              f"{'disk of a trial that keeps vectors MB (float32)':<52} {first['disk_mb']:>10.0f}",
-              f"{'disk of a trial without vectors MB (search.keep_vectors)':<52} "
-              f"{first['disk_mb'] - first['vectors_mb']:>10.1f} {'<= 50':>10}"]
-    # A 30-trial study: the trials of the default space train ~8 epochs on average before
-    # early stopping or pruning (README: default study on the benchmark sets); batch sizes
-    # 256..8192 average ~2.7k: between the two measured points.
-    small = results[BATCHES[1]]
-    per_epoch = small["epoch_seconds"] * 2.7 + small["val_epoch_seconds"]
-    trial = 8 * per_epoch + small["final_eval_seconds"]
-    folder_gb = (3 * first["disk_mb"] + 27 * (first["disk_mb"] - first["vectors_mb"])) / 1e3
-    lines += [f"{'estimate: one default-space trial s (8 epochs)':<52} {trial:>10.0f}",
-              f"{'estimate: 30-trial default study h (2 cores)':<52} "
-              f"{(30 * trial + cached * 30) / 3600:>10.1f} {'<= 8':>10}",
-              f"{'estimate: 30-trial study folder GB (3 keep vectors)':<52} {folder_gb:>10.2f} "
-              f"{'<= 2':>10}",
-              "estimate: 8 epochs a trial and a mean batch 2.7x the 1024 point's cost per "
-              "epoch (the default space's batch choices); not a measured study"]
+        predicted = pairs * batch * DIM * FLOP_PER_SCORE / (gflops * 1e9)
+        lines += [row(f"epoch s, batch {batch} ({r['loss_path']} loss)", f"{r['epoch_seconds']:.1f}"),
+                  row("  FLOP estimate s (pairs x batch x dim x 6)", f"{predicted:.1f}"),
+                  row("  measured / estimate", f"{r['epoch_seconds'] / predicted:.2f}x",
+                      "<= 1.5x" if batch == BATCHES[0] else "")]
+    if rung0:
+        lines += [row(f"epoch s, batch {BATCHES[1]}, smallest rung ({scales[0]:.3g} of the pairs)",
+                      f"{rung0['epoch_seconds']:.1f}"),
+                  row("  / (all pairs' epoch x the rung's share)",
+                      f"{rung0['epoch_seconds'] / (results[BATCHES[1]]['epoch_seconds'] * scales[0]):.2f}x")]
+    lines += [row(f"per-epoch validation s, subsample ({first['val_epoch_pairs']:,} pairs)",
+                  f"{first['val_epoch_seconds']:.2f}", "<= 5"),
+              row("per-epoch validation s, every pair", f"{first['val_full_seconds']:.1f}"),
+              row("final evaluation s (every val + test pair, intervals)",
+                  f"{first['final_eval_seconds']:.1f}"),
+              row("peak memory of one trial GB (batch 8192 / 1024)",
+                  f"{first['peak_gb']:.1f}/{results[BATCHES[1]]['peak_gb']:.1f}", "<= 6"),
+              row("disk of a trial that keeps vectors MB (float32)", f"{first['disk_mb']:.0f}"),
+              row("disk of a trial without vectors MB (search.keep_vectors)",
+                  f"{first['disk_mb'] - first['vectors_mb']:.1f}", "<= 50")]
+    # The study: each trial trains EPOCHS epochs per rung at the default space's mean epoch
+    # cost (steps and scores scale with the rung's share of the pairs), validates each epoch on
+    # the subsample, and only trials on the last rung pay the final evaluation.
+    epoch = mean_epoch_seconds(pairs, {b: results[b]["epoch_seconds"] for b in BATCHES})
+    val, final, select = (first["val_epoch_seconds"], first["final_eval_seconds"],
+                          first["data_seconds"])
+
+    def rung_cost(share: float, last: bool) -> float:
+        return select + EPOCHS * (share * epoch + val) + (final if last else 0.0)
+
+    plain = N_TRIALS * rung_cost(1.0, True)
+    lines += [row(f"estimate: mean epoch s over batches {min(SPACE_BATCHES)}..{max(SPACE_BATCHES)}",
+                  f"{epoch:.0f}"),
+              row(f"estimate: {N_TRIALS}-trial study h, every trial on all pairs",
+                  f"{plain / 3600:.1f}")]
+    for label, trend in (("i.i.d. trials", 0.0), ("improving trials", 0.05)):
+        counts = asha_counts(len(scales), fidelity.reduction_factor, trend)
+        hours = sum(n * rung_cost(share, r == len(scales) - 1)
+                    for r, (n, share) in enumerate(zip(counts, scales, strict=True))) / 3600
+        reach = "/".join(f"{n:.1f}" for n in counts)
+        lines.append(row(f"estimate: {N_TRIALS}-trial study h, {len(scales)} rungs ({label}: "
+                         f"{reach})", f"{hours:.1f}", "<= 8"))
+    folder_gb = (3 * first["disk_mb"] + (N_TRIALS - 3) * (first["disk_mb"] - first["vectors_mb"])
+                 ) / 1e3
+    lines += [row(f"estimate: {N_TRIALS}-trial study folder GB (3 keep vectors)",
+                  f"{folder_gb:.2f}", "<= 2"),
+              f"estimate: {EPOCHS} epochs per trial and rung (assumed, not measured), the mean "
+              "epoch over the space's batch sizes from a per-step + per-score fit to the two "
+              "measured batches; trials reaching each rung: Optuna's SuccessiveHalvingPruner "
+              f"over 200 simulated {N_TRIALS}-trial studies (improving: +0.05 sd per trial)"]
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.scale")
     parser.add_argument("--variant", type=int, required=True)
+    parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--json", required=True)
     parser.add_argument("--run-dir", required=True)
     args, overrides = parser.parse_known_args(argv)
     from experiments.cli.console import quiet_tensorflow
 
     quiet_tensorflow()
-    result = run_variant(args.variant, overrides, Path(args.run_dir))
+    result = run_variant(args.variant, args.scale, overrides, Path(args.run_dir))
     Path(args.json).write_text(json.dumps(result))
     return 0
 

@@ -7,6 +7,8 @@
     python -m experiments.benchmark --mode steps     # ms per step by optimizer on full-size tables
     python -m experiments.benchmark --mode fidelity [--rows N]
                                                      # data.sample_fraction as a cheap rung (2M rows)
+    python -m experiments.benchmark --mode fidelity-study [--rows N] [--trials N]
+                                                     # the default study with and without rungs
     python -m experiments.benchmark --mode pruning   # default study: no pruner vs pruners
     python -m experiments.benchmark --mode search [--movielens PATH] [--amazon PATH]
                                                      # popularity, notebook, fixed recipe, study
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("trial", "load", "scale", "steps", "fidelity",
+                                           "fidelity-study",
                                            "pruning", "search", "knobs", "soak", "all"),
                         default="trial")
     parser.add_argument("--rows", type=int, default=7_800_000,
@@ -89,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(fidelity_table(args.rows if args.rows != 7_800_000 else 2_000_000, bench_dir(),
                              overrides), flush=True)
+    if args.mode == "fidelity-study":  # not in `all`: ~45 min on 2 cores at 2M rows
+        from experiments.benchmarks.fidelity import fidelity_study_table
+
+        folder = Path(tempfile.mkdtemp(prefix="fidelity-study.", dir=bench_dir()))
+        print(fidelity_study_table(args.rows if args.rows != 7_800_000 else 2_000_000, folder,
+                                   args.trials or 8, overrides), flush=True)
     if args.mode in ("pruning", "search", "knobs", "all"):
         from experiments.benchmarks.search import default_data_sets
 

@@ -175,7 +175,7 @@ class TrainConfig:
     val_subsample: int | None = 25_000  # null: every pair every epoch
     # ... and at most this many (pair, catalog item) scores, so that the per-epoch cost stays
     # flat as the catalog grows: fewer pairs for larger catalogs (never under MIN_VAL_PAIRS).
-    val_score_budget: int | None = 800_000_000  # null: no limit
+    val_score_budget: int | None = 600_000_000  # null: no limit
     save_vectors: bool = True  # vectors.npz (what best/model is built from)
     vectors_dtype: str = "float32"  # float16 halves vectors.npz
 

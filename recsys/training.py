@@ -101,7 +101,9 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     ks = tuple(sorted(cfg.train.top_ks))
     tf.keras.utils.set_random_seed(cfg.train.seed)
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
-    model.optimizer = make_optimizer(cfg.optimizer, data.n_users + data.n_items)
+    # `lazy: auto` decides on the whole data set's users, so every sample fraction of it (the
+    # rungs of a multi-fidelity study) trains with the same optimizer.
+    model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
     # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
     use_catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
     train_step = _make_train_step(model, model.optimizer, cfg.train.jit_compile, use_catalog_loss)

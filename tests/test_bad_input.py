@@ -154,6 +154,10 @@ def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, o
     ("search.pruner.name=asha", "search.pruner.name='asha' is invalid: expected median or "
                                 "hyperband or none"),
     ("search.direction=up", "search.direction='up' is invalid: expected maximize or minimize"),
+    ("search.fidelity.max_rungs=0", "search.fidelity.max_rungs=0 is invalid: expected an "
+                                    "integer >= 1 (1: off)"),
+    ("search.fidelity.reduction_factor=1", "search.fidelity.reduction_factor=1 is invalid"),
+    ("search.fidelity.rungs=3", "search.fidelity.rungs is not a known setting"),
     ("+search.params={optimizer.learning_rate: 'interval(0.01, inf)'}",
      "optimizer.learning_rate=inf is invalid: expected a finite number"),
     ("search.params={optimizer.learning_rate: 0.1}", "search.params has no key "

@@ -72,3 +72,23 @@ def test_pruning_mode_compares_epochs_against_the_unpruned_study(tmp_path: Path)
     none, default = rows
     assert none[2] == "0" and none[4] == "100"  # no pruner: nothing pruned, the reference
     assert int(none[1]) == 2 and int(none[3]) >= 2  # two complete trials of >= 1 epoch each
+
+
+@pytest.mark.slow
+def test_fidelity_study_mode_runs_the_study_with_and_without_rungs(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.benchmark", "--mode", "fidelity-study", "--rows",
+         "20000", "--trials", "3", "search.fidelity.min_rung_pairs=1000",
+         "search.enqueue_trials=[]", "train.eval_batch_size=1024"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plain = re.search(r"^plain trials \(median pruner\)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)",
+                      proc.stdout, re.M)
+    rungs = re.search(r"^successive halving over rungs\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)",
+                      proc.stdout, re.M)
+    assert plain and rungs, proc.stdout
+    assert plain.group(1) == "1" and int(rungs.group(1)) > 1
+    for row in (plain, rungs):  # complete + pruned = --trials; a best value in (0, 1]
+        assert int(row.group(2)) + int(row.group(3)) == 3 and 0 < float(row.group(4)) <= 1
+    assert re.search(r"^same best parameters: (yes|no); .* wall time \d+% of the plain",
+                     proc.stdout, re.M), proc.stdout

@@ -82,3 +82,54 @@ def fidelity_table(rows: int, folder: Path, overrides: list[str], epochs: int = 
                  f"(full data's best: {full[0]!r}) for {cost:.0f} s, against {every:.0f} s for "
                  f"every configuration on all data ({cost / every:.0%})")
     return "\n".join(lines)
+
+
+def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list[str]) -> str:
+    """The schedule as built (`--mode fidelity-study`): the default study twice on the same
+    generated file, once with plain trials (search.fidelity.max_rungs=1: median pruner per
+    epoch) and once with the rungs the data size gives; same sampler seed and trial count.
+    Does successive halving over data fractions find as good a winner, for how much time?"""
+    import optuna
+
+    from experiments import sweep
+
+    path = generated_amazon_file(rows, folder)
+    base = ["data=amazon_electronics", f"data.path={path}", "data.min_item_ratings=1",
+            f"data.cache_dir={folder / 'cache'}", "train.epochs=4",
+            "train.early_stopping_patience=2", "eval.baselines=[]",
+            f"search.n_trials={n_trials}", *overrides]
+    studies = {"plain trials (median pruner)": ["search.fidelity.max_rungs=1"],
+               "successive halving over rungs": []}
+    rows_out = []
+    for label, extra in studies.items():
+        name = "plain" if extra else "rungs"
+        study_dir = folder / f"study-{name}"
+        start = time.perf_counter()
+        code = sweep.main([*base, *extra, f"search.dir={study_dir}",
+                           f"search.study_name={name}"])
+        seconds = time.perf_counter() - start
+        if code != 0:
+            raise RuntimeError(f"the {label} study exited with {code}")
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
+        states = [t.state for t in study.trials]
+        best = study.best_trial
+        rungs = max((len(t.user_attrs.get("rungs", [])) + 1 for t in study.trials), default=1)
+        rows_out.append((label, rungs, states.count(optuna.trial.TrialState.COMPLETE),
+                         states.count(optuna.trial.TrialState.PRUNED), best, seconds))
+    (_, _, _, _, plain_best, plain_s), (_, _, _, _, rung_best, rung_s) = rows_out
+    low = plain_best.user_attrs["intervals"]["val_top_100"][0]
+    lines = [f"fidelity study: {rows:,}-row Amazon-format file with planted taste; default "
+             f"space, {n_trials} trials, at most 4 epochs (patience 2) per run",
+             f"{'study':<31} {'rungs':>5} {'complete':>8} {'pruned':>6} {'best val':>8} "
+             f"{'its test':>8} {'wall s':>7}  best trial's parameters"]
+    for label, rungs, complete, pruned, best, seconds in rows_out:
+        lines.append(f"{label:<31} {rungs:>5} {complete:>8} {pruned:>6} {best.value:>8.4f} "
+                     f"{best.user_attrs['metrics']['test_top_100']:>8.4f} {seconds:>7.0f}  "
+                     + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in best.params.items()))
+    same = rung_best.params == plain_best.params
+    lines.append(f"same best parameters: {'yes' if same else 'no'}; successive halving's best "
+                 f"val {rung_best.value:.4f} is {'inside' if rung_best.value >= low else 'below'}"
+                 f" the plain study's best's 95% interval (>= {low:.4f}); wall time "
+                 f"{rung_s / plain_s:.0%} of the plain study's")
+    return "\n".join(lines)

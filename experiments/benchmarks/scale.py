@@ -124,7 +124,7 @@ def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
             "data_seconds": s["data"], "val_epoch_pairs": config.train.epoch_val_pairs(
                 result.data_stats["catalog_items"]),
             "optimizer": config.optimizer.name + (" (lazy)" if config.optimizer.use_lazy(
-                result.data_stats["train_users"] + result.data_stats["catalog_items"]) else ""),
+                len(prepared.user_ids) + result.data_stats["catalog_items"]) else ""),
             "train_pairs": result.data_stats["train"],
             "val_pairs": result.data_stats["validation"],
             "catalog": result.data_stats["catalog_items"], "users": result.data_stats["train_users"],

@@ -106,7 +106,6 @@ class Objective:
         trial.set_user_attr("evaluation", result.evaluation)
         return result.metrics[self.metric]
 
-
     def climb(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:
         """Train on each rung's fraction of the trial's data below the last, without artefacts
         or final evaluation; report the kept epoch's (subsample) metric at the rung's step

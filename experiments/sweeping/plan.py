@@ -46,8 +46,13 @@ class SweepPlan:
         if any(p.key == "data.sample_fraction" and p.distribution is not None
                for p in self.space):  # the fraction is the fidelity: it cannot be both
             return replace(self, rungs=())
-        pairs = pool_pairs * self.base.data.sample_fraction
-        return replace(self, rungs=rung_scales(pairs, self.search.fidelity))
+        rungs = rung_scales(pool_pairs * self.base.data.sample_fraction, self.search.fidelity)
+        if len(rungs) == 1:
+            return replace(self, rungs=rungs)
+        # Trials pruned on other rungs are not comparable: a resume must use the same ones.
+        fingerprint = {**self.fingerprint, "search.fidelity.rungs": [round(r, 6) for r in rungs],
+                       "search.fidelity.reduction_factor": self.search.fidelity.reduction_factor}
+        return replace(self, rungs=rungs, fingerprint=fingerprint)
 
     def open_study(self, storage: Any) -> tuple[Any, int | None]:
         """Create or resume the study (see study.open_study); the main process and every

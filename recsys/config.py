@@ -288,14 +288,13 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        require(value is not None, key, value, _describe(inner[0]))
-        for option in inner[:-1]:  # `bool | Literal["auto"]`: the first type that fits
+        if len(inner) == 1:
+            require(value is not None, key, value, _describe(inner[0]))
+            return _typed(value, inner[0], key)
+        for option in inner:  # `bool | Literal["auto"]`: the first type that fits
             with contextlib.suppress(UserError):
                 return _typed(value, option, key)
-        if len(inner) > 1:
-            require(_fits(value, inner[-1]), key, value,
-                    " or ".join(_describe(a) for a in inner))
-        return _typed(value, inner[-1], key)
+        require(False, key, value, " or ".join(_describe(a) for a in inner))
     if origin is Literal:
         require(value in args and not isinstance(value, bool), key, value,
                  " or ".join(str(a) for a in args))
@@ -318,14 +317,6 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
                  value, "a string")
         return str(value)
     return value
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    try:
-        _typed(value, hint, "")
-    except UserError:
-        return False
-    return True
 
 
 def _describe(hint: Any) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -79,6 +81,26 @@ def test_exported_best_config_reproduces_validation_metric(study_dir: Path, tmp_
     config = study_dir / "s" / "best" / "config.yaml"
     assert train.main(["--config", str(config), f"hydra.run.dir={tmp_path / 'rerun'}"]) == 0
     rerun = json.loads((tmp_path / "rerun" / "metrics.json").read_text())
+    assert abs(rerun["metrics"]["val_top_100"] - best.value) <= 0.005
+
+
+@pytest.mark.slow
+def test_printed_rerun_command_runs_from_the_studys_parent_folder(study_dir: Path) -> None:
+    """The sweep prints `--config <search.dir>/best/config.yaml`, relative when search.dir is
+    (the default `outputs/sweeps/<name>`): that exact path must run from the folder it is
+    relative to. Two such runs started together get a folder each, and no empty dated folder
+    is left beside them."""
+    command = [sys.executable, "-m", "experiments.train", "--config", "s/best/config.yaml"]
+    procs = [subprocess.Popen(command, cwd=study_dir, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    runs = sorted((study_dir / "outputs" / "runs").iterdir())
+    assert len(runs) == 2, runs
+    for run in runs:
+        assert (run / "metrics.json").exists() and (run / "config.yaml").exists()
+    best = load(study_dir, "s").best_trial
+    rerun = json.loads((runs[0] / "metrics.json").read_text())
     assert abs(rerun["metrics"]["val_top_100"] - best.value) <= 0.005
 
 

@@ -65,9 +65,9 @@ def run_command(argv: Sequence[str] | None, config_name: str, prepare: Prepare, 
             if saved is not None:
                 config_dir, name = saved_config_dir(saved, args, Path(scratch)), saved.stem
                 args = without_group_choices(args) if config_dir != saved.parent else args
-                if not any(a.startswith("hydra.run.dir=") for a in args):  # it has no hydra:
-                    args.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")
             if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
+                if saved is not None and not any(a.startswith("hydra.run.dir=") for a in args):
+                    args.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")  # a saved one has no hydra:
                 code = _hydra(config_dir, name, args, lambda cfg, run_dir: prepare(
                     cfg, list(HydraConfig.get().overrides.task))(run_dir), verbose)
                 if "--help" in args or "-h" in args:
@@ -138,7 +138,8 @@ def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:
     if i + 1 >= len(argv):
         raise UserError("--config needs a path to a config.yaml, e.g. "
                         "--config outputs/sweeps/default/best/config.yaml")
-    path = Path(argv[i + 1])
+    # Absolute: Hydra reads a relative config path as relative to the calling module.
+    path = Path(argv[i + 1]).expanduser().resolve()
     if not path.is_file() or path.suffix not in (".yaml", ".yml"):
         raise UserError(f"--config {str(path)!r} is not a .yaml file")
     return argv[:i] + argv[i + 2:], path

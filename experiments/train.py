@@ -33,14 +33,14 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
         from recsys.tables import format_run_table
         from recsys.training import run
 
-        metric = f"val_top_{max(config.train.top_ks)}"
+        metric = config.train.monitor_metric
         try:
             result = run(dataclasses.replace(config, run_dir=str(run_dir)), prepared=prepared,
                          callbacks=[epoch_lines(config.train.epochs, metric)])
         except TrainingDiverged as exc:
             print(f"error: {exc}; run directory: {run_dir}", file=sys.stderr)
             return 1
-        print(format_run_table(result))
+        print(format_run_table(result, metric))
         print(f"run directory: {run_dir}")
         return 0
 

@@ -4,7 +4,7 @@
   similar items; a user's score for an item sums its similarity to the user's items.
 - EASE (Steck, 2019): a closed-form linear item-item model, B = I - P / diag(P) with
   P = (XᵀX + λI)⁻¹ and a zero diagonal.
-Each is tuned on validation (k or λ from a small grid, by the run's monitored top-k) and
+Each is tuned on validation (k or λ from a small grid, by the run's selection metric) and
 reported on test with that value. Both keep a dense item×item matrix, so they are skipped,
 with the reason, above `eval.baseline_max_items`.
 """
@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
 from recsys.files import write_text_atomic
-from recsys.metrics import top_k_accuracy as top_k
+from recsys.metrics import ranking_metrics
 
 NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE"}
 
@@ -77,9 +77,10 @@ def ease_weights(x: sp.csr_matrix, lam: float) -> np.ndarray:
 
 def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ...],
                   names: tuple[str, ...], max_items: int, knn_grid: tuple[int, ...],
-                  ease_grid: tuple[float, ...], resamples: int) -> dict[str, BaselineResult]:
-    """Popularity (always) and the named baselines: val/test top-k and intervals."""
-    monitor = f"val_top_{max(ks)}"
+                  ease_grid: tuple[float, ...], resamples: int, monitor: str,
+                  ) -> dict[str, BaselineResult]:
+    """Popularity (always) and the named baselines: val/test metrics and intervals, each
+    baseline's k or λ chosen on `monitor` (the run's own selection metric, e.g. val_ndcg_10)."""
     results = {"popularity": _finish("popularity", ranker.popularity_ranks(val),
                                      ranker.popularity_ranks(test), val, test, ks, resamples)}
     x = interaction_matrix(ranker)
@@ -106,7 +107,7 @@ def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ..
         for label, build in grids[name]:
             weights = build()
             val_ranks = ranker.ranks(val, lambda users, w=weights: x[users] @ w)
-            score = top_k(val_ranks, ks, "val_")[monitor]
+            score = ranking_metrics(val_ranks, ks, "val_")[monitor]
             if best is None or score > best[0]:
                 best = (score, label, weights, val_ranks)
         if best is None:  # an empty grid
@@ -121,7 +122,8 @@ def _finish(name: str, val_ranks: np.ndarray, test_ranks: np.ndarray, val: HeldO
             test: HeldOut, ks: tuple[int, ...], resamples: int, param: str = "") -> BaselineResult:
     return BaselineResult(
         NAMES[name],
-        metrics={**top_k(val_ranks, ks, "val_"), **top_k(test_ranks, ks, "test_")},
+        metrics={**ranking_metrics(val_ranks, ks, "val_"),
+                 **ranking_metrics(test_ranks, ks, "test_")},
         intervals={**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),
                    **bootstrap_intervals(test_ranks, test.users, ks, "test_", resamples)},
         param=param)

@@ -110,16 +110,37 @@ class DataConfig:
                      "a column name when data.split=temporal")
 
 
+NEGATIVES = ("in_batch", "mixed", "catalog")
+USER_TOWERS = ("id", "history", "id+history")
+# negatives=catalog scores every item for every row of a batch (and keeps the scores for the
+# gradient): above this catalog size a step at batch 1024 holds > 1 GB of scores.
+CATALOG_SOFTMAX_MAX_ITEMS = 100_000
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Two-tower model and the loss knobs that decide retrieval quality."""
+    """Two-tower model and the loss knobs that decide retrieval quality (`recsys.model`)."""
 
     embedding_dim: int = 32
     tower_layers: tuple[int, ...] = ()
+    user_tower: Literal["id", "history", "id+history"] = "id"
+    history_dropout: float = 0.0  # history towers: drop each history item with this probability
+    history_max_len: int = 200  # history towers: at most this many (random) items per user
+    negatives: Literal["in_batch", "mixed", "catalog"] = "in_batch"
+    sampled_negatives: int = 1024  # negatives=mixed: uniform catalog samples per step
     logq_correction: bool = True
+    normalize: bool = False  # cosine scores (both towers L2-normalized), / temperature
     temperature: float = 1.0
     remove_accidental_hits: bool = False
     l2: float = 0.0
+
+    @property
+    def uses_ids(self) -> bool:
+        return self.user_tower in ("id", "id+history")
+
+    @property
+    def uses_history(self) -> bool:
+        return self.user_tower in ("history", "id+history")
 
     def __post_init__(self) -> None:
         d = self.embedding_dim
@@ -127,6 +148,16 @@ class ModelConfig:
         for width in self.tower_layers:
             require(isinstance(width, int) and width > 0, "model.tower_layers", width,
                      "a list of positive integers")
+        require(self.user_tower in USER_TOWERS, "model.user_tower", self.user_tower,
+                " or ".join(USER_TOWERS))
+        require(self.negatives in NEGATIVES, "model.negatives", self.negatives,
+                " or ".join(NEGATIVES))
+        require(0 <= self.history_dropout < 1, "model.history_dropout", self.history_dropout,
+                "a number in [0, 1)")
+        require(self.history_max_len > 0, "model.history_max_len", self.history_max_len,
+                "a positive integer")
+        require(self.sampled_negatives > 0, "model.sampled_negatives", self.sampled_negatives,
+                "a positive integer")
         require(self.temperature > 0, "model.temperature", self.temperature, "a number > 0")
         require(self.l2 >= 0, "model.l2", self.l2, "a number >= 0")
 
@@ -156,6 +187,12 @@ class OptimizerConfig:
         require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "a number in [0, 1)")
 
 
+def validation_metrics(top_ks: tuple[int, ...]) -> list[str]:
+    """The metrics a run can select on (the names `recsys.metrics.ranking_metrics` gives)."""
+    ks = sorted(top_ks)
+    return [f"val_top_{k}" for k in ks] + [f"val_ndcg_{k}" for k in ks] + ["val_mrr"]
+
+
 MIN_VAL_PAIRS = 2_000  # below this a per-epoch signal is mostly noise (SE ~0.01 at 0.2)
 
 
@@ -176,8 +213,15 @@ class TrainConfig:
     # ... and at most this many (pair, catalog item) scores, so that the per-epoch cost stays
     # flat as the catalog grows: fewer pairs for larger catalogs (never under MIN_VAL_PAIRS).
     val_score_budget: int | None = 600_000_000  # null: no limit
+    # The validation metric that picks the kept epoch (early stopping) and the baselines' k
+    # and λ: val_top_<k>, val_ndcg_<k> (k in top_ks) or val_mrr; null: val_top_<max(top_ks)>.
+    monitor: str | None = None
     save_vectors: bool = True  # vectors.npz (what best/model is built from)
     vectors_dtype: str = "float32"  # float16 halves vectors.npz
+
+    @property
+    def monitor_metric(self) -> str:
+        return self.monitor or f"val_top_{max(self.top_ks)}"
 
     def epoch_val_pairs(self, n_items: int) -> int | None:
         """How many validation pairs each epoch ranks against `n_items` candidates (None:
@@ -208,6 +252,9 @@ class TrainConfig:
         require(self.threads >= 0, "train.threads", self.threads, "0 (auto) or a positive count")
         require(len(self.top_ks) > 0 and all(k > 0 for k in self.top_ks), "train.top_ks",
                  list(self.top_ks), "a non-empty list of positive integers")
+        metrics = validation_metrics(self.top_ks)
+        require(self.monitor is None or self.monitor in metrics, "train.monitor", self.monitor,
+                "null or one of " + ", ".join(metrics))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
+from recsys.metrics import exact_ranks, per_pair_metrics, popularity_ranks, top_k_accuracy
 
 TIE_SEED = 20_261_128
 BATCH = 2048
@@ -134,7 +134,7 @@ def split_by_user(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...], pre
 def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...],
                         prefix: str = "", resamples: int = 500,
                         seed: int = 0) -> dict[str, list[float]]:
-    """95% percentile intervals of top-k accuracy, resampling users with their pairs (a
+    """95% percentile intervals of every metric (top-k, NDCG@k, MRR), resampling users with their pairs (a
     Poisson bootstrap: each user weighs Poisson(1) per resample, so memory stays one chunk
     of resamples x users even with millions of users)."""
     if resamples <= 0 or len(ranks) == 0:
@@ -144,8 +144,9 @@ def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...
     _, unit_index = np.unique(unit, return_inverse=True)
     n_units = int(unit_index.max()) + 1
     pairs = np.bincount(unit_index, minlength=n_units).astype(np.float64)
-    hits = np.stack([np.bincount(unit_index, weights=(ranks < k).astype(np.float64),
-                                 minlength=n_units) for k in ks], axis=1)  # units x ks
+    values = per_pair_metrics(ranks, ks)
+    hits = np.stack([np.bincount(unit_index, weights=v, minlength=n_units)
+                     for v in values.values()], axis=1)  # units x metrics
     rng = np.random.default_rng(seed)
     chunk = max(1, min(resamples, 20_000_000 // n_units))
     estimates = []
@@ -154,5 +155,5 @@ def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...
             np.float64)
         estimates.append((weights @ hits) / np.maximum(weights @ pairs, 1.0)[:, None])
     low, high = np.percentile(np.concatenate(estimates), [2.5, 97.5], axis=0)
-    return {f"{prefix}top_{k}": [float(lo), float(hi)]
-            for k, lo, hi in zip(ks, low, high, strict=True)}
+    return {f"{prefix}{name}": [float(lo), float(hi)]
+            for name, lo, hi in zip(values, low, high, strict=True)}

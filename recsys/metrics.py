@@ -1,4 +1,4 @@
-"""Exact full-catalog top-k accuracy, for the model and for the popularity baseline.
+"""Exact full-catalog top-k accuracy, NDCG@k and MRR, for the model and the popularity baseline.
 
 Definition (the one `tfrs.metrics.FactorizedTopK` uses): a held-out (user, item) pair is a hit
 at k when the item is among the user's k best-scored candidates over the whole catalog. We
@@ -69,6 +69,35 @@ def top_k_accuracy(ranks: np.ndarray, ks: tuple[int, ...], prefix: str = "") -> 
     """Fraction of pairs with rank < k."""
     n = max(len(ranks), 1)
     return {f"{prefix}top_{k}": float(np.sum(ranks < k) / n) for k in ks}
+
+
+def per_pair_metrics(ranks: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Each metric's value for every held-out pair (its mean over pairs is the metric).
+
+    One relevant item per pair (a held-out (user, item) pair), so:
+    - top_k (hit rate = recall@k with one relevant item): 1 when rank < k;
+    - ndcg_k: 1 / log2(rank + 2) when rank < k (the ideal DCG is 1);
+    - mrr: 1 / (rank + 1) over the whole catalog (no cut-off).
+    """
+    ranks = np.asarray(ranks, np.float64)
+    gain = 1.0 / np.log2(ranks + 2.0)
+    out = {f"top_{k}": (ranks < k).astype(np.float64) for k in ks}
+    out |= {f"ndcg_{k}": np.where(ranks < k, gain, 0.0) for k in ks}
+    out["mrr"] = 1.0 / (ranks + 1.0)
+    return out
+
+
+def metric_names(ks: tuple[int, ...] | list[int]) -> list[str]:
+    """Every metric `ranking_metrics` reports, without prefix, in display order."""
+    ks = sorted(ks)
+    return [f"top_{k}" for k in ks] + [f"ndcg_{k}" for k in ks] + ["mrr"]
+
+
+def ranking_metrics(ranks: np.ndarray, ks: tuple[int, ...], prefix: str = "") -> dict[str, float]:
+    """Top-k accuracy, NDCG@k and MRR of the ranks (see `per_pair_metrics`)."""
+    n = max(len(ranks), 1)
+    return {f"{prefix}{name}": float(values.sum() / n)
+            for name, values in per_pair_metrics(ranks, ks).items()}
 
 
 def popularity_ranks(item_counts: np.ndarray, true_items: np.ndarray,

@@ -1,4 +1,18 @@
-"""The two-tower retrieval model: integer ids in, in-batch softmax loss out."""
+"""The two-tower retrieval model: integer ids (and the user's training items) in, softmax loss out.
+
+Knobs (`ModelConfig`), each applied in one place and on both loss paths:
+- `user_tower`: the user's vector from a user-id embedding (`id`), from the mean of the
+  embeddings of the user's *training* items (`history`, as Mult-DAE / YouTube DNN: users with
+  few ratings share what their items learned), or the sum of both (`id+history`). During
+  training the target item is left out of its own example's history (the model cannot copy
+  it) and each history item is dropped with probability `history_dropout`.
+- `negatives`: `in_batch` (the other positives of the batch, TFRS's `Retrieval`), `mixed`
+  (in-batch plus `sampled_negatives` items drawn uniformly from the catalog per step), or
+  `catalog` (an exact softmax over every item). logQ correction subtracts the log of each
+  column's expected count under its own source: B·p(item) for in-batch columns (p: training
+  frequency), S/N for the S uniform samples of an N-item catalog.
+- `normalize`: cosine scores (both towers L2-normalized), divided by `temperature`.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +22,25 @@ import tensorflow_recommenders as tfrs
 
 from recsys.config import ModelConfig
 
+Seed = tf.Tensor  # shape [2] int32: a stateless RNG seed (dropout, sampled negatives)
 
-def build_tower(vocab_size: int, cfg: ModelConfig, seed: int, name: str) -> tf.keras.Model:
-    """Embedding of integer ids, optionally followed by dense layers (the last is linear)."""
-    layers: list[tf.keras.layers.Layer] = [
-        tf.keras.layers.Embedding(
-            vocab_size, cfg.embedding_dim,
-            embeddings_initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05, seed=seed),
-        )
-    ]
-    for i, width in enumerate(cfg.tower_layers):
-        last = i == len(cfg.tower_layers) - 1
-        layers.append(tf.keras.layers.Dense(
-            width, activation=None if last else "relu",
-            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 1 + i),
-        ))
-    return tf.keras.Sequential(layers, name=name)
+
+def id_embedding(vocab_size: int, dim: int, seed: int, name: str) -> tf.keras.layers.Embedding:
+    return tf.keras.layers.Embedding(
+        vocab_size, dim, name=name,
+        embeddings_initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05, seed=seed))
+
+
+def dense_layers(widths: tuple[int, ...], seed: int) -> list[tf.keras.layers.Layer]:
+    """Dense layers after the embedding (relu between them, the last is linear)."""
+    return [tf.keras.layers.Dense(
+        width, activation=None if i == len(widths) - 1 else "relu",
+        kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 1 + i))
+        for i, width in enumerate(widths)]
 
 
 class TwoTowerModel(tfrs.Model):
-    """User tower x item tower, trained with `tfrs.tasks.Retrieval` (in-batch softmax).
+    """User tower x item tower, trained with `tfrs.tasks.Retrieval` (or its catalog form).
 
     No metrics on training batches: the notebook's `FactorizedTopK` scores the whole catalog on
     every step, which is most of its time. Evaluation is exact and separate (`recsys.metrics`).
@@ -36,63 +49,141 @@ class TwoTowerModel(tfrs.Model):
     def __init__(self, n_users: int, n_items: int, cfg: ModelConfig,
                  item_counts: np.ndarray, seed: int) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.user_tower = build_tower(n_users, cfg, seed, "user_tower")
-        self.item_tower = build_tower(n_items, cfg, seed + 1000, "item_tower")
+        self.cfg, self.n_items = cfg, n_items
+        self.user_ids = id_embedding(n_users, cfg.embedding_dim, seed, "user_ids") \
+            if cfg.uses_ids else None
+        # Row 0 is the padding of shorter histories; item i is row i + 1.
+        self.history_items = id_embedding(n_items + 1, cfg.embedding_dim, seed + 2000,
+                                          "history_items") if cfg.uses_history else None
+        self.user_layers = tf.keras.Sequential(dense_layers(cfg.tower_layers, seed),
+                                               name="user_layers")
+        self.item_tower = tf.keras.Sequential(
+            [id_embedding(n_items, cfg.embedding_dim, seed + 1000, "item_ids"),
+             *dense_layers(cfg.tower_layers, seed + 1000)], name="item_tower")
         self.task = tfrs.tasks.Retrieval(
             temperature=cfg.temperature if cfg.temperature != 1.0 else None,
-            remove_accidental_hits=cfg.remove_accidental_hits,
-        )
-        # logQ correction: the probability that an item shows up as an in-batch negative is
-        # its training frequency; subtracting log(q) stops popular items being over-penalised.
+            remove_accidental_hits=cfg.remove_accidental_hits)
         freq = np.maximum(item_counts, 1) / max(int(item_counts.sum()), 1)
         self.item_probability = tf.constant(freq, dtype=tf.float32)
 
-    def compute_loss(self, inputs: tuple[tf.Tensor, tf.Tensor], training: bool = False) -> tf.Tensor:
-        users, items = inputs
-        queries = self.user_tower(users)
-        candidates = self.item_tower(items)
+    # --- towers ------------------------------------------------------------------------------
+    def user_vectors(self, users: tf.Tensor, history: tf.Tensor | None = None,
+                     target: tf.Tensor | None = None, seed: Seed | None = None) -> tf.Tensor:
+        """`history`: [B, L] training items + 1 (0 pads). `target` (training): each row's
+        positive, left out of its history. `seed` (training): history dropout."""
+        parts = []
+        if self.user_ids is not None:
+            parts.append(self.user_ids(users))
+        if self.history_items is not None:
+            parts.append(self.pooled_history(history, target, seed))
+        x = self.user_layers(tf.add_n(parts))
+        return tf.math.l2_normalize(x, axis=-1) if self.cfg.normalize else x
+
+    def pooled_history(self, history: tf.Tensor, target: tf.Tensor | None,
+                       seed: Seed | None) -> tf.Tensor:
+        keep = history > 0
+        if target is not None:
+            keep &= history != target[:, None] + 1
+        if seed is not None and self.cfg.history_dropout > 0:
+            keep &= tf.random.stateless_uniform(tf.shape(history), seed) \
+                >= self.cfg.history_dropout
+        weights = tf.cast(keep, tf.float32)[..., None]
+        total = tf.reduce_sum(self.history_items(history) * weights, axis=1)
+        return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+
+    def item_vectors(self, items: tf.Tensor) -> tf.Tensor:
+        x = self.item_tower(items)
+        return tf.math.l2_normalize(x, axis=-1) if self.cfg.normalize else x
+
+    def item_embeddings(self, batch_size: int = 65536) -> tf.Tensor:
+        ids = tf.range(self.n_items)
+        return tf.concat([self.item_vectors(ids[s:s + batch_size])
+                          for s in range(0, self.n_items, batch_size)], axis=0)
+
+    def sampled_items(self, seed: Seed) -> tf.Tensor:
+        """`mixed`: the step's uniformly drawn negatives, shared by every row."""
+        return tf.random.stateless_uniform(
+            [self.cfg.sampled_negatives], tf.random.experimental.stateless_fold_in(seed, 1),
+            minval=0, maxval=self.n_items, dtype=tf.int32)
+
+    # --- losses ------------------------------------------------------------------------------
+    def compute_loss(self, inputs: tuple, training: bool = False) -> tf.Tensor:
+        """`inputs`: (users, items[, history, seed]); the TFRS `Retrieval` form."""
+        users, items, history, seed = (*inputs, None, None)[:4]
+        queries = self.user_vectors(users, history, items if training else None,
+                                    seed if training else None)
+        positives = self.item_vectors(items)
+        candidates, ids, q, mask = positives, items, self._in_batch_q(items), None
+        if self.cfg.negatives == "mixed":
+            sampled = self.sampled_items(seed)
+            candidates = tf.concat([positives, self.item_vectors(sampled)], axis=0)
+            ids = tf.concat([items, sampled], axis=0)
+            q = tf.concat([q, tf.fill(tf.shape(sampled), self._sampled_q(tf.size(items)))], 0)
+        elif self.cfg.negatives == "catalog":
+            # The positive column, then every catalog item but the positive itself.
+            batch = tf.shape(items)[0]
+            candidates = tf.concat([positives, self.item_embeddings()], axis=0)
+            mask = tf.concat([tf.cast(tf.eye(batch), tf.bool),
+                              items[:, None] != tf.range(self.n_items)[None, :]], axis=1)
+        correct = self.cfg.logq_correction and self.cfg.negatives != "catalog"
         loss = self.task(
-            queries, candidates,
-            candidate_sampling_probability=(tf.gather(self.item_probability, items)
-                                            if self.cfg.logq_correction else None),
-            candidate_ids=items if self.cfg.remove_accidental_hits else None,
-            compute_metrics=False,
-        )
-        return loss + self.l2_penalty(queries, candidates)
+            queries, candidates, candidate_sampling_probability=q if correct else None,
+            candidate_ids=ids if self.cfg.remove_accidental_hits else None,
+            score_mask=mask, compute_metrics=False)
+        return loss + self.l2_penalty(queries, positives)
 
-    def catalog_loss(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        """The same loss as `compute_loss`, with the catalog's items as the columns.
+    def catalog_loss(self, users: tf.Tensor, items: tf.Tensor, history: tf.Tensor | None = None,
+                     seed: Seed | None = None) -> tf.Tensor:
+        """The same loss as `compute_loss` (training), with the catalog's items as the columns.
 
-        In-batch softmax sums exp(score) over the batch's candidate columns, so an item that
-        appears n times in the batch contributes n * exp(score). Scoring each catalog item once
-        and adding log(n) (its count in this batch; log 0 = -inf drops absent items) gives the
-        same value and the same gradients with `n_items` columns instead of `batch_size`: at
-        batch 8192 over a few thousand items, a fraction of the work and memory. Accidental-hit
-        removal keeps only the positive itself in its own item's column (count 1).
+        A softmax over sampled columns sums exp(score - log q) over every copy of an item, so
+        item j's column weighs w_j = sum over its copies of 1/q: (its count in the batch) /
+        q_batch(j) + (its count among the sampled negatives) / q_sampled. Scoring each catalog
+        item once and adding log w_j (log 0 = -inf drops absent items) gives the same value
+        and gradients with `n_items` columns instead of the batch's: at batch 8192 over a few
+        thousand items, a fraction of the work. `catalog` negatives: w_j = 1. With
+        accidental-hit removal a row's own item column holds the positive alone.
         Used when the catalog is no larger than the batch (see `recsys.training`).
         """
-        queries = self.user_tower(users)
+        queries = self.user_vectors(users, history, items, seed)
         all_items = self.item_embeddings()
-        n_items = tf.shape(all_items)[0]
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(items, tf.float32), items, n_items)
         scores = tf.matmul(queries, all_items, transpose_b=True)
         positive = tf.reduce_sum(queries * tf.gather(all_items, items), axis=1)
         if self.cfg.temperature != 1.0:
             scores /= self.cfg.temperature
             positive /= self.cfg.temperature
-        column_bias = tf.math.log(counts)
-        if self.cfg.logq_correction:
-            log_q = tf.math.log(tf.clip_by_value(self.item_probability, 1e-6, 1.0))
-            column_bias -= log_q
-            positive -= tf.gather(log_q, items)
-        scores += column_bias[None, :]
-        if self.cfg.remove_accidental_hits:
-            # Row i's own column counted n copies of its item; only the positive itself stays.
-            own_log_count = tf.math.log(tf.gather(counts, items))
-            scores -= tf.one_hot(items, n_items) * own_log_count[:, None]
+        own = tf.one_hot(items, self.n_items, on_value=True, off_value=False)
+        if self.cfg.negatives == "catalog":
+            log_weight = tf.zeros([self.n_items])
+        else:
+            correct = self.cfg.logq_correction
+            q_batch = self._in_batch_q(tf.range(self.n_items)) if correct else 1.0
+            weight = self._counts(items) / q_batch
+            if self.cfg.negatives == "mixed":
+                q_sampled = self._sampled_q(tf.size(items)) if correct else 1.0
+                weight += self._counts(self.sampled_items(seed)) / q_sampled
+            log_weight = tf.math.log(weight)
+            if correct:
+                positive -= tf.math.log(tf.gather(q_batch, items))
+            if not self.cfg.remove_accidental_hits:
+                own = tf.zeros_like(own)
+        scores = tf.where(own, positive[:, None], scores + log_weight[None, :])
         loss = tf.reduce_sum(tf.reduce_logsumexp(scores, axis=1) - positive)
         return loss + self.l2_penalty(queries, tf.gather(all_items, items))
+
+    def _counts(self, items: tf.Tensor) -> tf.Tensor:
+        return tf.math.unsorted_segment_sum(tf.ones_like(items, tf.float32), items, self.n_items)
+
+    def _in_batch_q(self, items: tf.Tensor) -> tf.Tensor:
+        """An in-batch column's sampling probability: its item's training frequency."""
+        return tf.clip_by_value(tf.gather(self.item_probability, items), 1e-6, 1.0)
+
+    def _sampled_q(self, batch_size: tf.Tensor) -> tf.Tensor:
+        """A sampled column's, on the same scale: S/N expected copies per batch of B rows,
+        against B·p(item) for in-batch columns (so divided by B)."""
+        q = tf.cast(self.cfg.sampled_negatives, tf.float32) / (
+            self.n_items * tf.cast(batch_size, tf.float32))
+        return tf.clip_by_value(q, 1e-6, 1.0)  # as TFRS clips every probability it is given
 
     def l2_penalty(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor | float:
         """`model.l2` on the batch's tower outputs, for both loss paths. Not a Keras activity
@@ -102,9 +193,3 @@ class TwoTowerModel(tfrs.Model):
             return 0.0
         return self.cfg.l2 * (tf.reduce_sum(tf.square(queries))
                               + tf.reduce_sum(tf.square(candidates)))
-
-    def item_embeddings(self, batch_size: int = 65536) -> tf.Tensor:
-        n = self.item_tower.layers[0].input_dim
-        ids = tf.range(n)
-        return tf.concat([self.item_tower(ids[s:s + batch_size])
-                          for s in range(0, n, batch_size)], axis=0)

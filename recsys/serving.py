@@ -11,6 +11,7 @@ the output's `known_user` says so. Loading needs only TensorFlow: `tf.saved_mode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,12 @@ from recsys.prepare import TrialData
 VECTORS_FILE = "vectors.npz"
 
 
-def save_vectors(model: tf.keras.Model, data: TrialData, path: Path,
-                 dtype: str = "float32") -> None:
+def save_vectors(user_vectors: Callable[[np.ndarray], tf.Tensor], model: tf.keras.Model,
+                 data: TrialData, path: Path, dtype: str = "float32") -> None:
     """Write every user's and item's tower output and what the SavedModel needs beside them
-    (`dtype` float16 halves the file; the SavedModel scores in float32 either way)."""
-    users = model.user_tower(tf.range(data.n_users)).numpy().astype(dtype)
+    (`dtype` float16 halves the file; the SavedModel scores in float32 either way).
+    `user_vectors(users)`: the user tower's output (with each user's training history)."""
+    users = np.asarray(user_vectors(np.arange(data.n_users))).astype(dtype)
     items = model.item_embeddings().numpy().astype(dtype)
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, user_ids=data.user_vocab.astype(str), item_ids=data.item_vocab.astype(str),

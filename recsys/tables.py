@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from recsys.metrics import metric_names
+
 if TYPE_CHECKING:
     from recsys.training import RunResult
 
 
-def format_run_table(result: RunResult) -> str:
+def format_run_table(result: RunResult, monitor: str = "") -> str:
+    """`monitor`: the selection metric (e.g. val_ndcg_10); the baseline table shows it."""
     ks = sorted(int(k.rsplit("_", 1)[1]) for k in result.metrics if k.startswith("val_top_"))
+    names = metric_names(ks)
     lines = [f"{'metric':<10} {'val model':>10} {'val pop':>10} {'test model':>11} {'test pop':>10}"]
-    for k in ks:
-        m, p = result.metrics, result.popularity
-        lines.append(f"{'top-' + str(k):<10} {m[f'val_top_{k}']:>10.4f} {p[f'val_top_{k}']:>10.4f} "
-                     f"{m[f'test_top_{k}']:>11.4f} {p[f'test_top_{k}']:>10.4f}")
+    m, p = result.metrics, result.popularity
+    for name in names:
+        if f"val_{name}" in m:
+            lines.append(f"{label_of(name):<10} {m[f'val_{name}']:>10.4f} "
+                         f"{p.get(f'val_{name}', float('nan')):>10.4f} "
+                         f"{m[f'test_{name}']:>11.4f} {p.get(f'test_{name}', float('nan')):>10.4f}")
     s = result.seconds
     lines.append(f"epochs: {result.epochs_run} (metrics from epoch {result.epoch}); "
                  f"seconds per epoch: {s['per_epoch_after_first']:.2f} after the first "
                  f"({s['per_epoch_mean']:.2f} mean incl. compilation); total {s['total']:.1f} s")
-    lines += baseline_table(result.metrics, result.intervals, result.baselines, max(ks),
-                            f"two-tower, epoch {result.epoch}")
+    selected = (monitor or f"val_top_{max(ks)}").removeprefix("val_")
+    for name in dict.fromkeys([f"top_{max(ks)}", selected]):
+        lines += baseline_table(result.metrics, result.intervals, result.baselines, name,
+                                f"two-tower, epoch {result.epoch}")
+    lines += test_metrics_table(result.metrics, result.baselines, names,
+                                f"two-tower, epoch {result.epoch}")
     ev = result.evaluation
     lines.append(f"ranking: {ev['candidates']}, items seen in training "
                  f"{'excluded' if ev['exclude_seen'] else 'kept'} "
@@ -41,9 +51,16 @@ def format_run_table(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def label_of(name: str) -> str:
+    """top_100 -> top-100, ndcg_10 -> ndcg@10, mrr -> mrr."""
+    kind, _, k = name.partition("_")
+    return {"top": f"top-{k}", "ndcg": f"ndcg@{k}"}.get(kind, name)
+
+
 def baseline_table(metrics: dict[str, float], intervals: dict[str, list[float]],
-                   baselines: dict[str, dict[str, Any]], k: int, label: str) -> list[str]:
-    """The model beside every baseline at top-k, validation and test, with 95% intervals."""
+                   baselines: dict[str, dict[str, Any]], name: str, label: str) -> list[str]:
+    """The model beside every baseline on one metric (`top_100`, `ndcg_10`, `mrr`),
+    validation and test, with 95% intervals."""
     def cell(values: dict[str, float], bounds: dict[str, list[float]], key: str) -> str:
         if key not in values:
             return f"{'-':>24}"
@@ -51,14 +68,28 @@ def baseline_table(metrics: dict[str, float], intervals: dict[str, list[float]],
         span = f" [{low:.4f}, {high:.4f}]" if key in bounds else ""
         return f"{values[key]:.4f}{span:>17}" if span else f"{values[key]:>24.4f}"
 
-    rows = [f"{'top-' + str(k):<34} {'validation [95%]':>24} {'test [95%]':>24}",
-            f"{label:<34} {cell(metrics, intervals, f'val_top_{k}')} "
-            f"{cell(metrics, intervals, f'test_top_{k}')}"]
+    rows = [f"{label_of(name):<34} {'validation [95%]':>24} {'test [95%]':>24}",
+            f"{label:<34} {cell(metrics, intervals, f'val_{name}')} "
+            f"{cell(metrics, intervals, f'test_{name}')}"]
     for b in baselines.values():
-        name = f"{b['name']}{' (' + b['param'] + ')' if b.get('param') else ''}"
+        title = f"{b['name']}{' (' + b['param'] + ')' if b.get('param') else ''}"
         if b.get("skipped"):
-            rows.append(f"{name:<34} skipped: {b['skipped']}")
+            rows.append(f"{title:<34} skipped: {b['skipped']}")
             continue
-        rows.append(f"{name:<34} {cell(b['metrics'], b['intervals'], f'val_top_{k}')} "
-                    f"{cell(b['metrics'], b['intervals'], f'test_top_{k}')}")
+        rows.append(f"{title:<34} {cell(b['metrics'], b['intervals'], f'val_{name}')} "
+                    f"{cell(b['metrics'], b['intervals'], f'test_{name}')}")
+    return rows
+
+
+def test_metrics_table(metrics: dict[str, float], baselines: dict[str, dict[str, Any]],
+                       names: list[str], label: str) -> list[str]:
+    """Every test metric of the model and each baseline, one row each (intervals: metrics.json)."""
+    shown = [n for n in names if f"test_{n}" in metrics]
+    rows = [f"{'test':<26}" + "".join(f"{label_of(n):>9}" for n in shown)]
+    scorers = [(label, metrics)] + [(b["name"], b["metrics"]) for b in baselines.values()
+                                    if not b.get("skipped")]
+    for title, values in scorers:
+        rows.append(f"{title[:26]:<26}" + "".join(
+            f"{values[f'test_{n}']:>9.4f}" if f"test_{n}" in values else f"{'-':>9}"
+            for n in shown))
     return rows

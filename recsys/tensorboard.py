@@ -1,11 +1,14 @@
-"""Per-run TensorBoard event files: training loss, validation top-k per epoch, timings, the
-selected epoch's validation and test top-k, and the baselines as runs of their own."""
+"""Per-run TensorBoard event files: training loss, validation top-k, NDCG@k and MRR per epoch,
+timings, the selected epoch's validation and test metrics, and the baselines as runs of their
+own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import tensorflow as tf
+
+from recsys.metrics import metric_names
 
 BASELINES_DIR = "baselines"
 
@@ -32,8 +35,9 @@ class RunWriter:
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("train/loss", logs["loss"])
             tf.summary.scalar("time/epoch_seconds", logs["epoch_seconds"])
-            for k in self.ks:
-                tf.summary.scalar(f"val/top_{k}", logs[f"val_top_{k}"])
+            for name in metric_names(self.ks):
+                if f"val_{name}" in logs:
+                    tf.summary.scalar(f"val/{name}", logs[f"val_{name}"])
         self.writer.flush()
         if self.baseline_runs:
             write_baselines(self.logdir / BASELINES_DIR, baselines, self.ks, [epoch],
@@ -43,9 +47,7 @@ class RunWriter:
         """The reported numbers (the kept epoch's weights) under `selected/`."""
         with self.writer.as_default(step=epoch):
             for key, value in metrics.items():
-                split, _, k = key.partition("_top_")
-                if k:
-                    tf.summary.scalar(f"selected/{split}_top_{k}", value)
+                tf.summary.scalar(f"selected/{key}", value)
         self.writer.flush()
 
     def close(self) -> None:
@@ -57,7 +59,7 @@ class RunWriter:
 def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tuple[int, ...],
                     steps: list[int], writers: dict[str, tf.summary.SummaryWriter] | None = None,
                     ) -> None:
-    """Each baseline's validation top-k as `val/top_k` at `steps`, in `<folder>/<name>/`."""
+    """Each baseline's validation metrics as `val/<metric>` at `steps`, in `<folder>/<name>/`."""
     own = writers is None
     writers = {} if writers is None else writers
     for name, metrics in baselines.items():
@@ -67,9 +69,9 @@ def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tu
             writers[name] = tf.summary.create_file_writer(str(folder / name))
         for step in steps:
             with writers[name].as_default(step=step):
-                for k in ks:
-                    if f"val_top_{k}" in metrics:
-                        tf.summary.scalar(f"val/top_{k}", metrics[f"val_top_{k}"])
+                for metric in metric_names(ks):
+                    if f"val_{metric}" in metrics:
+                        tf.summary.scalar(f"val/{metric}", metrics[f"val_{metric}"])
         writers[name].flush()
     if own:
         for writer in writers.values():

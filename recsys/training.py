@@ -14,11 +14,12 @@ import tensorflow as tf
 
 from recsys.baselines import cached_baselines, run_baselines
 from recsys.cache import derived_file, load_prepared
-from recsys.config import OptimizerConfig, RunConfig, TrainConfig
-from recsys.errors import TrainingDiverged
+from recsys.config import CATALOG_SOFTMAX_MAX_ITEMS, OptimizerConfig, RunConfig, TrainConfig
+from recsys.errors import TrainingDiverged, UserError
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_user, subsample
 from recsys.files import write_text_atomic
-from recsys.metrics import top_k_accuracy
+from recsys.history import UserHistory
+from recsys.metrics import ranking_metrics
 from recsys.model import TwoTowerModel
 from recsys.optim import LazyAdam
 from recsys.prepare import PreparedData, select_training
@@ -100,7 +101,14 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
 
     ks = tuple(sorted(cfg.train.top_ks))
     tf.keras.utils.set_random_seed(cfg.train.seed)
+    if cfg.model.negatives == "catalog" and data.n_items > CATALOG_SOFTMAX_MAX_ITEMS:
+        raise UserError(f"model.negatives=catalog scores all {data.n_items} items per row: "
+                        f"allowed up to {CATALOG_SOFTMAX_MAX_ITEMS} items; use mixed or in_batch")
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
+    user_history = UserHistory(data.train_user, data.train_item, data.n_users,
+                          cfg.model.history_max_len, cfg.train.seed) \
+        if cfg.model.uses_history else None
+    queries = QueryEncoder(model, user_history, cfg.train.eval_batch_size)
     # `lazy: auto` decides on the whole data set's users, so every sample fraction of it (the
     # rungs of a multi-fidelity study) trains with the same optimizer.
     model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
@@ -115,16 +123,16 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     # ranks the same pairs); the reported numbers come from every pair, once, at the end.
     val_epoch = subsample(val, cfg.train.epoch_val_pairs(data.n_items), cfg.data.seed)
     baselines = {} if not final_evaluation else cached_baselines(
-        derived_file(cfg.data, "baselines", {"eval": asdict(cfg.eval), "ks": ks, "version": 1,
+        derived_file(cfg.data, "baselines", {"eval": asdict(cfg.eval), "ks": ks, "version": 2,
+                                             "monitor": cfg.train.monitor_metric,
                                              "sample_fraction": cfg.data.sample_fraction}),
         lambda: run_baselines(ranker, val, test, ks, cfg.eval.baselines,
                               cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
-                              cfg.eval.ease_lambdas, cfg.eval.interval_resamples))
+                              cfg.eval.ease_lambdas, cfg.eval.interval_resamples,
+                              cfg.train.monitor_metric))
     pop = baselines["popularity"].metrics if baselines else {}
     writer = RunWriter(cfg.run_dir, ks, baseline_runs) if cfg.run_dir else None
     rng = np.random.default_rng(cfg.train.seed)
-    users = tf.constant(data.train_user)
-    items = tf.constant(data.train_item)
     n, bs = len(data.train_user), cfg.train.batch_size
     callback_list = tf.keras.callbacks.CallbackList(callbacks or [], model=model,
                                                     epochs=cfg.train.epochs,
@@ -132,19 +140,23 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_weights, since_best = -math.inf, 0, None, 0
     first_loss: float | None = None
-    monitor = f"val_top_{max(ks)}"
+    monitor = cfg.train.monitor_metric
     model.stop_training = False
     try:
         callback_list.on_train_begin()
         for epoch in range(1, cfg.train.epochs + 1):
             callback_list.on_epoch_begin(epoch - 1)
             start = time.perf_counter()
-            perm = tf.constant(rng.permutation(n).astype(np.int32))
+            perm = rng.permutation(n)
             total = tf.zeros((), tf.float32)
             for step, s in enumerate(range(0, n, bs)):
                 idx = perm[s:s + bs]
                 callback_list.on_train_batch_begin(step)  # no-ops unless a callback has them
-                step_loss = train_step(tf.gather(users, idx), tf.gather(items, idx))
+                batch_users = data.train_user[idx]
+                step_loss = train_step(
+                    tf.constant(batch_users), tf.constant(data.train_item[idx]),
+                    None if user_history is None else tf.constant(user_history.rows(batch_users)),
+                    tf.constant([cfg.train.seed, (epoch << 20) + step], tf.int32))
                 callback_list.on_train_batch_end(step)
                 if first_loss is None:  # the untrained model's loss: the scale to judge by
                     first_loss = float(step_loss)
@@ -159,8 +171,8 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
                 raise TrainingDiverged(f"training loss became {loss:.4g} at epoch {epoch}{scale}"
                                        f" (optimizer.learning_rate="
                                        f"{cfg.optimizer.learning_rate})")
-            val_metrics = top_k_accuracy(
-                _ranks(model, ranker, val_epoch, cfg.train.eval_batch_size), ks, "val_")
+            val_metrics = ranking_metrics(
+                _ranks(queries, model, ranker, val_epoch, cfg.train.eval_batch_size), ks, "val_")
             logs = {"loss": loss, **val_metrics, "epoch_seconds": train_seconds,
                     "eval_seconds": time.perf_counter() - start - train_seconds}
             history.append({"epoch": epoch, **logs})
@@ -193,11 +205,11 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
             writer.close()
         return _rung_result(cfg, history, reported_epoch, data.n_items, {
             "data": t_data - t0, "train": t_train - t_data, "total": time.perf_counter() - t0})
-    val_ranks = _ranks(model, ranker, val, cfg.train.eval_batch_size)
-    val_metrics = top_k_accuracy(val_ranks, ks, "val_")  # every pair (see val_subsample)
+    val_ranks = _ranks(queries, model, ranker, val, cfg.train.eval_batch_size)
+    val_metrics = ranking_metrics(val_ranks, ks, "val_")  # every pair (see val_subsample)
     t_val = time.perf_counter()
-    test_ranks = _ranks(model, ranker, test, cfg.train.eval_batch_size)
-    test_metrics = top_k_accuracy(test_ranks, ks, "test_")
+    test_ranks = _ranks(queries, model, ranker, test, cfg.train.eval_batch_size)
+    test_metrics = ranking_metrics(test_ranks, ks, "test_")
     t_test = time.perf_counter()
     resamples = cfg.eval.interval_resamples
     intervals = {**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),
@@ -236,7 +248,8 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         writer.final(reported_epoch, result.metrics)
         writer.close()
     if cfg.run_dir and cfg.train.save_vectors:
-        save_vectors(model, data, Path(cfg.run_dir) / VECTORS_FILE, cfg.train.vectors_dtype)
+        save_vectors(queries, model, data, Path(cfg.run_dir) / VECTORS_FILE,
+                     cfg.train.vectors_dtype)
     if cfg.run_dir:
         write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())
     return result
@@ -256,12 +269,13 @@ def _rung_result(cfg: RunConfig, history: list[dict[str, float]], epoch: int, n_
 def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,
                      jit_compile: bool, catalog_loss: bool):
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def train_step(users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+    def train_step(users: tf.Tensor, items: tf.Tensor, history: tf.Tensor | None,
+                   seed: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             if catalog_loss:
-                loss = model.catalog_loss(users, items)
+                loss = model.catalog_loss(users, items, history, seed)
             else:
-                loss = model.compute_loss((users, items), training=True)
+                loss = model.compute_loss((users, items, history, seed), training=True)
         variables = model.trainable_variables
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
@@ -269,12 +283,26 @@ def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimi
     return train_step
 
 
-def _ranks(model: TwoTowerModel, ranker: Ranker, held_out: HeldOut, batch_size: int,
-           ) -> np.ndarray:
+class QueryEncoder:
+    """The user tower's output for any users (their training histories looked up), in
+    chunks: a history tower gathers [users, history width, dim] at once."""
+
+    def __init__(self, model: TwoTowerModel, history: UserHistory | None, chunk: int) -> None:
+        self.model, self.history, self.chunk = model, history, chunk
+
+    def __call__(self, users: np.ndarray) -> tf.Tensor:
+        users = np.asarray(users, np.int32)
+        out = [self.model.user_vectors(
+            tf.constant(part), None if self.history is None else tf.constant(self.history.rows(part)))
+            for part in np.array_split(users, max(1, -(-len(users) // self.chunk)))]
+        return tf.concat(out, axis=0) if out else tf.zeros([0, 1])
+
+
+def _ranks(queries: QueryEncoder, model: TwoTowerModel, ranker: Ranker, held_out: HeldOut,
+           batch_size: int) -> np.ndarray:
     """Exact ranks of the system the export serves: the model for users it was trained on,
     the popularity list for users without training pairs (index 0)."""
-    return ranker.model_ranks(held_out, lambda users: model.user_tower(tf.constant(users)),
-                              model.item_embeddings(), batch_size)
+    return ranker.model_ranks(held_out, queries, model.item_embeddings(), batch_size)
 
 
 def evaluation_info(cfg: RunConfig, n_items: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 
 from recsys.baselines import ease_weights, interaction_matrix, itemknn_similarities, run_baselines
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
-from recsys.metrics import exact_ranks, top_k_accuracy
+from recsys.metrics import exact_ranks, ranking_metrics, top_k_accuracy
 
 # users 1..3 (0 is the unknown-user slot), items 0..4
 TRAIN_USER = np.array([1, 1, 2, 2, 2, 3, 3])
@@ -88,30 +88,32 @@ def test_itemknn_and_ease_equal_a_direct_numpy_computation() -> None:
     np.testing.assert_allclose(ease_weights(interaction_matrix(r), lam), b, rtol=1e-4, atol=1e-5)
 
 
-def test_baselines_report_the_direct_top_k_and_choose_on_validation() -> None:
+@pytest.mark.parametrize("monitor", ["val_top_2", "val_mrr", "val_ndcg_1"])
+def test_baselines_report_the_direct_metrics_and_choose_on_validation(monitor: str) -> None:
     r = ranker(False)
     val = HeldOut(np.array([1, 3, 0]), np.array([3, 0, 1]))
     test = HeldOut(np.array([2, 1]), np.array([1, 2]))
     results = run_baselines(r, val, test, (1, 2), ("itemknn", "ease"), max_items=100,
-                            knn_grid=(1, 5), ease_grid=(2.0, 50.0), resamples=0)
+                            knn_grid=(1, 5), ease_grid=(2.0, 50.0), resamples=0,
+                            monitor=monitor)
     x = interaction_matrix(r).toarray()
     for name, build in (("itemknn", lambda v: itemknn_similarities(interaction_matrix(r), v)),
                         ("ease", lambda v: ease_weights(interaction_matrix(r), v))):
         grid = (1, 5) if name == "itemknn" else (2.0, 50.0)
-        val_scores = {v: top_k_accuracy(np.array([
+        val_scores = {v: ranking_metrics(np.array([
             direct_rank((x @ build(v))[u], t, r.tie_order, set()) if u > 0 else
             direct_rank(COUNTS.astype(float), t, r.tie_order, set())
-            for u, t in zip(val.users, val.items, strict=True)]), (1, 2), "val_")["val_top_2"]
+            for u, t in zip(val.users, val.items, strict=True)]), (1, 2), "val_")[monitor]
             for v in grid}
         chosen = max(grid, key=lambda v: val_scores[v])  # first best, as the code keeps
         test_ranks = [direct_rank((x @ build(chosen))[u], t, r.tie_order, set())
                       for u, t in zip(test.users, test.items, strict=True)]
         assert results[name].metrics == {
-            **top_k_accuracy(np.array([direct_rank(
+            **ranking_metrics(np.array([direct_rank(
                 (x @ build(chosen))[u], t, r.tie_order, set()) if u > 0 else direct_rank(
                 COUNTS.astype(float), t, r.tie_order, set())
                 for u, t in zip(val.users, val.items, strict=True)]), (1, 2), "val_"),
-            **top_k_accuracy(np.array(test_ranks), (1, 2), "test_")}
+            **ranking_metrics(np.array(test_ranks), (1, 2), "test_")}
     assert results["popularity"].param == ""
 
 
@@ -119,7 +121,7 @@ def test_baselines_are_skipped_with_the_reason_above_the_item_limit() -> None:
     r = ranker(False)
     held = HeldOut(np.array([1]), np.array([2]))
     results = run_baselines(r, held, held, (1,), ("itemknn", "ease"), max_items=4,
-                            knn_grid=(5,), ease_grid=(1.0,), resamples=0)
+                            knn_grid=(5,), ease_grid=(1.0,), resamples=0, monitor="val_top_1")
     assert "eval.baseline_max_items=4" in results["ease"].skipped
     assert results["itemknn"].metrics == {} and results["popularity"].metrics
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
@@ -50,3 +51,29 @@ def test_top_k_accuracy_counts_ranks_below_k() -> None:
 def test_popularity_ranks_follow_counts_with_stable_ties() -> None:
     counts = np.array([3, 10, 0, 10, 1])
     assert popularity_ranks(counts, np.arange(5)).tolist() == [2, 0, 4, 1, 3]
+
+
+def test_ndcg_and_mrr_follow_their_definitions_for_one_relevant_item() -> None:
+    """One held-out item per pair: NDCG@k = 1/log2(rank+2) inside the cut-off (the ideal DCG
+    is 1), MRR = 1/(rank+1), and top-k = recall@k. Written out pair by pair."""
+    from recsys.metrics import ranking_metrics
+
+    ranks = np.array([0, 1, 4, 9, 10, 250])
+    got = ranking_metrics(ranks, (1, 10), "val_")
+    assert got["val_top_10"] == 4 / 6 and got["val_top_1"] == 1 / 6
+    ndcg10 = sum(1 / np.log2(r + 2) for r in ranks if r < 10) / 6
+    assert got["val_ndcg_10"] == pytest.approx(ndcg10)
+    assert got["val_ndcg_1"] == pytest.approx(1 / 6)  # only rank 0 counts, with gain 1
+    assert got["val_mrr"] == pytest.approx(np.mean([1 / (r + 1) for r in ranks]))
+
+
+def test_intervals_cover_every_metric() -> None:
+    from recsys.evaluation import bootstrap_intervals
+    from recsys.metrics import ranking_metrics
+
+    rng = np.random.default_rng(0)
+    ranks, users = rng.integers(0, 50, 400), rng.integers(1, 80, 400)
+    bounds = bootstrap_intervals(ranks, users, (1, 10), "test_", resamples=200)
+    for key, value in ranking_metrics(ranks, (1, 10), "test_").items():
+        low, high = bounds[key]
+        assert low <= value <= high and low < high, key

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from recsys.cache import load_prepared
 from recsys.config import (
     DataConfig,
     ModelConfig,
@@ -18,6 +19,7 @@ from recsys.config import (
 )
 from recsys.errors import TrainingDiverged
 from recsys.model import TwoTowerModel
+from recsys.prepare import select_training
 from recsys.training import run
 
 
@@ -104,49 +106,90 @@ def test_divergence_is_detected(tmp_path: Path) -> None:
         run(cfg)
 
 
+def _log_softmax_loss(logits: np.ndarray, positive_column: np.ndarray) -> float:
+    top = logits.max(1, keepdims=True)
+    lse = np.log(np.exp(logits - top).sum(1)) + top[:, 0]
+    return float(np.sum(lse - logits[np.arange(len(logits)), positive_column]))
+
+
 @pytest.mark.parametrize("knob", [{}, {"logq_correction": True}, {"temperature": 0.5},
                                   {"remove_accidental_hits": True}, {"l2": 0.01},
-                                  {"tower_layers": (8,)}])
-def test_loss_is_in_batch_softmax_with_the_configured_knobs(knob: dict) -> None:
+                                  {"tower_layers": (8,)}, {"normalize": True, "temperature": 0.1},
+                                  {"negatives": "mixed", "sampled_negatives": 5},
+                                  {"negatives": "mixed", "sampled_negatives": 7,
+                                   "logq_correction": False, "remove_accidental_hits": True},
+                                  {"negatives": "catalog"},
+                                  {"negatives": "catalog", "temperature": 0.5, "l2": 0.01}])
+def test_loss_matches_a_direct_numpy_softmax(knob: dict) -> None:
+    """Each loss variant against the softmax written out: in-batch columns corrected by
+    log p(item), sampled ones by log(S / (N B)), accidental hits removed, or every item."""
     cfg = ModelConfig(embedding_dim=4, **knob)
     counts = np.array([5, 1, 3, 1, 0, 2])
     model = TwoTowerModel(n_users=4, n_items=6, cfg=cfg, item_counts=counts, seed=0)
     users = tf.constant([1, 2, 3, 1])
     items = tf.constant([0, 2, 0, 5])  # item 0 twice: an accidental hit for rows 0 and 2
-    loss = float(model.compute_loss((users, items)))
+    seed = tf.constant([3, 4])
+    loss = float(model.compute_loss((users, items, None, seed), training=True))
 
-    q = model.user_tower(users).numpy().astype(np.float64)
-    c = model.item_tower(items).numpy().astype(np.float64)
-    logits = q @ c.T / cfg.temperature
-    if cfg.logq_correction:
-        logits -= np.log(np.maximum(counts, 1) / counts.sum())[items.numpy()][None, :]
-    if cfg.remove_accidental_hits:
-        same = items.numpy()[:, None] == items.numpy()[None, :]
-        logits[same & ~np.eye(4, dtype=bool)] = -1e30
-    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
-                                  keepdims=True)) - logits.max(1, keepdims=True)
-    expected = -np.trace(log_softmax) + cfg.l2 * ((q ** 2).sum() + (c ** 2).sum())
+    q = model.user_vectors(users).numpy().astype(np.float64)
+    c = model.item_vectors(items).numpy().astype(np.float64)
+    everything = model.item_embeddings().numpy().astype(np.float64)
+    ids, b = items.numpy(), 4
+    p = np.maximum(counts, 1) / counts.sum()
+    if cfg.negatives == "catalog":
+        logits = q @ everything.T / cfg.temperature
+        expected = _log_softmax_loss(logits, ids)
+    else:
+        correction = np.log(p[ids])
+        columns, column_ids = c, ids
+        if cfg.negatives == "mixed":
+            sampled = model.sampled_items(seed).numpy()
+            columns = np.concatenate([c, everything[sampled]])
+            column_ids = np.concatenate([ids, sampled])
+            correction = np.concatenate([correction, np.full(len(sampled),
+                                         np.log(cfg.sampled_negatives / (6 * b)))])
+        logits = q @ columns.T / cfg.temperature
+        if cfg.logq_correction:
+            logits -= correction[None, :]
+        if cfg.remove_accidental_hits:
+            same = ids[:, None] == column_ids[None, :]
+            same[np.arange(b), np.arange(b)] = False
+            logits[same] = -1e30
+        expected = _log_softmax_loss(logits, np.arange(b))
+    expected += cfg.l2 * ((q ** 2).sum() + (c ** 2).sum())
     assert loss == pytest.approx(expected, rel=1e-5)
+    if cfg.normalize:
+        np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1, rtol=1e-5)
 
 
 @pytest.mark.parametrize("knob", [{}, {"logq_correction": True}, {"temperature": 0.3},
                                   {"remove_accidental_hits": True}, {"l2": 0.01},
                                   {"tower_layers": (8, 4)},
                                   {"logq_correction": True, "remove_accidental_hits": True,
-                                   "temperature": 0.5}])
+                                   "temperature": 0.5},
+                                  {"negatives": "mixed", "sampled_negatives": 17},
+                                  {"negatives": "mixed", "sampled_negatives": 9,
+                                   "remove_accidental_hits": True, "logq_correction": False},
+                                  {"negatives": "catalog", "normalize": True, "temperature": 0.2},
+                                  {"user_tower": "history", "history_dropout": 0.5},
+                                  {"user_tower": "id+history", "negatives": "mixed",
+                                   "sampled_negatives": 11, "tower_layers": (8,)}])
 def test_catalog_loss_equals_tfrs_loss_and_gradients(knob: dict) -> None:
     # A batch with many repeated items, as real batches have: the case the catalog form
-    # must get exactly right (counts, accidental hits).
+    # must get exactly right (counts, accidental hits, sampled copies).
     rng = np.random.default_rng(1)
     counts = rng.integers(0, 50, size=30)
     cfg = ModelConfig(embedding_dim=6, **knob)
     model = TwoTowerModel(n_users=40, n_items=30, cfg=cfg, item_counts=counts, seed=3)
     users = tf.constant(rng.integers(1, 40, size=64), tf.int32)
     items = tf.constant(rng.choice(30, size=64, p=np.arange(30, 0, -1) / 465), tf.int32)
+    history = tf.constant(rng.integers(0, 31, size=(64, 5)), tf.int32) \
+        if cfg.uses_history else None
+    seed = tf.constant([5, 6])
     assert len(np.unique(items.numpy())) < 40  # duplicates present
     with tf.GradientTape(persistent=True) as tape:
-        reference = model.compute_loss((users, items))
-        fast = model.catalog_loss(users, items)
+        reference = model.compute_loss((users, items, history, seed), training=True)
+        fast = model.catalog_loss(users, items, history, seed)
     assert float(fast) == pytest.approx(float(reference), rel=1e-5)
     variables = model.trainable_variables
     for ref_grad, fast_grad in zip(tape.gradient(reference, variables),
@@ -155,10 +198,44 @@ def test_catalog_loss_equals_tfrs_loss_and_gradients(knob: dict) -> None:
                                    tf.convert_to_tensor(ref_grad).numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_history_tower_is_the_mean_of_the_other_training_items() -> None:
+    """Training: the row's own item (the target) and dropped items leave the mean; serving:
+    every history item counts."""
+    cfg = ModelConfig(embedding_dim=3, user_tower="history", history_dropout=0.0)
+    model = TwoTowerModel(n_users=3, n_items=5, cfg=cfg, item_counts=np.ones(5), seed=0)
+    history = tf.constant([[1, 3, 4, 0], [2, 0, 0, 0]])  # items 0, 2, 3 / item 1
+    serving = model.user_vectors(tf.constant([1, 2]), history).numpy()
+    table = model.history_items.embeddings.numpy()
+    np.testing.assert_allclose(serving[0], table[[1, 3, 4]].mean(0), rtol=1e-6)
+    training = model.user_vectors(tf.constant([1, 2]), history, target=tf.constant([2, 1]),
+                                  seed=tf.constant([0, 0])).numpy()
+    np.testing.assert_allclose(training[0], table[[1, 4]].mean(0), rtol=1e-6)  # not item 2
+    np.testing.assert_allclose(training[1], 0, atol=1e-7)  # its only item is the target
+
+
+def test_user_history_holds_training_items_only(tmp_path: Path) -> None:
+    """No user's held-out (validation, test) item is ever in the history that ranks it."""
+    from recsys.history import UserHistory
+
+    prepared, _ = load_prepared(tiny(tmp_path).data)
+    data = select_training(prepared, 1.0)
+    history = UserHistory(data.train_user, data.train_item, data.n_users, 4, seed=0)
+    rows = history.rows(np.arange(data.n_users)) - 1
+    trained = set(zip(data.train_user.tolist(), data.train_item.tolist(), strict=True))
+    for user, row in enumerate(rows):
+        got = row[row >= 0]
+        assert len(got) == min(4, int(np.sum(data.train_user == user)))
+        assert all((user, int(i)) in trained for i in got)
+    for users, items in ((data.val_user, data.val_item), (data.test_user, data.test_item)):
+        held = rows[users] == items[:, None]
+        # a pair in both train and held out cannot exist (de-duplicated split)
+        assert not held.any()
+
+
 def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> None:
     from recsys.evaluation import HeldOut, Ranker
     from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
-    from recsys.training import _ranks
+    from recsys.training import QueryEncoder, _ranks
 
     counts = np.array([9, 1, 5, 0, 3, 7])
     model = TwoTowerModel(n_users=5, n_items=6, cfg=ModelConfig(embedding_dim=4),
@@ -166,10 +243,11 @@ def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> Non
     users = np.array([0, 0, 2, 3, 0])
     items = np.array([3, 0, 1, 4, 5])
     ranker = Ranker(np.array([1, 2]), np.array([0, 2]), 5, 6, counts, exclude_seen=False)
-    got = top_k_accuracy(_ranks(model, ranker, HeldOut(users, items), 16), (1, 2, 6))
+    got = top_k_accuracy(_ranks(QueryEncoder(model, None, 16), model, ranker,
+                                HeldOut(users, items), 16), (1, 2, 6))
     ranks = popularity_ranks(counts, items, ranker.tie_order)
     known = users > 0
-    ranks[known] = exact_ranks(model.user_tower(tf.constant(users[known])),
+    ranks[known] = exact_ranks(model.user_vectors(tf.constant(users[known])),
                                model.item_embeddings(), items[known], tie_order=ranker.tie_order)
     assert got == top_k_accuracy(ranks, (1, 2, 6))
     assert top_k_accuracy(popularity_ranks(counts, items[~known]), (1,))["top_1"] == 1 / 3

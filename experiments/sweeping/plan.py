@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution
 from experiments.cli.compose import CONF_DIR, compose_config, compose_run, job_config
 from experiments.sweeping.config import SearchConfig
 from experiments.sweeping.space import Param, format_value, optuna_params, parse_space
-from recsys.config import RunConfig
+from recsys.config import RunConfig, validation_metrics
 from recsys.errors import UserError
 
 GROUPS = ("data", "model", "optimizer", "train", "eval", "experiment")
@@ -72,10 +72,16 @@ def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> Swe
     search = SearchConfig.from_dict(tree.pop("search"))  # typed: bad values stop here
     base_overrides = trial_overrides(argv)
     base = RunConfig.from_dict(tree)
-    metrics = [f"val_top_{k}" for k in sorted(base.train.top_ks)]
+    metrics = validation_metrics(base.train.top_ks)
     if search.metric not in metrics:
         raise UserError(f"search.metric={search.metric!r} is not a validation metric: "
                         f"available are {', '.join(metrics)}")
+    if search.metric != base.train.monitor_metric:
+        # Early stopping, pruning and the baselines' tuning follow the study's metric, and
+        # each trial's saved config says so (its re-run selects the same way).
+        base_overrides = [*base_overrides, f"train.monitor={search.metric}"]
+        tree = {**tree, "train": {**tree["train"], "monitor": search.metric}}
+        base = RunConfig.from_dict(tree)
     space = parse_space(search.params, search.conditional_params,
                         compose_config("train", base_overrides), group_options())
     if check:

@@ -8,6 +8,23 @@ from typing import Any
 import optuna
 
 KS = (1, 10, 100)
+EXTRA = ("ndcg_10", "mrr")  # test NDCG@10 and MRR beside the top-k columns
+
+
+def columns(metric: str) -> list[tuple[str, str]]:
+    """(split, metric) of each number column: top-1/10/100 on validation and test, test
+    NDCG@10 and MRR, and the study's own metric on both splits when it is none of these."""
+    cols = [(split, f"top_{k}") for split in ("val", "test") for k in KS]
+    cols += [("test", name) for name in EXTRA]
+    own = metric.removeprefix("val_")
+    if ("val", own) not in cols:
+        cols += [("val", own), *([("test", own)] if ("test", own) not in cols else [])]
+    return cols
+
+
+def heading(split: str, name: str) -> str:
+    kind, _, k = name.partition("_")
+    return f"{split}@{k}" if kind == "top" else f"{split} {kind}{'@' + k if k else ''}"
 
 
 def within_best(ranked: list[optuna.trial.FrozenTrial], metric: str) -> float | None:
@@ -33,14 +50,15 @@ def study_table(study: optuna.Study, metric: str, top: int = 5, markdown: bool =
     counts = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     ranked = ranked_trials(study)
     low = within_best(ranked, metric)
-    head = ["trial", "state", *[f"val@{k}" for k in KS], *[f"test@{k}" for k in KS],
+    cols = columns(metric)
+    head = ["trial", "state", *[heading(split, name) for split, name in cols],
             f"{metric} 95%", "seconds", "params"]
     rows: list[list[str]] = []
 
     def row(label: str, state: str, m: dict[str, float], bounds: dict[str, list[float]],
             seconds: str, params: str) -> list[str]:
-        cells = [f"{m[f'{split}_top_{k}']:.4f}" if f"{split}_top_{k}" in m else "-"
-                 for split in ("val", "test") for k in KS]
+        cells = [f"{m[f'{split}_{name}']:.4f}" if f"{split}_{name}" in m else "-"
+                 for split, name in cols]
         span = bounds.get(metric)
         interval = f"[{span[0]:.4f}, {span[1]:.4f}]" if span else "-"
         return [label, state, *cells, interval, seconds, params]

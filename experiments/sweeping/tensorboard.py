@@ -57,7 +57,11 @@ def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int]) ->
         hparams.append(hp.HParam(param.key, _domain(param.distribution)))
     hparams.append(hp.HParam("state", hp.Discrete(list(STATES))))
     metrics = [*(hp.Metric(f"selected/val_top_{k}", display_name=f"val top-{k}") for k in ks),
-               hp.Metric(f"selected/test_top_{max(ks)}", display_name=f"test top-{max(ks)}")]
+               hp.Metric(f"selected/test_top_{max(ks)}", display_name=f"test top-{max(ks)}"),
+               *(hp.Metric(f"selected/{split}_ndcg_10", display_name=f"{split} ndcg@10")
+                 for split in ("val", "test") if 10 in ks),
+               *(hp.Metric(f"selected/{split}_mrr", display_name=f"{split} mrr")
+                 for split in ("val", "test"))]
     writer = tf.summary.create_file_writer(str(trials_dir))
     with writer.as_default():
         hp.hparams_config(hparams=hparams, metrics=metrics)

@@ -1,8 +1,12 @@
 """Each user's training items, as the fixed-width rows the history towers read.
 
 Built from the training pairs only, so a user's held-out (validation, test) items can never
-enter the vector that ranks them. Users with more than `max_len` training items keep a seeded
-random `max_len` of them; rows are padded with 0 and hold item index + 1.
+enter the vector that ranks them. Users with more than `max_len` training items are read
+through a seeded random `max_len` of them (evaluation, serving), or a fresh random draw of
+`max_len` at every training step (more of their items seen over the epochs). Rows are padded
+with 0, hold item index + 1, and are only as wide as the batch's longest history (rounded up
+to a power of two, so that a compiled step sees a few shapes): most users of a 5-core set have
+a handful of items, and the tower's cost grows with the width.
 """
 
 from __future__ import annotations
@@ -24,12 +28,24 @@ class UserHistory:
         self.length = np.minimum(counts, max_len).astype(np.int64)
         self.width = int(max(1, self.length.max(initial=0)))
 
-    def rows(self, users: np.ndarray) -> np.ndarray:
-        """[len(users), width] int32: item index + 1 of each user's history, 0-padded."""
+        self.counts = counts.astype(np.int64)
+
+    def rows(self, users: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """[len(users), width] int32: item index + 1 of each user's history, 0-padded.
+        `rng` (training): users with more than `max_len` items get a fresh random draw."""
         users = np.asarray(users)
-        offsets = np.arange(self.width)
-        valid = offsets[None, :] < self.length[users][:, None]
-        index = np.minimum(self.start[users][:, None] + offsets[None, :],
-                           max(len(self.items) - 1, 0))
+        length = self.length[users]
+        width = min(self.width, 1 << int(max(1, length.max(initial=1)) - 1).bit_length())
+        offsets = np.arange(width)
+        valid = offsets[None, :] < length[:, None]
+        position = np.broadcast_to(offsets, valid.shape)
+        if rng is not None:
+            long = self.counts[users] > length
+            if long.any():  # with replacement: one vectorized draw per step
+                draw = (rng.random((int(long.sum()), width))
+                        * self.counts[users][long][:, None]).astype(np.int64)
+                position = position.copy()
+                position[long] = draw
+        index = np.minimum(self.start[users][:, None] + position, max(len(self.items) - 1, 0))
         out = np.where(valid, self.items[index] + 1 if len(self.items) else 0, 0)
         return out.astype(np.int32)

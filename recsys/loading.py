@@ -35,18 +35,29 @@ class LoadReport:
     bad_lines_skipped: int
 
 
-def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport]:
-    """Return (ratings with integer-coded ids, report); raise UserError on bad input."""
-    path = Path(path)
+def check_data_path(path: Path) -> None:
+    """A readable regular file, or one line saying what it is instead."""
+    if not path.exists() and path.is_symlink():
+        raise UserError(f"data.path={str(path)!r} is a symbolic link that does not resolve (a "
+                        "loop or a missing target): point data.path at a ratings file")
     if not path.exists():
         raise UserError(f"data.path={str(path)!r} does not exist: point data.path at a ratings file")
     if path.is_dir():
         raise UserError(f"data.path={str(path)!r} is a directory: point it at a ratings file")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise UserError(f"data.path={str(path)!r} is not a regular file (a pipe, socket or "
+                        "device): point it at a ratings file")
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
         raise UserError(f"data.path={str(path)!r} cannot be read: {exc.strerror}") from None
+
+
+def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport]:
+    """Return (ratings with integer-coded ids, report); raise UserError on bad input."""
+    path = Path(path)
+    check_data_path(path)
 
     bad_lines: list[tuple[int | None, str]] = []
 

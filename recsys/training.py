@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from recsys.baselines import cached_baselines, run_baselines
 from recsys.cache import derived_file, load_prepared
-from recsys.config import CATALOG_SOFTMAX_MAX_ITEMS, OptimizerConfig, RunConfig, TrainConfig
-from recsys.errors import TrainingDiverged, UserError
+from recsys.config import OptimizerConfig, RunConfig, TrainConfig
+from recsys.errors import TrainingDiverged
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_user, subsample
 from recsys.files import write_text_atomic
 from recsys.history import UserHistory
@@ -101,9 +101,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
 
     ks = tuple(sorted(cfg.train.top_ks))
     tf.keras.utils.set_random_seed(cfg.train.seed)
-    if cfg.model.negatives == "catalog" and data.n_items > CATALOG_SOFTMAX_MAX_ITEMS:
-        raise UserError(f"model.negatives=catalog scores all {data.n_items} items per row: "
-                        f"allowed up to {CATALOG_SOFTMAX_MAX_ITEMS} items; use mixed or in_batch")
+    cfg.check_catalog(data.n_items)
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
     user_history = UserHistory(data.train_user, data.train_item, data.n_users,
                           cfg.model.history_max_len, cfg.train.seed) \
@@ -114,7 +112,8 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
     # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
     use_catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
-    train_step = _make_train_step(model, model.optimizer, cfg.train.jit_compile, use_catalog_loss)
+    train_step = _make_train_step(model, model.optimizer, cfg.train.use_jit(cfg.model),
+                                  use_catalog_loss)
 
     ranker = Ranker(data.train_user, data.train_item, data.n_users, data.n_items,
                     data.item_counts, cfg.eval.exclude_seen)
@@ -155,7 +154,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
                 batch_users = data.train_user[idx]
                 step_loss = train_step(
                     tf.constant(batch_users), tf.constant(data.train_item[idx]),
-                    None if user_history is None else tf.constant(user_history.rows(batch_users)),
+                    None if user_history is None else tf.constant(user_history.rows(batch_users, rng)),
                     tf.constant([cfg.train.seed, (epoch << 20) + step], tf.int32))
                 callback_list.on_train_batch_end(step)
                 if first_loss is None:  # the untrained model's loss: the scale to judge by
@@ -168,9 +167,11 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
             if not math.isfinite(loss) or loss > DIVERGED_FACTOR * max(first_loss or 0, 1e-3):
                 scale = "" if not math.isfinite(loss) else (
                     f", more than {DIVERGED_FACTOR}x the untrained model's {first_loss:.4g}")
-                raise TrainingDiverged(f"training loss became {loss:.4g} at epoch {epoch}{scale}"
-                                       f" (optimizer.learning_rate="
-                                       f"{cfg.optimizer.learning_rate})")
+                raise TrainingDiverged(
+                    f"training loss became {loss:.4g} at epoch {epoch}{scale}: the run diverged "
+                    f"(too high a learning rate is the usual cause: optimizer.learning_rate="
+                    f"{cfg.optimizer.learning_rate}; a very low model.temperature="
+                    f"{cfg.model.temperature:g} or a large model.l2 can also do it)")
             val_metrics = ranking_metrics(
                 _ranks(queries, model, ranker, val_epoch, cfg.train.eval_batch_size), ks, "val_")
             logs = {"loss": loss, **val_metrics, "epoch_seconds": train_seconds,

@@ -63,6 +63,7 @@ def test_bad_lines_can_be_skipped_and_are_counted(tmp_path: Path, capsys) -> Non
     path = write_lines(tmp_path / "r.csv", [*rows[:10], "A9,0001,5.0", *rows[10:]])
     assert run_train(tmp_path, capsys, f"data.path={path}")[0] == 2
     code = train.main([f"data.path={path}", "data.on_bad_lines=skip", *TINY_TRAIN,
+                       "train.top_ks=[1,10]",  # a 30-item catalog: top-100 would be constant
                        f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'ok'}"])
     assert code == 0
     import json
@@ -124,7 +125,8 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("override", "message"), [
     ("model.logq_correction=abc", "model.logq_correction='abc' is invalid: expected true or false"),
-    ("train.jit_compile=maybe", "train.jit_compile='maybe' is invalid: expected true or false"),
+    ("train.jit_compile=maybe",
+     "train.jit_compile='maybe' is invalid: expected true or false or auto"),
     ("data.sample_fraction=true", "data.sample_fraction=true is invalid: expected a finite number"),
     ("+foo=1", "foo is not a known setting"),
     ("optimizer.learning_rate=inf", "optimizer.learning_rate=inf is invalid: expected a finite"),
@@ -132,7 +134,21 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
     ("train.threads=abc", "train.threads='abc' is invalid: expected an integer"),
     ("train.top_ks=abc", "train.top_ks='abc' is invalid: expected a list of integers"),
     ("data.seed=abc", "data.seed='abc' is invalid: expected an integer"),
-    ("train.seed=-1", "train.seed=-1 is invalid: expected an integer >= 0"),
+    ("train.seed=-1", "train.seed=-1 is invalid: expected an integer in [0, 4294967295]"),
+    ("train.seed=4294967296", "train.seed=4294967296 is invalid: expected an integer in [0, "),
+    ("data.item_column=userId", "data.user_column='userId' is invalid: expected a column of its "
+                                "own (data.item_column names it too)"),
+    ("eval.knn_neighbors=[]", "eval.knn_neighbors=[] is invalid: expected at least one value "
+                              "while eval.baselines holds itemknn"),
+    ("train.top_ks=[1000000000000]", "train.top_ks=[1000000000000] holds k=1000000000000, not "
+                                     "below the catalog's"),
+    ("model.negatives=softmax", "model.negatives='softmax' is invalid: expected in_batch or "
+                                "mixed or catalog"),
+    ("model.user_tower=graph", "model.user_tower='graph' is invalid: expected id or history or "
+                               "id+history"),
+    ("model.history_dropout=1", "model.history_dropout=1 is invalid: expected a number in [0, 1)"),
+    ("train.monitor=val_top_7", "train.monitor='val_top_7' is invalid: expected null or one of "
+                                "val_top_1, "),
     ("model.embedding_dim=true", "model.embedding_dim=true is invalid: expected an integer"),
     ("model.embedding_dimm=3", "model.embedding_dimm is not a known setting: did you mean "
                                "model.embedding_dim?"),
@@ -163,6 +179,15 @@ def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, o
     ("search.params={optimizer.learning_rate: 0.1}", "search.params has no key "
                                                      "optimizer.learning_rate: add keys with"),
     ("search.storage=postgresql+psycopg://u:pw@localhost:notaport/db", "search.storage="),
+    ("search.storage=sqlite:///:memory:", "search.storage='sqlite:///:memory:' is invalid: "
+                                          "expected a storage every worker"),
+    ("search.sampler.seed=-1", "search.sampler.seed=-1 is invalid: expected null or an integer "
+                               "in [0, 4294967295]"),
+    ("search.study_name=''", "search.study_name='' is invalid: expected a non-empty name"),
+    ("search.study_name=../../x", "search.study_name='../../x' is invalid: expected a non-empty "
+                                  "name without /"),
+    ("search.metric=val_ndcg_7", "search.metric='val_ndcg_7' is not a validation metric: "
+                                 "available are val_top_1, "),
 ])
 def test_search_settings_are_checked_and_nothing_is_created(tmp_path: Path, capsys,
                                                             override: str, message: str) -> None:
@@ -190,7 +215,7 @@ RATINGS = [f"U{i % 50},P{i % 30},{1 + i % 5}.0,{1000 + i}" for i in range(400)]
 
 def amazon(path: Path) -> list[str]:
     return ["data=amazon_electronics", f"data.path={path}", "data.min_item_ratings=1",
-            "train.epochs=1"]
+            "train.epochs=1", "train.top_ks=[1,10]"]  # 30 items: top-100 would be constant
 
 
 @pytest.mark.parametrize("kind", ["truncated", "not gzip"])
@@ -348,3 +373,44 @@ def test_leftovers_of_a_killed_run_are_removed_on_the_next_start(tmp_path: Path)
     assert remove_leftovers(study) == 3
     assert not any(p.exists() for p in stale) and fresh.exists()
     assert (study / "trials" / "3").is_dir()
+
+
+def test_pipes_and_symlink_loops_are_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    fifo = tmp_path / "ratings.fifo"
+    os.mkfifo(fifo)  # reading it would block forever
+    code, err = run_train(tmp_path, capsys, f"data.path={fifo}", "data=amazon_electronics")
+    assert code == 2 and err == [f"error: data.path='{fifo}' is not a regular file (a pipe, "
+                                 "socket or device): point it at a ratings file"]
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    code, err = run_train(tmp_path, capsys, f"data.path={loop}", "data=amazon_electronics")
+    assert code == 2 and len(err) == 1 and "is a symbolic link that does not resolve" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_flags_after_overrides_and_internal_arguments_stay_hidden() -> None:
+    out = subprocess.run([sys.executable, "-m", "experiments.train", "model.embedding_dim=64",
+                          "--cfg", "job"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "embedding_dim: 64" in out.stdout and "job_logging" not in out.stderr
+
+
+def test_a_file_rewritten_with_the_same_size_and_mtime_is_not_read_from_the_cache(
+        tmp_path: Path) -> None:
+    """The cache key and the study fingerprint hash the file's content: a file rewritten in
+    place (same size) with its old mtime restored is a new data set."""
+    from experiments.sweeping.config import SearchConfig
+    from experiments.sweeping.study import base_fingerprint
+    from recsys.cache import cache_key
+    from recsys.config import DataConfig
+
+    path = write_lines(tmp_path / "r.csv", RATINGS)
+    cfg = DataConfig(name="amazon_electronics", path=str(path))
+    before, stat = cache_key(cfg, path), path.stat()
+    tree = {"data": {"path": str(path)}}
+    fingerprint = base_fingerprint(tree, SearchConfig())
+    path.write_text(path.read_text().replace("U1,", "U9,", 1))  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert cache_key(cfg, path) != before
+    assert base_fingerprint(tree, SearchConfig()) != fingerprint

@@ -220,16 +220,18 @@ def test_user_history_holds_training_items_only(tmp_path: Path) -> None:
     prepared, _ = load_prepared(tiny(tmp_path).data)
     data = select_training(prepared, 1.0)
     history = UserHistory(data.train_user, data.train_item, data.n_users, 4, seed=0)
-    rows = history.rows(np.arange(data.n_users)) - 1
     trained = set(zip(data.train_user.tolist(), data.train_item.tolist(), strict=True))
-    for user, row in enumerate(rows):
-        got = row[row >= 0]
-        assert len(got) == min(4, int(np.sum(data.train_user == user)))
-        assert all((user, int(i)) in trained for i in got)
-    for users, items in ((data.val_user, data.val_item), (data.test_user, data.test_item)):
-        held = rows[users] == items[:, None]
-        # a pair in both train and held out cannot exist (de-duplicated split)
-        assert not held.any()
+    # evaluation rows, and two training draws (fresh random items for heavier users)
+    for rng in (None, np.random.default_rng(0), np.random.default_rng(1)):
+        rows = history.rows(np.arange(data.n_users), rng) - 1
+        for user, row in enumerate(rows):
+            got = row[row >= 0]
+            assert len(got) == min(4, int(np.sum(data.train_user == user)))
+            assert all((user, int(i)) in trained for i in got)
+        for users, items in ((data.val_user, data.val_item), (data.test_user, data.test_item)):
+            held = rows[users] == items[:, None]
+            # a pair in both train and held out cannot exist (de-duplicated split)
+            assert not held.any()
 
 
 def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> None:

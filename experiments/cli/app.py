@@ -113,8 +113,9 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
     saved_argv = sys.argv
     # Hydra's logging set-up would replace every handler in the process (absl's included:
     # it closes the stream it was given); the commands print instead.
-    sys.argv = [saved_argv[0] if saved_argv else config_name, *args,
-                "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    # Before the user's: after flags such as `--cfg job`, argparse refuses more overrides.
+    sys.argv = [saved_argv[0] if saved_argv else config_name,
+                "hydra/job_logging=none", "hydra/hydra_logging=none", *args]
     try:
         app()
     except SystemExit as exc:  # --help, --cfg, ... and Hydra's own errors end this way

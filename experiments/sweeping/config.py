@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from recsys.config import build, require
+from recsys.config import MAX_SEED, SEED_RANGE, build, require
 from recsys.errors import UserError
 
 
@@ -17,6 +17,8 @@ class SamplerConfig:
     n_startup_trials: int = 8
 
     def __post_init__(self) -> None:
+        require(self.seed is None or 0 <= self.seed <= MAX_SEED, "search.sampler.seed",
+                self.seed, f"null or {SEED_RANGE}")
         require(self.n_startup_trials >= 0, "search.sampler.n_startup_trials",
                  self.n_startup_trials, "an integer >= 0")
 
@@ -99,6 +101,14 @@ class SearchConfig:
                      f"an integer >= {low}")
         require(self.timeout is None or self.timeout > 0, "search.timeout", self.timeout,
                  "null or a number of seconds > 0")
+        name = self.study_name
+        require(bool(name) and "/" not in name and "\\" not in name and name not in (".", ".."),
+                "search.study_name", name, "a non-empty name without / (it names the study's "
+                "folder under outputs/sweeps)")
+        require(":memory:" not in self.storage and self.storage.rstrip("/") != "sqlite:",
+                "search.storage", self.storage, "a storage every worker and later run can "
+                "open: an in-memory SQLite database is private to one process and lost at "
+                "its end (use sqlite:///path/study.db)")
         require(self.grace_period > self.heartbeat_interval, "search.grace_period",
                  self.grace_period, f"more seconds than search.heartbeat_interval "
                  f"({self.heartbeat_interval}), or every running trial looks dead")

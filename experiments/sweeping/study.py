@@ -273,15 +273,18 @@ def base_fingerprint(tree: dict[str, Any], search: SearchConfig) -> dict[str, An
     """What makes the trials of one study comparable: the data task, the fixed training
     settings and the search space, as flat `key: value` pairs. Settings local to a machine
     (where the data file and the cache live, thread counts) are left out, so workers on other
-    machines match; the data file is identified by its name and size instead."""
+    machines match; the data file is identified by its name, size and content digest instead."""
     from experiments.sweeping.space import flatten
 
     flat = flatten({k: tree[k] for k in ("data", "model", "optimizer", "train", "eval")
                    if k in tree})
     path = flat.pop("data.path", None)
     if path:
+        from recsys.cache import file_digest
+
         size = Path(path).stat().st_size if Path(path).is_file() else None
-        flat["data.file"] = f"{Path(path).name} ({size} bytes)"
+        digest = file_digest(Path(path)) if size is not None else None
+        flat["data.file"] = f"{Path(path).name} ({size} bytes, sha256 {digest})"
     for local in ("data.cache_dir", "train.threads", "train.eval_batch_size"):
         flat.pop(local, None)
     for part in ("params", "conditional_params"):

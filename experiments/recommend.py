@@ -19,10 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.recommend",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path, help="a SavedModel folder, e.g. <study>/best/model")
-    parser.add_argument("user_id", help="the user's id as in the ratings file")
+    parser.add_argument("user_id", help="the user's id as in the ratings file ('' with --history "
+                                        "for someone new)")
     parser.add_argument("--k", type=int, default=10, help="how many items (default 10)")
     parser.add_argument("--exclude-seen", action="store_true",
                         help="leave out items the user rated in training")
+    parser.add_argument("--history", metavar="ITEM,...",
+                        help="the items this user rated (comma-separated ids): a model with a "
+                             "history tower (model.user_tower=history) builds the user's vector "
+                             "from them, for users it never saw; they are left out of the list")
     args = parser.parse_args(argv)
     if not (args.model_dir / "saved_model.pb").is_file():
         print(f"error: {str(args.model_dir)!r} is not an exported model folder (no "
@@ -44,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --k {args.k} is invalid: expected 1 to {max_k} (this model's max_k)",
               file=sys.stderr)
         return EXIT_USER_ERROR
+    if args.history is not None:
+        items = [i for i in args.history.split(",") if i]
+        out = model.recommend_from_history(tf.constant(items, tf.string), tf.constant(args.k))
+        if bool(out["from_history"].numpy()):
+            print(f"top {args.k} items for user {args.user_id!r} from the {len(items)} given "
+                  "item(s) (those left out):")
+        else:
+            print(f"no vector from --history (the model has no history tower, or none of the "
+                  f"{len(items)} item(s) is in its catalog): showing the {args.k} most popular "
+                  "items (score = training ratings)")
+        print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k)
+        return 0
     out = model.recommend(tf.constant([args.user_id]), tf.constant(args.k),
                           tf.constant(args.exclude_seen))
     if not bool(out["known_user"].numpy()[0]):
@@ -52,10 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"top {args.k} items for user {args.user_id!r}"
               f"{' (items rated in training left out)' if args.exclude_seen else ''}:")
-    for rank, (item, score) in enumerate(zip(out["item_ids"].numpy()[0],
-                                             out["scores"].numpy()[0], strict=True), start=1):
-        print(f"{rank:>4}  {item.decode():<16} {score:10.4f}")
+    print_items(out["item_ids"].numpy()[0], out["scores"].numpy()[0], args.k)
     return 0
+
+
+def print_items(item_ids, scores, k: int) -> None:  # noqa: ANN001 (NumPy arrays)
+    """Ranked items; an item scored -inf was left out (seen), so the list stops before it."""
+    shown = 0
+    for rank, (item, score) in enumerate(zip(item_ids, scores, strict=True), start=1):
+        if score == float("-inf"):
+            break
+        print(f"{rank:>4}  {item.decode():<16} {score:10.4f}")
+        shown += 1
+    if shown < k:
+        print(f"only {shown} item(s): the rest of the catalog was left out")
 
 
 if __name__ == "__main__":

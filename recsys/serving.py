@@ -33,7 +33,22 @@ def save_vectors(user_vectors: Callable[[np.ndarray], tf.Tensor], model: tf.kera
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, user_ids=data.user_vocab.astype(str), item_ids=data.item_vocab.astype(str),
                  user_vectors=users, item_vectors=items, item_counts=data.item_counts,
-                 train_user=data.train_user, train_item=data.train_item)
+                 train_user=data.train_user, train_item=data.train_item,
+                 **history_tower(model))
+
+
+def history_tower(model: tf.keras.Model) -> dict[str, np.ndarray]:
+    """A history tower's own weights, so that the SavedModel can build the vector of a user
+    it never saw from items given at call time: the item-history table (row 0: padding), the
+    user-side dense layers, and whether vectors are normalized."""
+    if getattr(model, "history_items", None) is None:
+        return {}
+    out = {"history_vectors": model.history_items.embeddings.numpy().astype(np.float32),
+           "normalize": np.array(model.cfg.normalize)}
+    for i, layer in enumerate(model.user_layers.layers):
+        kernel, bias = layer.get_weights()
+        out[f"user_layer_{i}_kernel"], out[f"user_layer_{i}_bias"] = kernel, bias
+    return out
 
 
 class Recommender(tf.Module):
@@ -56,6 +71,47 @@ class Recommender(tf.Module):
             vectors["train_item"][np.argsort(vectors["train_user"], kind="stable")].astype(np.int32),
             np.sort(vectors["train_user"]).astype(np.int64), nrows=len(vectors["user_ids"]))
         self.max_k = tf.Variable(max_k, trainable=False)
+        self.item_index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vectors["item_ids"].astype(str), tf.string),
+                tf.range(len(vectors["item_ids"]), dtype=tf.int64)), default_value=-1)
+        self.has_history = "history_vectors" in vectors
+        if self.has_history:
+            self.history_vectors = tf.Variable(vectors["history_vectors"], trainable=False)
+            self.user_layers = [(tf.Variable(vectors[f"user_layer_{i}_kernel"], trainable=False),
+                                 tf.Variable(vectors[f"user_layer_{i}_bias"], trainable=False))
+                                for i in range(sum(k.endswith("_kernel") for k in vectors))]
+            self.normalize = bool(vectors["normalize"])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
+    def recommend_from_history(self, item_ids: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One user the model never saw, from the items they rated (raw ids; unknown ones are
+        ignored): the history tower's vector (mean of the items' history embeddings, then the
+        user-side layers), the given items left out. Without a history tower, or without one
+        known item, the popularity list (`from_history` says which)."""
+        tf.debugging.assert_greater(k, 0, message="k must be >= 1")
+        tf.debugging.assert_less_equal(k, self.max_k, message="k must be <= max_k")
+        index = self.item_index.lookup(item_ids)
+        given = tf.cast(tf.boolean_mask(index, index >= 0), tf.int32)
+        use = tf.logical_and(tf.constant(self.has_history), tf.size(given) > 0)
+        if self.has_history:
+            x = tf.reduce_mean(tf.gather(self.history_vectors, given + 1), axis=0,
+                               keepdims=True)
+            for i, (kernel, bias) in enumerate(self.user_layers):
+                x = tf.matmul(x, kernel) + bias
+                if i < len(self.user_layers) - 1:
+                    x = tf.nn.relu(x)
+            if self.normalize:
+                x = tf.math.l2_normalize(x, axis=-1)
+            scores = tf.matmul(x, self.item_vectors, transpose_b=True)[0]
+            scores = tf.tensor_scatter_nd_update(
+                scores, given[:, None], tf.fill(tf.shape(given), tf.constant(-np.inf)))
+        else:
+            scores = tf.zeros([tf.shape(self.item_vectors)[0]])
+        top_scores, top_items = tf.math.top_k(scores, k=k)
+        return {"item_ids": tf.gather(self.item_ids, tf.where(use, top_items, self.popular[:k])),
+                "scores": tf.where(use, top_scores, self.popular_counts[:k]),
+                "from_history": use}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32),
                                   tf.TensorSpec([], tf.bool)])
@@ -92,5 +148,6 @@ def export_saved_model(vectors_path: Path, out_dir: Path, max_k: int = 100) -> P
     max_k = int(min(max_k, len(vectors["item_ids"])))
     module = Recommender(vectors, max_k)
     tf.saved_model.save(module, str(out_dir),
-                        signatures={"serving_default": module.recommend})
+                        signatures={"serving_default": module.recommend,
+                                    "recommend_from_history": module.recommend_from_history})
     return out_dir

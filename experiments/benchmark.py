@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", action="append", default=[], metavar="'LABEL: OVERRIDES'",
                         help="search mode: any data set as Hydra overrides, e.g. "
                              "'ml-100k: data=movielens_100k data.path=/data/u.data'")
+    parser.add_argument("--metric", default="val_top_100",
+                        help="search mode: the study's search.metric (and every run's "
+                             "train.monitor), e.g. val_ndcg_10")
     parser.add_argument("--pruners", default=None,
                         help="pruning mode: comma-separated subset of none, default, "
                              "'median no warm-up', 'median warm-up 2', hyperband (the first "
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.benchmarks.search import search_table
 
         folder = Path(tempfile.mkdtemp(prefix="search.", dir=bench_dir()))
-        print(search_table(data_sets, overrides, args.trials, folder), flush=True)
+        print(search_table(data_sets, overrides, args.trials, folder, args.metric), flush=True)
     if args.mode in ("knobs", "all"):
         from experiments.benchmarks.knobs import knobs_table
 

@@ -58,14 +58,17 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
 
         try:
             best = export_best(study, Path(search.dir), confirmed_choice(study))
-            summary = write_report(study, report_dir, search.metric)
+            page = write_report(study, report_dir, search.metric)
         except OSError as exc:
             raise UserError(f"cannot write best/ and report/ into {search.dir!r}: "
                             f"{exc.strerror}; set search.dir to a writable study folder") from None
         if best:
             print(f"best: {best}  (config, metrics"
                   f"{', model' if (best / 'model').exists() else ''})")
-        print(f"report: {summary.parent}  (start with {summary})")
+        from experiments.sweeping.tables import study_table
+
+        print(study_table(study, search.metric))
+        print(f"report: {page}  (open it in a browser; summary.md and PNGs beside it)")
         return 0
 
     return job

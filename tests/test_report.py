@@ -34,14 +34,18 @@ def test_report_for_study_with_complete_pruned_and_failed_trials(tmp_path: Path)
         add(study, TrialState.COMPLETE, lr, dim, [0.1 + 0.02 * i, 0.2 + 0.03 * i, 0.3 + 0.01 * i])
     add(study, TrialState.PRUNED, 0.002, 16, [0.05])
     add(study, TrialState.FAIL, 0.9, 64, [])
-    summary = write_report(study, tmp_path / "report", "val_top_100")
+    index = write_report(study, tmp_path / "report", "val_top_100")
+    summary = tmp_path / "report" / "summary.md"
 
-    for name in ("optimization_history", "param_importances", "parallel_coordinate", "slice",
-                 "intermediate_values"):
-        html = (tmp_path / "report" / f"{name}.html").read_text()
-        assert html.lower().startswith("<!doctype html>") and html.rstrip().endswith("</html>")
-        assert "Plotly.newPlot" in html and 'src="plotly.min.js"' in html
-    assert (tmp_path / "report" / "plotly.min.js").stat().st_size > 1_000_000  # written once
+    page = index.read_text()
+    assert index.name == "index.html" and page.lower().startswith("<!doctype html>")
+    assert page.count("Plotly.newPlot") == 5  # history, importances, parallel, slices, curves
+    assert "<script src=" not in page and len(page) > 3_000_000  # plotly.js inlined: no network
+    assert page.count("plotly.js v") <= 2  # ... once (its banner), not per figure
+    assert "Objective Value" not in page and page.count("val_top_100") >= 5
+    assert "pruned (last reported value)" in page and "trial 4 (pruned)" in page
+    assert "<table>" in page and "<td>best</td>" in page
+    assert not list((tmp_path / "report").glob("*.js"))
     assert is_png(tmp_path / "report" / "optimization_history.png")
     assert is_png(tmp_path / "report" / "param_importances.png")
     text = summary.read_text()
@@ -56,8 +60,8 @@ def test_report_for_study_with_complete_pruned_and_failed_trials(tmp_path: Path)
 def test_report_for_single_trial_explains_missing_importances(tmp_path: Path) -> None:
     study = optuna.create_study(direction="maximize")
     add(study, TrialState.COMPLETE, 0.1, 32, [0.2, 0.3])
-    summary = write_report(study, tmp_path / "report", "val_top_100")
-    assert "Not enough trials for importances" in summary.read_text()
-    assert not (tmp_path / "report" / "param_importances.html").exists()
+    index = write_report(study, tmp_path / "report", "val_top_100")
+    assert "Not enough trials for importances" in (tmp_path / "report" / "summary.md").read_text()
+    assert "Not enough complete trials to draw it" in index.read_text()
     assert is_png(tmp_path / "report" / "optimization_history.png")
     assert is_png(tmp_path / "report" / "intermediate_values.png")

@@ -10,7 +10,9 @@ from experiments.benchmarks.search import DataSet
 
 # The issue's fixed recipe, exactly (40-epoch cap, patience 3).
 BASE = ["model.logq_correction=true", "optimizer=adam", "optimizer.learning_rate=0.003",
-        "train.batch_size=1024", "train.epochs=40", "train.early_stopping_patience=3"]
+        "train.batch_size=1024", "train.epochs=40", "train.early_stopping_patience=3",
+        "model.user_tower=id", "model.embedding_dim=32"]
+HISTORY = ["model.user_tower=history"]
 VARIANTS: dict[str, list[str]] = {
     "fixed recipe": [],
     "no logQ": ["model.logq_correction=false"],
@@ -29,6 +31,21 @@ VARIANTS: dict[str, list[str]] = {
     "dim 128": ["model.embedding_dim=128"],
     "l2 1e-5": ["model.l2=1e-5"],
     "sample_fraction 0.5": ["data.sample_fraction=0.5"],
+    # issue #20: the wider model space, one change at a time from the fixed recipe, then on
+    # top of the history tower
+    "history tower": HISTORY,
+    "id+history tower": ["model.user_tower=id+history"],
+    "history, dropout 0.3": [*HISTORY, "model.history_dropout=0.3"],
+    "history, dropout 0.5": [*HISTORY, "model.history_dropout=0.5"],
+    "history, dim 64": [*HISTORY, "model.embedding_dim=64"],
+    "history, dim 128": [*HISTORY, "model.embedding_dim=128"],
+    "history, mixed negatives": [*HISTORY, "model.negatives=mixed"],
+    "history, cosine t=0.1": [*HISTORY, "model.normalize=true", "model.temperature=0.1"],
+    "history, l2 1e-4": [*HISTORY, "model.l2=1e-4"],
+    "mixed negatives": ["model.negatives=mixed"],
+    "catalog softmax": ["model.negatives=catalog"],
+    "cosine t=0.1": ["model.normalize=true", "model.temperature=0.1"],
+    "cosine t=0.05": ["model.normalize=true", "model.temperature=0.05"],
 }
 
 
@@ -38,19 +55,26 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
     from recsys.cache import load_prepared
     from recsys.training import run
 
-    lines = ["knobs: one change from the fixed recipe; val / test top-100, kept epoch, seconds",
-             f"{'data':<28} {'variant':<24} {'val@100':>8} {'test@100':>9} {'epoch':>9} "
-             f"{'s':>5}"]
+    lines = ["knobs: one change from the fixed recipe; val / test top-100, test top-10 and "
+             "NDCG@10, kept epoch, seconds",
+             f"{'data':<28} {'variant':<24} {'val@100':>8} {'test@100':>9} {'test@10':>8} "
+             f"{'ndcg@10':>8} {'epoch':>9} {'s':>5}"]
     for data in data_sets:
         for name in variants or list(VARIANTS):
             _, cfg = compose_run([*data.overrides, *BASE, *VARIANTS[name], *overrides])
             prepared, _ = load_prepared(cfg.data)
             start = time.perf_counter()
             r = run(cfg, prepared=prepared)
-            lines.append(f"{data.label[:28]:<28} {name:<24} {r.metrics['val_top_100']:>8.4f} "
-                         f"{r.metrics['test_top_100']:>9.4f} {f'{r.epoch}/{r.epochs_run}':>9} "
+            m = r.metrics
+            lines.append(f"{data.label[:28]:<28} {name:<24} {m['val_top_100']:>8.4f} "
+                         f"{m['test_top_100']:>9.4f} {m['test_top_10']:>8.4f} "
+                         f"{m['test_ndcg_10']:>8.4f} {f'{r.epoch}/{r.epochs_run}':>9} "
                          f"{time.perf_counter() - start:>5.0f}")
             print(lines[-1], file=sys.stderr, flush=True)
-        lines.append(f"{data.label[:28]:<28} {'popularity':<24} "
-                     f"{r.popularity['val_top_100']:>8.4f} {r.popularity['test_top_100']:>9.4f}")
+        for b in r.baselines.values():
+            if b.get("metrics"):
+                m = b["metrics"]
+                lines.append(f"{data.label[:28]:<28} {b['name'][:24]:<24} {m['val_top_100']:>8.4f} "
+                             f"{m['test_top_100']:>9.4f} {m['test_top_10']:>8.4f} "
+                             f"{m['test_ndcg_10']:>8.4f}")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""What a study leaves beside its storage: report/ (Optuna's plots and summary.md) and the
+"""What a study leaves beside its storage: report/ (index.html, PNGs, summary.md) and the
 clean-up of files an interrupted run left behind. best/ is written by export.py."""
 
 from __future__ import annotations
@@ -7,26 +7,18 @@ import contextlib
 import shutil
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import optuna
 
 from experiments.sweeping.confirm import summary as confirm_summary
+from experiments.sweeping.report_page import write_index
 from experiments.sweeping.tables import ranked_trials, study_table
-
-HTML_PLOTS: dict[str, Callable[..., Any]] = {
-    "optimization_history": optuna.visualization.plot_optimization_history,
-    "param_importances": optuna.visualization.plot_param_importances,
-    "parallel_coordinate": optuna.visualization.plot_parallel_coordinate,
-    "slice": optuna.visualization.plot_slice,
-    "intermediate_values": optuna.visualization.plot_intermediate_values,
-}
 
 
 def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
-    """Write every plot that the study's trials allow, and summary.md; return summary.md."""
+    """Write index.html (the table and every plot the study's trials allow), PNGs of the
+    history and importances, and summary.md; return index.html."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,15 +33,9 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
     notes: list[str] = []
     enough_for_importances = len(complete) >= 2 and any(
         len({t.params.get(name) for t in complete}) > 1 for name in complete[0].params)
-    for name, plot in HTML_PLOTS.items():
-        if name == "param_importances" and not enough_for_importances:
-            notes.append("Not enough trials for importances: parameter importances need at "
-                         "least two complete trials with different parameters.")
-            continue
-        try:
-            plot(study).write_html(report_dir / f"{name}.html", include_plotlyjs="directory")
-        except (ValueError, RuntimeError) as exc:
-            notes.append(f"{name}: not drawn ({exc}).")
+    if not enough_for_importances:
+        notes.append("Not enough trials for importances: parameter importances need at "
+                     "least two complete trials with different parameters.")
     pngs = ["optimization_history",
             "param_importances" if enough_for_importances else "intermediate_values"]
     for name in pngs:
@@ -64,7 +50,13 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
             notes.append(f"{name}.png: not drawn ({exc}).")
     summary = report_dir / "summary.md"
     summary.write_text(summary_markdown(study, metric, notes))
-    return summary
+    for old in ("optimization_history", "param_importances", "parallel_coordinate", "slice",
+                "intermediate_values"):  # earlier versions' separate pages
+        with contextlib.suppress(OSError):
+            (report_dir / f"{old}.html").unlink()
+    with contextlib.suppress(OSError):
+        (report_dir / "plotly.min.js").unlink()
+    return write_index(study, report_dir, metric, notes)
 
 
 def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: int = 10) -> str:

@@ -246,7 +246,7 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
         print(f"the best trial ran on another machine ({study.best_trial.user_attrs['worker']}): "
               f"best/ holds its config and metrics; its model is there, or train it here with "
               f"the command above")
-    print(f"report: {report}  (plots beside it; recommend with: python -m "
+    print(f"report: {report}  (open it in a browser; recommend with: python -m "
           f"experiments.recommend {study_dir / 'best' / 'model'} <user id>)")
     print(f"study folder: {study_dir}  (TensorBoard: tensorboard --logdir {study_dir / 'trials'})")
     print(f"wall time: {time.perf_counter() - start:.0f} s")

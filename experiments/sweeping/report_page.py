@@ -1,0 +1,198 @@
+"""report/index.html: one self-contained page per study (plotly.js inlined once, no network).
+
+The study table with the baselines and intervals (summary.md's content), then the optimization
+history (pruned trials at their last reported value), parameter importances, parallel
+coordinates with one readable axis per config key, slices with decade ticks on log axes, and
+the per-epoch curves with a legend; every axis that shows the objective is named after the
+metric (e.g. `val_top_100`), not Optuna's "Objective Value".
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from experiments.sweeping.tables import study_table
+
+PRUNED = optuna.trial.TrialState.PRUNED
+COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+def config_key(param: str) -> str:
+    """`optimizer.learning_rate[optimizer=adam]` -> `optimizer.learning_rate`: one axis for a
+    key searched under several conditions."""
+    return param.split("[", 1)[0]
+
+
+def history_figure(study: optuna.Study, metric: str) -> go.Figure:
+    fig = optuna.visualization.plot_optimization_history(study, target_name=metric)
+    pruned = [(t.number, t.intermediate_values[max(t.intermediate_values)])
+              for t in study.get_trials(deepcopy=False, states=(PRUNED,))
+              if t.intermediate_values]
+    if pruned:
+        fig.add_trace(go.Scatter(x=[n for n, _ in pruned], y=[v for _, v in pruned],
+                                 mode="markers", name="pruned (last reported value)",
+                                 marker={"symbol": "x", "color": "#999"}))
+    fig.update_layout(xaxis_title="trial", yaxis_title=metric)
+    return fig
+
+
+def parallel_figure(study: optuna.Study, metric: str) -> go.Figure | None:
+    """One axis per config key (conditional parameters merged), log10 for log-scale ranges,
+    categories as labelled ticks; complete trials coloured by the metric."""
+    trials = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    if len(trials) < 2:
+        return None
+    columns: dict[str, list[Any]] = {}
+    log_keys: set[str] = set()
+    for t in trials:
+        for name, dist in t.distributions.items():
+            if getattr(dist, "log", False):
+                log_keys.add(config_key(name))
+    keys = sorted({config_key(n) for t in trials for n in t.params})
+    for key in keys:
+        columns[key] = [next((v for n, v in t.params.items() if config_key(n) == key), None)
+                        for t in trials]
+    dims = []
+    for key, values in columns.items():
+        present = [v for v in values if v is not None]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present) \
+                and len(set(present)) > 1 and not _few_choices(study, key):
+            use_log = key in log_keys
+            shown = [math.log10(v) if use_log and v else v for v in present]
+            low, high = min(shown), max(shown)
+            ticks = [t for t in range(math.floor(low), math.ceil(high) + 1)] if use_log else None
+            dims.append({"label": key, "values": [(math.log10(v) if use_log else v)
+                                                  if v is not None else low for v in values],
+                         **({"tickvals": ticks, "ticktext": [f"{10 ** t:g}" for t in ticks]}
+                            if ticks else {})})
+        else:
+            labels = sorted({str(v) for v in present}, key=_natural)
+            index = {label: i for i, label in enumerate(labels)}
+            dims.append({"label": key, "values": [index.get(str(v), 0) for v in values],
+                         "tickvals": list(range(len(labels))), "ticktext": labels})
+    values = [t.value for t in trials]
+    dims.append({"label": metric, "values": values})
+    fig = go.Figure(go.Parcoords(line={"color": values, "colorscale": "Viridis",
+                                       "showscale": True, "colorbar": {"title": metric}},
+                                 dimensions=dims))
+    fig.update_layout(title=f"Parallel coordinates ({len(trials)} complete trials)")
+    return fig
+
+
+def _few_choices(study: optuna.Study, key: str) -> bool:
+    """A categorical parameter (choice of numbers) is drawn with its choices as ticks."""
+    for t in study.get_trials(deepcopy=False):
+        for name, dist in t.distributions.items():
+            if config_key(name) == key:
+                return isinstance(dist, optuna.distributions.CategoricalDistribution)
+    return False
+
+
+def _natural(text: str) -> tuple[Any, ...]:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def slice_figure(study: optuna.Study, metric: str) -> go.Figure:
+    fig = optuna.visualization.plot_slice(study, target_name=metric)
+    # Plotly's default log ticks read "5 6 7 8 9 0.1 2 3": one labelled tick per decade.
+    fig.update_xaxes(selector={"type": "log"}, dtick=1, exponentformat="none")
+    fig.update_yaxes(title_text=metric, col=1)
+    return fig
+
+
+def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure:
+    fig = optuna.visualization.plot_intermediate_values(study)
+    for trace in fig.data:
+        number = re.search(r"\d+", str(trace.name or ""))
+        state = next((t.state.name.lower() for t in study.get_trials(deepcopy=False)
+                      if number and t.number == int(number.group())), "")
+        trace.name = f"trial {number.group() if number else '?'} ({state})"
+    fig.update_layout(showlegend=True, xaxis_title="epoch (or rung)", yaxis_title=metric,
+                      title=f"Per-epoch {metric} of every trial (pruned ones end early)")
+    return fig
+
+
+def importances_figure(study: optuna.Study, metric: str) -> go.Figure | None:
+    complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    if len(complete) < 2 or not any(len({t.params.get(n) for t in complete}) > 1
+                                    for n in complete[0].params):
+        return None
+    return optuna.visualization.plot_param_importances(study, target_name=metric)
+
+
+def table_html(markdown: str, study_dir: Path) -> str:
+    """The study table (Markdown rows) as an HTML table; trial numbers link to their folders."""
+    out, rows = [], [line for line in markdown.splitlines() if line.startswith("|")]
+    text = [line for line in markdown.splitlines() if line and not line.startswith("|")]
+    for line in text[:1]:
+        out.append(f"<p>{html.escape(line)}</p>")
+    out.append("<table>")
+    for i, line in enumerate(rows):
+        if set(line) <= set("|-"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        tag = "th" if i == 0 else "td"
+        rendered = []
+        for j, cell in enumerate(cells):
+            value = html.escape(cell)
+            if j == 0 and i > 0 and cell.isdigit() and (study_dir / "trials" / cell).is_dir():
+                value = f'<a href="../trials/{cell}/">{value}</a>'
+            rendered.append(f"<{tag}>{value}</{tag}>")
+        out.append("<tr>" + "".join(rendered) + "</tr>")
+    out.append("</table>")
+    out += [f"<p>{html.escape(line)}</p>" for line in text[1:]]
+    return "\n".join(out)
+
+
+def write_index(study: optuna.Study, report_dir: Path, metric: str, notes: list[str]) -> Path:
+    """Write report/index.html and return its path."""
+    study_dir = report_dir.parent
+    figures: list[tuple[str, go.Figure | None]] = [
+        ("Optimization history", history_figure(study, metric)),
+        ("Parameter importances", importances_figure(study, metric)),
+        ("Parallel coordinates", parallel_figure(study, metric)),
+        ("Slices", slice_figure(study, metric)),
+        ("Per-epoch curves", intermediate_figure(study, metric)),
+    ]
+    parts, first = [], True
+    for title, fig in figures:
+        if fig is None:
+            parts.append(f"<h2>{title}</h2><p>Not enough complete trials to draw it.</p>")
+            continue
+        fig.update_layout(height=480)
+        parts.append(f"<h2>{title}</h2>" + pio.to_html(
+            fig, include_plotlyjs=first, full_html=False, config={"displaylogo": False}))
+        first = False
+    best = '<a href="../best/">best/</a> (config.yaml, metrics.json, model/)' \
+        if (study_dir / "best").is_dir() else "no best/ yet"
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Study {html.escape(study.study_name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+td:last-child, th:last-child {{ text-align: left; }}
+</style></head><body>
+<h1>Study <code>{html.escape(study.study_name)}</code>: {html.escape(metric)}
+({study.direction.name.lower()})</h1>
+<p>Best trial's files: {best}. Each trial number links to its folder.</p>
+{table_html(study_table(study, metric, 10, markdown=True), study_dir)}
+{"".join(f"<p>{html.escape(n)}</p>" for n in notes)}
+{"".join(parts)}
+</body></html>
+"""
+    path = report_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -136,7 +136,8 @@ class ModelConfig:
     tower_layers: tuple[int, ...] = ()
     user_tower: Literal["id", "history", "id+history"] = "id"
     history_dropout: float = 0.0  # history towers: drop each history item with this probability
-    history_max_len: int = 50  # history towers: at most this many (random) items per user
+    history_max_len: int = 32  # history towers: items per user in a training step (a fresh
+    #                            random draw for heavier users; serving reads them all)
     negatives: Literal["in_batch", "mixed", "catalog"] = "in_batch"
     sampled_negatives: int = 1024  # negatives=mixed: uniform catalog samples per step
     logq_correction: bool = True
@@ -214,10 +215,7 @@ class TrainConfig:
     eval_batch_size: int = 4096
     seed: int = 42
     early_stopping_patience: int | None = 3  # None: keep the last epoch
-    # XLA: 3-6x faster steps for id towers; a history tower's [batch, width] lookup makes
-    # XLA's CPU scatter the bottleneck (81 vs 29 ms a step at width 50 on Toys' shapes), so
-    # "auto" compiles with XLA unless the user tower reads histories.
-    jit_compile: bool | Literal["auto"] = "auto"
+    jit_compile: bool = True  # XLA (a history tower's table is gathered outside it)
     fast_loss: bool = True  # catalog-column form of the same loss when n_items <= batch_size
     threads: int = 0  # 0: let TensorFlow use every core
     top_ks: tuple[int, ...] = (1, 5, 10, 50, 100)
@@ -232,9 +230,6 @@ class TrainConfig:
     monitor: str | None = None
     save_vectors: bool = True  # vectors.npz (what best/model is built from)
     vectors_dtype: str = "float32"  # float16 halves vectors.npz
-
-    def use_jit(self, model: ModelConfig) -> bool:
-        return self.jit_compile is True or (self.jit_compile == "auto" and not model.uses_history)
 
     @property
     def monitor_metric(self) -> str:

@@ -125,8 +125,7 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("override", "message"), [
     ("model.logq_correction=abc", "model.logq_correction='abc' is invalid: expected true or false"),
-    ("train.jit_compile=maybe",
-     "train.jit_compile='maybe' is invalid: expected true or false or auto"),
+    ("train.jit_compile=maybe", "train.jit_compile='maybe' is invalid: expected true or false"),
     ("data.sample_fraction=true", "data.sample_fraction=true is invalid: expected a finite number"),
     ("+foo=1", "foo is not a known setting"),
     ("optimizer.learning_rate=inf", "optimizer.learning_rate=inf is invalid: expected a finite"),

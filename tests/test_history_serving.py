@@ -22,7 +22,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = tiny(tmp, epochs=2)
     cfg = replace(cfg, model=ModelConfig(embedding_dim=8, user_tower="history",
                                          history_dropout=0.2, tower_layers=(8,),
-                                         history_max_len=400),
+                                         history_max_len=4),
                   eval=replace(cfg.eval, baselines=()))
     result = run(cfg)
     assert result.metrics["val_top_100"] > result.popularity["val_top_100"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 SERVE_MAX_LEN = 1000  # evaluation and serving read at most this many items per user
 
 

@@ -134,7 +134,7 @@ class ModelConfig:
 
     embedding_dim: int = 32
     tower_layers: tuple[int, ...] = ()
-    user_tower: Literal["id", "history", "id+history"] = "id"
+    user_tower: Literal["id", "history", "id+history"] = "history"
     history_dropout: float = 0.0  # history towers: drop each history item with this probability
     history_max_len: int = 32  # history towers: items per user in a training step (a fresh
     #                            random draw for heavier users; serving reads them all)

@@ -123,7 +123,7 @@ def _log_softmax_loss(logits: np.ndarray, positive_column: np.ndarray) -> float:
 def test_loss_matches_a_direct_numpy_softmax(knob: dict) -> None:
     """Each loss variant against the softmax written out: in-batch columns corrected by
     log p(item), sampled ones by log(S / (N B)), accidental hits removed, or every item."""
-    cfg = ModelConfig(embedding_dim=4, **knob)
+    cfg = ModelConfig(**{"embedding_dim": 4, "user_tower": "id", **knob})
     counts = np.array([5, 1, 3, 1, 0, 2])
     model = TwoTowerModel(n_users=4, n_items=6, cfg=cfg, item_counts=counts, seed=0)
     users = tf.constant([1, 2, 3, 1])
@@ -179,7 +179,7 @@ def test_catalog_loss_equals_tfrs_loss_and_gradients(knob: dict) -> None:
     # must get exactly right (counts, accidental hits, sampled copies).
     rng = np.random.default_rng(1)
     counts = rng.integers(0, 50, size=30)
-    cfg = ModelConfig(embedding_dim=6, **knob)
+    cfg = ModelConfig(**{"embedding_dim": 6, "user_tower": "id", **knob})
     model = TwoTowerModel(n_users=40, n_items=30, cfg=cfg, item_counts=counts, seed=3)
     users = tf.constant(rng.integers(1, 40, size=64), tf.int32)
     items = tf.constant(rng.choice(30, size=64, p=np.arange(30, 0, -1) / 465), tf.int32)
@@ -241,7 +241,7 @@ def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> Non
     from recsys.training import QueryEncoder, _ranks
 
     counts = np.array([9, 1, 5, 0, 3, 7])
-    model = TwoTowerModel(n_users=5, n_items=6, cfg=ModelConfig(embedding_dim=4),
+    model = TwoTowerModel(n_users=5, n_items=6, cfg=ModelConfig(embedding_dim=4, user_tower="id"),
                           item_counts=counts, seed=0)
     users = np.array([0, 0, 2, 3, 0])
     items = np.array([3, 0, 1, 4, 5])

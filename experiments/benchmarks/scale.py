@@ -69,7 +69,7 @@ def step_table(n_users: int = 3_316_665, n_items: int = 96_364, batch: int = 102
     for label, opt in (("adam", OptimizerConfig("adam", 0.003, lazy=False)),
                        ("adam, optimizer.lazy", OptimizerConfig("adam", 0.003, lazy=True)),
                        ("adagrad", OptimizerConfig("adagrad", 0.1))):
-        model = TwoTowerModel(n_users, n_items, ModelConfig(embedding_dim=DIM),
+        model = TwoTowerModel(n_users, n_items, ModelConfig(embedding_dim=DIM, user_tower="id"),
                               rng.integers(1, 100, n_items), 0)
         step = _make_train_step(model, make_optimizer(opt), True, False)
         seed = tf.constant([0, 0], tf.int32)

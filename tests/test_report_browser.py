@@ -1,0 +1,74 @@
+"""report/index.html of a real tiny study, opened in a real headless Chromium (Debian's
+chromium-headless-shell, driven by Playwright; `.ci/run` installs both, nothing is downloaded).
+
+With RECSYS_SCREENSHOTS=<folder> the test also saves the page as a PNG there (the README's
+screenshot is taken this way)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import TINY_SYNTHETIC, TINY_TRAIN
+
+from experiments import sweep
+
+CHROMIUM = shutil.which("chromium-headless-shell") or "/usr/bin/chromium-headless-shell"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(),
+                       reason="needs Debian's chromium-headless-shell (.ci/run installs it)"),
+]
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("browser")
+    args = [f"data.cache_dir={tmp / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
+            "train.epochs=3", f"search.dir={tmp / 'study'}", "search.n_trials=5",
+            "search.sampler.n_startup_trials=2", "search.pruner.n_startup_trials=1",
+            "search.pruner.n_warmup_steps=1", "eval.baselines=[]",
+            "search.enqueue_trials=[{optimizer: adam, optimizer.learning_rate: 0.003, "
+            "train.batch_size: 1024, model.embedding_dim: 32, model.history_dropout: 0.0}, "
+            "{optimizer: adagrad, optimizer.learning_rate: 0.02, train.batch_size: 256, "
+            "model.embedding_dim: 16, model.history_dropout: 0.5}]"]
+    assert sweep.main(args) == 0
+    return tmp / "study"
+
+
+def test_report_page_renders_the_table_and_every_plot(study_dir: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    page_path = study_dir / "report" / "index.html"
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(page_path.as_uri())
+        page.wait_for_selector(".js-plotly-plot .main-svg")
+        plots = page.locator(".js-plotly-plot")
+        assert plots.count() == 5  # history, importances, parallel, slices, per-epoch curves
+        rows = page.locator("table tr")
+        assert rows.count() >= 3 and "best" in page.locator("table").inner_text()
+        text = page.locator("body").inner_text()
+        assert "Objective Value" not in text
+        # the metric names the history's and the slices' objective axes
+        axis_titles = page.eval_on_selector_all(".g-ytitle, .g-y2title",
+                                                "els => els.map(e => e.textContent)")
+        assert sum("val_top_100" in t for t in axis_titles) >= 2, axis_titles
+        assert page.locator("a[href='../best/']").count() == 1
+        folder = os.environ.get("RECSYS_SCREENSHOTS")
+        if folder:
+            page.screenshot(path=str(Path(folder) / "report_page.png"), full_page=False)
+        browser.close()
+    assert errors == []
+    assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests

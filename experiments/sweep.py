@@ -24,7 +24,12 @@ from experiments.cli.compose import job_config
 from experiments.cli.console import load_data, quiet_tensorflow
 from experiments.sweeping.fidelity import describe
 from experiments.sweeping.outputs import remove_leftovers
-from experiments.sweeping.plan import ensure_writable, plan_sweep
+from experiments.sweeping.plan import (
+    check_study_folder,
+    ensure_writable,
+    mark_study_folder,
+    plan_sweep,
+)
 
 
 def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
@@ -38,10 +43,12 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
         print(describe(plan.rungs, pairs, plan.search.fidelity), flush=True)
     from experiments.sweeping.study import open_storage
 
+    check_study_folder(plan.study_dir, plan.search.study_name)
     storage = open_storage(plan.search)  # bad URL or refused connection: stop here
     ensure_writable(plan.study_dir, "search.dir")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines report the study
     opened = plan.open_study(storage)  # a mismatched stored study is refused here
+    mark_study_folder(plan.study_dir, plan.search.study_name)
     if removed := remove_leftovers(plan.study_dir):
         print(f"note: removed {removed} temporary file(s) left in {plan.study_dir} by an "
               "interrupted run", flush=True)

@@ -37,7 +37,8 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
         metric = config.train.monitor_metric
         try:
             result = run(dataclasses.replace(config, run_dir=str(run_dir)), prepared=prepared,
-                         callbacks=[epoch_lines(config.train.epochs, metric)])
+                         callbacks=[epoch_lines(config.train.epochs, metric)],
+                         note=lambda text: print(text, flush=True))
         except TrainingDiverged as exc:
             print(f"error: {exc}; run directory: {run_dir}", file=sys.stderr)
             return 1

@@ -14,16 +14,18 @@ BASELINES_DIR = "baselines"
 
 
 class RunWriter:
-    """Writes scalars for one run into `<run_dir>/tensorboard/`.
+    """Writes scalars for one run into `<run_dir>/` (event files beside config.yaml).
 
     With `baseline_runs`, each baseline (popularity, item-kNN, EASE) is a run of its own,
-    `<run_dir>/tensorboard/baselines/<name>/`, with the model's `val/top_k` tags at every
+    `<run_dir>/baselines/<name>/`, with the model's `val/top_k` tags at every
     epoch: on TensorBoard's `val/top_k` charts it draws as a flat line beside the model.
     """
 
     def __init__(self, run_dir: str | Path, ks: tuple[int, ...], baseline_runs: bool = True
                  ) -> None:
-        self.logdir = Path(run_dir) / "tensorboard"
+        # The run folder itself: TensorBoard names the run after it (`15` for a study's
+        # trial, `runs/<date>` under outputs/), not `.../tensorboard`.
+        self.logdir = Path(run_dir)
         self.ks = ks
         self.writer = tf.summary.create_file_writer(str(self.logdir))
         self.baseline_runs = baseline_runs

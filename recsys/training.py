@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -80,13 +81,14 @@ def configure_threads(cfg: TrainConfig) -> None:
 
 def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = None,
         prepared: PreparedData | None = None, baseline_runs: bool = True,
-        final_evaluation: bool = True) -> RunResult:
+        final_evaluation: bool = True, note: Callable[[str], None] | None = None) -> RunResult:
     """Train and evaluate one configuration; write metrics.json, vectors.npz and TensorBoard
     events to run_dir (when set). `prepared` skips loading when the caller already has the data.
 
     Callbacks see `on_epoch_end(epoch, logs)` with `loss` and `val_top_k` in logs; setting
     `model.stop_training = True` (or raising) ends training early. `baseline_runs`: write the
     baselines as TensorBoard runs of their own beside the run's (a study writes them once).
+    `note(text)`: progress lines for the console (the baselines' first computation).
     `final_evaluation=False` (a cheap rung of a multi-fidelity study): no baselines, no final
     ranking of every pair; the metrics are the kept epoch's on the per-epoch subsample.
     """
@@ -121,14 +123,22 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     # The per-epoch signal: a fixed sample (seeded by the data, so every trial of a study
     # ranks the same pairs); the reported numbers come from every pair, once, at the end.
     val_epoch = subsample(val, cfg.train.epoch_val_pairs(data.n_items), cfg.data.seed)
+    def compute_baselines() -> dict:
+        if note and cfg.eval.baselines:  # minutes on a large catalog: say so first
+            note(f"computing {' and '.join(cfg.eval.baselines)} once for this data set "
+                 f"({data.n_items:,} items; cached for later runs and trials)...")
+        return run_baselines(ranker, val, test, ks, cfg.eval.baselines,
+                             cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
+                             cfg.eval.ease_lambdas, cfg.eval.interval_resamples,
+                             cfg.train.monitor_metric)
+
     baselines = {} if not final_evaluation else cached_baselines(
         derived_file(cfg.data, "baselines", {"eval": asdict(cfg.eval), "ks": ks, "version": 2,
                                              "monitor": cfg.train.monitor_metric,
                                              "sample_fraction": cfg.data.sample_fraction}),
-        lambda: run_baselines(ranker, val, test, ks, cfg.eval.baselines,
-                              cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
-                              cfg.eval.ease_lambdas, cfg.eval.interval_resamples,
-                              cfg.train.monitor_metric))
+        compute_baselines)
+    t_baselines = time.perf_counter() - t_data  # booked apart from training
+    t_data = time.perf_counter()
     pop = baselines["popularity"].metrics if baselines else {}
     writer = RunWriter(cfg.run_dir, ks, baseline_runs) if cfg.run_dir else None
     rng = np.random.default_rng(cfg.train.seed)
@@ -231,7 +241,8 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         epoch=reported_epoch,
         epochs_run=len(history),
         seconds={
-            "data": t_data - t0,
+            "data": t_data - t0 - t_baselines,
+            "baselines": t_baselines,
             "train": t_train - t_data,
             "test_eval": t_end - t_train,  # final validation and test ranks, intervals
             "final_val_ranks": t_val - t_train,

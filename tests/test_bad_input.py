@@ -413,3 +413,26 @@ def test_a_file_rewritten_with_the_same_size_and_mtime_is_not_read_from_the_cach
     assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
     assert cache_key(cfg, path) != before
     assert base_fingerprint(tree, SearchConfig()) != fingerprint
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ('search.storage="postgresql+psycopg://u:pw with space@host/db"',
+     'search.storage="postgresql+psycopg://u:***@host/db"'),
+    ("postgresql+psycopg://recsys@host/db?password=S3cr3t&sslmode=require",
+     "postgresql+psycopg://recsys@host/db?password=***&sslmode=require"),
+    ("postgresql+psycopg://u:p@ss@word@host/db", "postgresql+psycopg://u:***@host/db"),
+    ("sqlite:///outputs/sweeps/default/study.db", "sqlite:///outputs/sweeps/default/study.db"),
+])
+def test_passwords_are_masked_whole(text: str, shown: str) -> None:
+    """What the console, error lines and Hydra's .hydra/ copies get (app.py masks the
+    command line it hands to Hydra with the same function)."""
+    from experiments.cli.secrets import mask_secrets
+
+    assert mask_secrets(text) == shown
+
+
+def test_a_password_with_at_signs_never_reaches_the_error_line(tmp_path: Path, capsys) -> None:
+    code, err = run_sweep(tmp_path, capsys,
+                          "search.storage=postgresql+psycopg://u:p@ss@word@127.0.0.1:1/db")
+    assert code == 2 and len(err) == 1 and "u:***@127.0.0.1:1/db" in err[0], err
+    assert "ss@word" not in err[0] and "p@ss" not in err[0]

@@ -172,18 +172,22 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
             kinds[state] = one.status
             assert state == {"COMPLETE": "complete", "PRUNED": "pruned",
                              "FAIL": "failed"}[trial.state.name]
-            assert group.hparams["model.embedding_dim"].number_value == \
-                trial.params["model.embedding_dim"]
+            # integers as written: a string hparam ("16"), not the number 16 shown as 16.000
+            assert group.hparams["model.embedding_dim"].string_value == \
+                str(trial.params["model.embedding_dim"])
             metrics = {m.name.tag: m.value for m in group.metric_values}
             if state == "complete":
                 assert metrics["selected/test_top_100"] == pytest.approx(
                     trial.user_attrs["metrics"]["test_top_100"])
+            if state == "pruned":  # its last reported value, not a blank
+                last = trial.intermediate_values[max(trial.intermediate_values)]
+                assert metrics["selected/val_top_100"] == pytest.approx(last)
     assert len(groups) == len(load(study_dir, "s").trials) + len(load(study_dir, "t").trials)
     assert kinds == {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_FAILURE,
                      "failed": api_pb2.STATUS_FAILURE}
 
     best = load(study_dir, "s").best_trial
-    events = EventAccumulator(str(study_dir / "s" / "trials" / str(best.number) / "tensorboard"),
+    events = EventAccumulator(str(study_dir / "s" / "trials" / str(best.number)),
                               size_guidance={"tensors": 0})
     events.Reload()
     assert [e.step for e in events.Tensors("val/top_100")] == [1, 2]
@@ -197,7 +201,8 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
     experiment = next(s.experiment for s in summaries if s.HasField("experiment"))
     infos = {h.name: h for h in experiment.hparam_infos}
     assert set(infos) == {"optimizer", "optimizer.learning_rate", "model.embedding_dim", "state"}
-    assert list(infos["model.embedding_dim"].domain_discrete) == [8, 16]
+    assert list(infos["model.embedding_dim"].domain_discrete) == ["8", "16"]
+    assert [m.name.tag for m in experiment.metric_infos][0] == "selected/val_top_100"
     assert {m.name.tag for m in experiment.metric_infos} >= {"selected/val_top_100",
                                                              "selected/test_top_100"}
     popularity = EventAccumulator(str(study_dir / "s" / "trials" / "baselines" / "popularity"),
@@ -396,3 +401,50 @@ def test_confirmation_retrains_the_best_trials_and_best_is_the_mean_winner(
     # The same command again trains nothing more and keeps the choice.
     assert sweep.main(args) == 0
     assert load(tmp_path, "confirm").user_attrs["confirm"] == record
+
+
+@pytest.mark.slow
+def test_a_folder_holding_another_study_is_refused_untouched(study_dir: Path, capsys) -> None:
+    folder = study_dir / "s"
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    args = [f"data.cache_dir={study_dir / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
+            "search.study_name=intruder", f"search.dir={folder}", "search.n_trials=1"]
+    assert sweep.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: search.dir='{folder}' holds study 's', not 'intruder': its "
+                   "trials/, best/ and report/ would be overwritten; use another search.dir "
+                   "(the default, outputs/sweeps/intruder, is the study's own) or "
+                   "search.study_name=s"]
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.slow
+def test_report_keeps_best_model_when_the_trial_folder_is_gone_and_names_a_bad_file(
+        study_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from experiments import report
+
+    copy = tmp_path / "s"
+    shutil.copytree(study_dir / "s", copy)
+    args = ["study=s", f"search.dir={copy}"]
+    run_dir = Path(load(study_dir, "s").best_trial.user_attrs["run_dir"])
+    vectors = run_dir / "vectors.npz"
+    saved = vectors.read_bytes()
+    moved = run_dir.with_name(run_dir.name + ".moved")
+    try:
+        vectors.write_bytes(saved[:1000])  # truncated: one line naming the file
+        assert report.main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{vectors} cannot be read" in err[0], err
+        assert (copy / "best" / "model" / "saved_model.pb").is_file()
+        vectors.write_bytes(saved)
+        run_dir.rename(moved)  # the best trial's folder moved away: best/model is kept
+        assert report.main(args) == 0
+        assert (copy / "best" / "model" / "saved_model.pb").is_file()
+        out = capsys.readouterr().out
+        assert "best" in out and (copy / "report" / "index.html").is_file()
+    finally:
+        if moved.exists():
+            moved.rename(run_dir)
+        vectors.write_bytes(saved)

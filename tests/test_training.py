@@ -44,7 +44,7 @@ def test_short_run_beats_popularity_and_writes_tensorboard(tmp_path: Path) -> No
     assert result.epochs_run == 3 and result.epoch == 3
     assert (tmp_path / "run" / "metrics.json").exists()
 
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0})
     events.Reload()
     tags = set(events.Tags()["tensors"])
     expected = {"train/loss", "time/epoch_seconds", "val/top_1", "val/top_100",
@@ -58,7 +58,7 @@ def test_short_run_beats_popularity_and_writes_tensorboard(tmp_path: Path) -> No
     assert test.step == result.epoch
     assert float(tf.make_ndarray(test.tensor_proto)) == pytest.approx(result.metrics["test_top_100"])
     # The popularity baseline is a run of its own with the model's tag: a line on val/top_100.
-    popularity = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "baselines" / "popularity"),
+    popularity = EventAccumulator(str(tmp_path / "run" / "baselines" / "popularity"),
                                   size_guidance={"tensors": 0})
     popularity.Reload()
     line = popularity.Tensors("val/top_100")

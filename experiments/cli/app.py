@@ -11,7 +11,6 @@ go straight to Hydra, which then runs `prepare` inside each job (a multirun: one
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from experiments.cli.compose import (
 )
 from experiments.cli.console import VERBOSE_ENV, commented_settings
 from experiments.cli.rundir import claim_new_dir, make_run_dir
+from experiments.cli.secrets import mask_secrets
 from recsys.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -81,7 +81,7 @@ def run_command(argv: Sequence[str] | None, config_name: str, prepare: Prepare, 
                 make_run_dir(Path(cfg.hydra.run.dir))
             # The job was prepared from our composition: Hydra's copy (written to .hydra/)
             # gets the command line with any password in a URL masked.
-            return _hydra(config_dir, name, [_mask_password(a) for a in args],
+            return _hydra(config_dir, name, [mask_secrets(a) for a in args],
                           lambda cfg, run_dir: job(run_dir), verbose)
     except UserError as exc:
         if verbose:
@@ -124,11 +124,6 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
     finally:
         sys.argv = saved_argv
     return next((c for c in codes if c != 0), 0)
-
-
-def _mask_password(override: str) -> str:
-    """`search.storage=postgresql+psycopg://user:secret@host/db` -> `...user:***@host/db`."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]+(@)", r"\1***\2", override)
 
 
 def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:

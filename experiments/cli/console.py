@@ -4,6 +4,7 @@ commented settings. `--verbose` brings TensorFlow's logs back."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -146,3 +147,14 @@ def commented_settings(config_dir: Path, config_name: str, overrides: list[str])
         body = "\n".join(f"  {line}" if line.strip() else line for line in text.splitlines())
         parts.append(f"{where}\n{group}:\n{body}")
     return "\n".join(parts)
+
+
+def command(module: str) -> str:
+    """How to run `module` with the interpreter running now (its venv need not be active):
+    `.venv/bin/python -m experiments.train`, or the venv's own `tensorboard` script."""
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())  # short when the venv is in this folder
+    if module == "tensorboard":
+        return str(python.parent / "tensorboard")
+    return f"{python} -m {module}"

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import optuna
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 
 from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.study import FINISHED
+from recsys.errors import UserError
 from recsys.serving import VECTORS_FILE, export_saved_model
 
 MAX_K = 100
@@ -68,7 +70,16 @@ def export_best(study: optuna.Study, study_dir: Path,
         metrics["study_trials_finished"] = len(study.get_trials(deepcopy=False, states=FINISHED))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if (run_dir / VECTORS_FILE).exists():
-            export_saved_model(run_dir / VECTORS_FILE, tmp / "model", max_k=MAX_K)
+            try:
+                export_saved_model(run_dir / VECTORS_FILE, tmp / "model", max_k=MAX_K)
+            except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:  # e.g. truncated
+                raise UserError(f"{run_dir / VECTORS_FILE} cannot be read ({type(exc).__name__}"
+                                f"): best/model is not rebuilt; re-run the best trial with "
+                                f"--config {target / 'config.yaml'}") from None
+        elif _same_trial_model(target, trial.number):
+            # The trial's vectors are gone (its folder moved or deleted): keep the model that
+            # was exported from them, rather than leave best/ without one.
+            shutil.copytree(target / "model", tmp / "model")
         old = study_dir / f".best.old.{os.getpid()}"
         if target.exists():
             target.rename(old)
@@ -77,3 +88,11 @@ def export_best(study: optuna.Study, study_dir: Path,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _same_trial_model(best_dir: Path, number: int) -> bool:
+    try:
+        params = json.loads((best_dir / "params.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return params.get("trial") == number and (best_dir / "model" / "saved_model.pb").is_file()

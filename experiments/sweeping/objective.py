@@ -54,6 +54,12 @@ class Objective:
         # More than one rung: scales of the trial's data.sample_fraction, smallest first.
         self.rungs, self.fidelity = rungs, fidelity or FidelityConfig()
 
+    @staticmethod
+    def note(text: str) -> None:
+        """A trial's progress line (the baselines' one-time computation): minutes of silence
+        otherwise on a large catalog."""
+        print(text, flush=True)
+
     def __call__(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
         # First thing, in this order: a heartbeat (Optuna's heartbeat thread writes its first
@@ -76,11 +82,13 @@ class Objective:
             write_run_config(run_dir, tree, overrides)
             if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
                 self.climb(trial, config, pruning)
-                result = run(config, baseline_runs=False)
+                result = run(config, baseline_runs=False, note=self.note)
             else:
-                result = run(config, callbacks=[pruning], baseline_runs=False)
+                result = run(config, callbacks=[pruning], baseline_runs=False, note=self.note)
         except optuna.TrialPruned as exc:
-            self.session(trial, run_dir, chosen, "pruned")
+            self.session(trial, run_dir, chosen, "pruned",
+                         (pruning.epochs, {self.metric: pruning.last[self.metric]})
+                         if pruning.last else None)
             trial.set_user_attr("seconds", time.perf_counter() - start)
             trial.set_user_attr("epochs", pruning.epochs)
             trial.set_user_attr("reason", str(exc))
@@ -128,11 +136,12 @@ class Objective:
                     f"{fraction:.3g}): {self.metric}={value:.4f} on the validation subsample")
 
     @staticmethod
-    def session(trial: optuna.Trial, run_dir: Path, chosen: dict[str, Any], state: str) -> None:
+    def session(trial: optuna.Trial, run_dir: Path, chosen: dict[str, Any], state: str,
+                last: tuple[int, dict[str, float]] | None = None) -> None:
         """The trial in TensorBoard's HParams dashboard, once its state is known."""
         study = getattr(getattr(trial, "study", None), "study_name", None) or "trial"
         with contextlib.suppress(Exception):  # an unwritable run folder: its reason is kept
-            write_trial_hparams(run_dir, study, trial.number, chosen, state)
+            write_trial_hparams(run_dir, study, trial.number, chosen, state, last)
 
 
 def resident_mb() -> float:

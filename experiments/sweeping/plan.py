@@ -3,6 +3,7 @@ space; built by the sweep command and, from the same command line, by each worke
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -154,3 +155,31 @@ def ensure_writable(folder: Path, key: str) -> None:
     except OSError as exc:
         raise UserError(f"{key}={str(folder)!r} is not a writable folder ({exc.strerror}); "
                         f"set {key} to one") from None
+
+
+STUDY_MARK = ".study-name"  # which study a study folder belongs to
+
+
+def check_study_folder(folder: Path, name: str) -> None:
+    """A study folder holds one study: refuse to write trials/, best/ and report/ over
+    another study's (its name is in `.study-name`; a folder from before the mark is known by
+    the studies in its study.db)."""
+    mark = folder / STUDY_MARK
+    owner = mark.read_text().strip() if mark.is_file() else None
+    if owner is None and (folder / "study.db").is_file() and (folder / "trials").is_dir():
+        import optuna
+
+        with contextlib.suppress(Exception):  # unreadable: the storage check says so later
+            names = [s.study_name for s in optuna.get_all_study_summaries(
+                f"sqlite:///{folder / 'study.db'}")]
+            owner = names[0] if len(names) == 1 else None
+    if owner is not None and owner != name:
+        raise UserError(f"search.dir={str(folder)!r} holds study {owner!r}, not "
+                        f"{name!r}: its trials/, best/ and report/ would be overwritten; use "
+                        f"another search.dir (the default, outputs/sweeps/{name}, is the "
+                        f"study's own) or search.study_name={owner}")
+
+
+def mark_study_folder(folder: Path, name: str) -> None:
+    with contextlib.suppress(OSError):
+        (folder / STUDY_MARK).write_text(name + "\n")

@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 
+from experiments.cli.console import command
 from experiments.sweeping.confirm import confirm_winners, format_confirm_table
 from experiments.sweeping.export import export_best
 from experiments.sweeping.objective import Objective
@@ -169,7 +170,7 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
             for params in search.enqueue_trials:
                 study.enqueue_trial(optuna_params(space, params), skip_if_exists=True)
         study_dir.mkdir(parents=True, exist_ok=True)
-        write_hparams_config(study_dir / "trials", space, plan.ks)
+        write_hparams_config(study_dir / "trials", space, plan.ks, metric)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     threading.excepthook = _quiet_storage_errors
@@ -233,22 +234,24 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
         report = write_report(study, study_dir / "report", metric)
     except OSError as exc:  # e.g. a full disk: the study itself is complete and stored
         print(f"error: cannot write best/ and report/ into {str(study_dir)!r} "
-              f"({exc.strerror}); the study is complete: once there is room, run python -m "
-              f"experiments.report study={search.study_name} to write them", file=sys.stderr)
+              f"({exc.strerror}); the study is complete: once there is room, run "
+              f"{command('experiments.report')} study={search.study_name} to write them",
+              file=sys.stderr)
         return 1
     print(study_table(study, metric))
     if search.confirm.top_n:
         print(format_confirm_table(study, chosen.number if chosen else None))
     if best_dir:
-        print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: python -m "
-              f"experiments.train --config {best_dir / 'config.yaml'})")
+        print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: "
+              f"{command('experiments.train')} --config {best_dir / 'config.yaml'})")
     if best_dir and not (best_dir / "model").exists():
         print(f"the best trial ran on another machine ({study.best_trial.user_attrs['worker']}): "
               f"best/ holds its config and metrics; its model is there, or train it here with "
               f"the command above")
-    print(f"report: {report}  (open it in a browser; recommend with: python -m "
-          f"experiments.recommend {study_dir / 'best' / 'model'} <user id>)")
-    print(f"study folder: {study_dir}  (TensorBoard: tensorboard --logdir {study_dir / 'trials'})")
+    print(f"report: {report}  (open it in a browser; recommend with: "
+          f"{command('experiments.recommend')} {study_dir / 'best' / 'model'} <user id>)")
+    print(f"study folder: {study_dir}  (TensorBoard: {command('tensorboard')} --logdir "
+          f"{study_dir / 'trials'})")
     print(f"wall time: {time.perf_counter() - start:.0f} s")
     return 0
 

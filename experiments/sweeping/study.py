@@ -15,6 +15,7 @@ import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from experiments.cli.secrets import mask_secrets
 from experiments.sweeping.config import (
     FidelityConfig,
     PrunerConfig,
@@ -30,10 +31,7 @@ CREATE_ATTEMPTS = 5
 
 def mask_url(url: str) -> str:
     """The storage URL with any password replaced by ***, for logs and files."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL sqlalchemy understands: show no credentials at all
-        return url.split("@")[-1] if "@" in url else url
+    return mask_secrets(url)  # also a password in the query, or one holding '@' or spaces
 
 
 def open_storage(search: SearchConfig) -> optuna.storages.BaseStorage:

@@ -63,7 +63,13 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(argv, "sweep", prepare)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--config" in args:
+        print("error: sweep does not take --config (it searches around conf/ and your "
+              "overrides); re-run a saved config with: python -m experiments.train --config "
+              "PATH", file=sys.stderr)
+        return 2
+    return run_command(args, "sweep", prepare)
 
 
 if __name__ == "__main__":

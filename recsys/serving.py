@@ -31,10 +31,34 @@ def save_vectors(user_vectors: Callable[[np.ndarray], tf.Tensor], model: tf.kera
     users = np.asarray(user_vectors(np.arange(data.n_users))).astype(dtype)
     items = model.item_embeddings().numpy().astype(dtype)
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, user_ids=data.user_vocab.astype(str), item_ids=data.item_vocab.astype(str),
-                 user_vectors=users, item_vectors=items, item_counts=data.item_counts,
+        np.savez(tmp, **pack_strings("user_ids", data.user_vocab),
+                 **pack_strings("item_ids", data.item_vocab), user_vectors=users,
+                 item_vectors=items, item_counts=data.item_counts,
                  train_user=data.train_user, train_item=data.train_item,
                  **history_tower(model))
+
+
+def pack_strings(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
+    """Ids as one UTF-8 blob plus offsets: a fixed-width string array pads every id to the
+    longest (one 100 kB junk id made a 16 kB file 24 MB)."""
+    encoded = [str(v).encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return {f"{name}_utf8": np.frombuffer(b"".join(encoded), np.uint8),
+            f"{name}_offsets": offsets}
+
+
+def load_vectors(path: Path) -> dict[str, np.ndarray]:
+    """vectors.npz as arrays, with `user_ids` and `item_ids` as arrays of str."""
+    with np.load(path, allow_pickle=False) as f:
+        out = {name: f[name] for name in f.files}
+    for name in ("user_ids", "item_ids"):
+        if f"{name}_utf8" in out:
+            text, offsets = out.pop(f"{name}_utf8").tobytes(), out.pop(f"{name}_offsets")
+            out[name] = np.array([text[a:b].decode("utf-8")
+                                  for a, b in zip(offsets[:-1], offsets[1:], strict=True)],
+                                 dtype=object)
+    return out
 
 
 def history_tower(model: tf.keras.Model) -> dict[str, np.ndarray]:
@@ -57,7 +81,7 @@ class Recommender(tf.Module):
         user_ids = vectors["user_ids"][1:]  # index 0 is the unknown-user slot, never a key
         self.user_index = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(user_ids, tf.string),
+                tf.constant(user_ids.astype(object), tf.string),
                 tf.range(1, len(user_ids) + 1, dtype=tf.int64)), default_value=-1)
         self.user_vectors = tf.Variable(vectors["user_vectors"].astype("float32"), trainable=False)
         self.item_vectors = tf.Variable(vectors["item_vectors"].astype("float32"), trainable=False)
@@ -73,7 +97,7 @@ class Recommender(tf.Module):
         self.max_k = tf.Variable(max_k, trainable=False)
         self.item_index = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(vectors["item_ids"].astype(str), tf.string),
+                tf.constant(vectors["item_ids"].astype(object), tf.string),
                 tf.range(len(vectors["item_ids"]), dtype=tf.int64)), default_value=-1)
         self.has_history = "history_vectors" in vectors
         if self.has_history:
@@ -143,8 +167,7 @@ class Recommender(tf.Module):
 
 def export_saved_model(vectors_path: Path, out_dir: Path, max_k: int = 100) -> Path:
     """Write a SavedModel to out_dir; `max_k` is capped at the catalog size."""
-    with np.load(vectors_path, allow_pickle=False) as f:
-        vectors = {name: f[name] for name in f.files}
+    vectors = load_vectors(vectors_path)
     max_k = int(min(max_k, len(vectors["item_ids"])))
     module = Recommender(vectors, max_k)
     tf.saved_model.save(module, str(out_dir),

@@ -15,6 +15,7 @@ from conftest import TINY_SYNTHETIC, TINY_TRAIN
 from experiments import sweep, train
 from experiments.cli.compose import compose_run
 from recsys.evaluation import HeldOut, subsample
+from recsys.serving import load_vectors
 
 
 def test_the_validation_subsample_is_fixed_by_the_data_seed() -> None:
@@ -60,8 +61,8 @@ def test_vectors_switches_for_plain_runs(tmp_path: Path) -> None:
     assert train.main([*base, f"hydra.run.dir={tmp_path / 'f32'}"]) == 0
     assert train.main([*base, f"hydra.run.dir={tmp_path / 'f16'}",
                        "train.vectors_dtype=float16"]) == 0
-    f32 = np.load(tmp_path / "f32" / "vectors.npz")
-    f16 = np.load(tmp_path / "f16" / "vectors.npz")
+    f32 = load_vectors(tmp_path / "f32" / "vectors.npz")
+    f16 = load_vectors(tmp_path / "f16" / "vectors.npz")
     assert f16["item_vectors"].dtype == np.float16 and f32["item_vectors"].dtype == np.float32
     assert np.allclose(f16["item_vectors"], f32["item_vectors"], atol=1e-3)
     assert train.main([*base, "train.vectors_dtype=float64"]) == 2

@@ -12,7 +12,7 @@ import tensorflow as tf
 from test_training import tiny
 
 from recsys.config import ModelConfig
-from recsys.serving import export_saved_model
+from recsys.serving import export_saved_model, load_vectors
 from recsys.training import run
 
 
@@ -31,7 +31,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_saved_model_serves_known_users_with_the_ranked_vectors(trained: Path) -> None:
-    vectors = np.load(trained / "run" / "vectors.npz")
+    vectors = load_vectors(trained / "run" / "vectors.npz")
     model = tf.saved_model.load(str(trained / "model"))
     users = vectors["user_ids"][1:30].tolist()
     out = model.recommend(tf.constant(users), tf.constant(20), tf.constant(False))
@@ -44,7 +44,7 @@ def test_saved_model_serves_known_users_with_the_ranked_vectors(trained: Path) -
 def test_a_new_user_gets_a_vector_from_the_items_given(trained: Path) -> None:
     """The items a known user rated in training, given as a new user's history, give that
     user's ranking (minus the given items): the same vector, built at call time."""
-    vectors = np.load(trained / "run" / "vectors.npz")
+    vectors = load_vectors(trained / "run" / "vectors.npz")
     model = tf.saved_model.load(str(trained / "model"))
     user = int(np.argmax(np.bincount(vectors["train_user"])))  # the most active user
     rated = vectors["train_item"][vectors["train_user"] == user]
@@ -64,9 +64,20 @@ def test_a_new_user_gets_a_vector_from_the_items_given(trained: Path) -> None:
 def test_recommend_cli_takes_a_history(trained: Path, capsys) -> None:
     from experiments import recommend
 
-    vectors = np.load(trained / "run" / "vectors.npz")
+    vectors = load_vectors(trained / "run" / "vectors.npz")
     items = ",".join(vectors["item_ids"][:3].tolist())
     assert recommend.main([str(trained / "model"), "", "--history", items, "--k", "4"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "from the 3 given item(s)" in out[0] and len(out) == 5
     assert not {line.split()[1] for line in out[1:]} & set(items.split(","))
+
+
+def test_ids_are_stored_by_their_own_length(tmp_path: Path) -> None:
+    """One 100,000-character junk id must not pad every other id to its width."""
+    from recsys.serving import pack_strings
+
+    ids = np.array(["", "u1", "ü-ß", "x" * 100_000] + [f"user{i}" for i in range(5000)])
+    np.savez(tmp_path / "v.npz", **pack_strings("user_ids", ids))
+    assert (tmp_path / "v.npz").stat().st_size < 200_000  # fixed-width: 5004 x 400 kB
+    back = load_vectors(tmp_path / "v.npz")["user_ids"]
+    assert back.tolist() == ids.tolist()

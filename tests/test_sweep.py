@@ -20,6 +20,7 @@ from experiments.cli.compose import compose_config
 from experiments.sweeping.objective import Objective
 from experiments.sweeping.plan import group_options
 from experiments.sweeping.space import parse_space
+from recsys.serving import load_vectors
 
 SPACE = ("+search.params={optimizer: 'choice(adagrad, sgd)', "
          "optimizer.learning_rate: 'tag(log, interval(0.01, 0.3))', "
@@ -314,7 +315,7 @@ def test_best_model_loads_with_plain_tensorflow_and_k_is_chosen_at_call_time(
     import numpy as np
 
     best = load(study_dir, "s").best_trial
-    vectors = np.load(Path(best.user_attrs["run_dir"]) / "vectors.npz")
+    vectors = load_vectors(Path(best.user_attrs["run_dir"]) / "vectors.npz")
     users = [str(vectors["user_ids"][1]), str(vectors["user_ids"][2]), "no-such-user", ""]
     proc = subprocess.run(
         [sys.executable, "-c", LOAD_IN_FRESH_PROCESS, str(study_dir / "s" / "best" / "model"),
@@ -334,13 +335,12 @@ def test_best_model_loads_with_plain_tensorflow_and_k_is_chosen_at_call_time(
 
 @pytest.mark.slow
 def test_recommend_cli_for_known_and_unknown_users(study_dir: Path, capsys) -> None:
-    import numpy as np
 
     from experiments import recommend
 
     model_dir = study_dir / "s" / "best" / "model"
     best = load(study_dir, "s").best_trial
-    user = str(np.load(Path(best.user_attrs["run_dir"]) / "vectors.npz")["user_ids"][1])
+    user = str(load_vectors(Path(best.user_attrs["run_dir"]) / "vectors.npz")["user_ids"][1])
     assert recommend.main([str(model_dir), user, "--k", "5"]) == 0
     out = capsys.readouterr().out
     assert f"top 5 items for user '{user}'" in out and len(out.strip().splitlines()) == 6
@@ -358,7 +358,7 @@ def test_exclude_seen_leaves_out_training_items(study_dir: Path) -> None:
     import tensorflow as tf
 
     best = load(study_dir, "s").best_trial
-    vectors = np.load(Path(best.user_attrs["run_dir"]) / "vectors.npz")
+    vectors = load_vectors(Path(best.user_attrs["run_dir"]) / "vectors.npz")
     counts = np.bincount(vectors["train_user"])
     index = int(np.argmax(counts))  # the most active user
     seen = set(vectors["item_ids"][vectors["train_item"][vectors["train_user"] == index]])

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -138,7 +139,20 @@ def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:
     path = Path(argv[i + 1]).expanduser().resolve()
     if not path.is_file() or path.suffix not in (".yaml", ".yml"):
         raise UserError(f"--config {str(path)!r} is not a .yaml file")
-    return argv[:i] + argv[i + 2:], path
+    rest = argv[:i] + argv[i + 2:]
+    if "--config" in rest:
+        raise UserError("--config is given twice: run one saved config at a time")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError, OSError) as exc:
+        raise UserError(f"--config {str(path)!r} is not a readable YAML config "
+                        f"({type(exc).__name__}): expected a config.yaml saved by a run or "
+                        "a study") from None
+    if not isinstance(tree, dict) or not tree:
+        raise UserError(f"--config {str(path)!r} holds {type(tree).__name__} {tree!r:.40}, not "
+                        "a config: expected a mapping such as a run's or a study's "
+                        "config.yaml") from None
+    return rest, path
 
 
 def _overrides_only(args: list[str]) -> list[str]:

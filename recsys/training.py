@@ -46,6 +46,7 @@ class RunResult:
     loss_path: str  # "catalog" or "in_batch": how the (identical) loss was computed
     data_stats: dict[str, Any]
     run_dir: str | None
+    write_error: str = ""  # why the run's files could not be written (the metrics stand)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -256,14 +257,18 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         data_stats={**data.stats, "cache": cache_info.get("cache")},
         run_dir=cfg.run_dir,
     )
-    if writer:
-        writer.final(reported_epoch, result.metrics)
-        writer.close()
-    if cfg.run_dir and cfg.train.save_vectors:
-        save_vectors(queries, model, data, Path(cfg.run_dir) / VECTORS_FILE,
-                     cfg.train.vectors_dtype)
-    if cfg.run_dir:
-        write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())
+    try:  # every file is written whole or not at all (temp file + rename)
+        if writer:
+            writer.final(reported_epoch, result.metrics)
+            writer.close()
+        if cfg.run_dir:
+            write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())
+        if cfg.run_dir and cfg.train.save_vectors:
+            save_vectors(queries, model, data, Path(cfg.run_dir) / VECTORS_FILE,
+                         cfg.train.vectors_dtype)
+    except (OSError, tf.errors.OpError) as exc:  # a full disk: the numbers are still here
+        result.write_error = (f"cannot write into {cfg.run_dir!r} "
+                              f"({getattr(exc, 'strerror', None) or type(exc).__name__})")
     return result
 
 

@@ -99,3 +99,27 @@ def test_runs_started_in_the_same_second_get_their_own_directory(tmp_path: Path)
         claimed = list(pool.map(lambda _: claim_new_dir(target), range(8)))
     assert len(set(claimed)) == 8 and target in claimed
     assert all(p.is_dir() and p.parent == target.parent for p in claimed)
+
+
+def test_a_full_disk_at_the_end_prints_the_numbers_and_one_error_line(
+        tmp_path: Path, tiny_overrides: list[str], capsys, monkeypatch) -> None:
+    """Writing vectors.npz fails (ENOSPC injected where the bytes would land): the table is
+    printed, then one error line, exit 1; metrics.json is whole (written first, atomically)
+    and no temporary file is left."""
+    import errno
+
+    import recsys.serving
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(recsys.serving.np, "savez", full_disk)
+    run_dir = tmp_path / "run"
+    code = main([*tiny_overrides, f"hydra.run.dir={run_dir}"])
+    captured = capsys.readouterr()
+    assert code == 1 and "top-100" in captured.out
+    err = captured.err.strip().splitlines()
+    assert err == [f"error: cannot write into '{run_dir}' (No space left on device): the "
+                   "numbers above were not saved (free some space and run again)"]
+    json.loads((run_dir / "metrics.json").read_text())
+    assert not (run_dir / "vectors.npz").exists() and not list(run_dir.glob(".*tmp*"))

@@ -85,6 +85,8 @@ class Objective:
                 result = run(config, baseline_runs=False, note=self.note)
             else:
                 result = run(config, callbacks=[pruning], baseline_runs=False, note=self.note)
+            if result.write_error:  # a full disk: the trial fails with the reason
+                raise OSError(result.write_error)
         except optuna.TrialPruned as exc:
             self.session(trial, run_dir, chosen, "pruned",
                          (pruning.epochs, {self.metric: pruning.last[self.metric]})

@@ -180,6 +180,8 @@ def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, o
     ("search.storage=postgresql+psycopg://u:pw@localhost:notaport/db", "search.storage="),
     ("search.storage=sqlite:///:memory:", "search.storage='sqlite:///:memory:' is invalid: "
                                           "expected a storage every worker"),
+    ("+search.params={model.tower_layers: 'choice([16],[32,16])'}",
+     "choices that are lists or mappings are not supported"),
     ("search.sampler.seed=-1", "search.sampler.seed=-1 is invalid: expected null or an integer "
                                "in [0, 4294967295]"),
     ("search.study_name=''", "search.study_name='' is invalid: expected a non-empty name"),
@@ -436,3 +438,10 @@ def test_a_password_with_at_signs_never_reaches_the_error_line(tmp_path: Path, c
                           "search.storage=postgresql+psycopg://u:p@ss@word@127.0.0.1:1/db")
     assert code == 2 and len(err) == 1 and "u:***@127.0.0.1:1/db" in err[0], err
     assert "ss@word" not in err[0] and "p@ss" not in err[0]
+
+
+def test_a_study_that_completes_no_trial_says_so_and_fails(tmp_path: Path, capsys) -> None:
+    code, err = run_sweep(tmp_path, capsys, "search.timeout=0.001")
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith("error: no trial completed before search.timeout=0.001 s ran out")
+    assert not (tmp_path / "study" / "best").exists()

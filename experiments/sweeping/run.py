@@ -219,6 +219,13 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
         return EXIT_INTERRUPTED
     if worker:
         return 0
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        why = (f" before search.timeout={search.timeout:g} s ran out" if search.timeout
+               else "")
+        print(f"error: no trial completed{why}: there is no best config, model or report yet; "
+              "run the same command again (with a larger search.timeout) to continue",
+              file=sys.stderr, flush=True)
+        return 1
 
     chosen = None
     if search.confirm.top_n:

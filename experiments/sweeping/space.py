@@ -138,6 +138,10 @@ def parse_param(key: str, expression: Any, base: DictConfig,
         if log:
             raise UserError(f"{where}: log scale applies to interval() or range(), not choice()")
         choices = list(value.list)
+        if any(isinstance(c, (list, dict)) for c in choices):  # Optuna takes scalars only
+            raise UserError(f"{where}: choices that are lists or mappings are not supported "
+                            "(a study stores each choice as one value); search a scalar key "
+                            "instead, e.g. model.embedding_dim: choice(16, 32)")
         if is_group:
             missing = [c for c in choices if c not in group_options[key]]
             if missing:

@@ -134,3 +134,14 @@ def test_a_second_process_on_the_same_study_does_not_repeat_parameters(name: str
     # One uninterrupted process still replays exactly for the same seed.
     again = optuna.create_study(sampler=make_sampler(cfg))
     assert [draw(again) for _ in range(3)] == a
+
+
+def test_a_condition_no_choice_can_reach_is_refused() -> None:
+    from experiments.cli.compose import compose_config
+    from recsys.errors import UserError
+
+    with pytest.raises(UserError, match="condition 'optimizer=sgd' can never hold: optimizer "
+                                        "takes adam, adagrad"):
+        parse_space({"optimizer": "choice(adam, adagrad)"},
+                    {"optimizer=sgd": {"optimizer.momentum": "interval(0.0, 0.9)"}},
+                    compose_config("train", []), group_options())

@@ -72,6 +72,14 @@ def parse_space(params: Mapping[str, Any], conditional: Mapping[str, Any],
             raise UserError(f"search.conditional_params condition {condition!r} names "
                             f"{ckey!r}, which is not a search parameter in search.params "
                             "(replacing search.params? add ~search.conditional_params)")
+        reachable = [v for p in space if p.key == ckey
+                     for v in (getattr(p.distribution, "choices", None) or [p.fixed])]
+        if all(p.distribution is None or hasattr(p.distribution, "choices")
+               for p in space if p.key == ckey) and _yaml_value(cvalue) not in reachable:
+            raise UserError(f"search.conditional_params condition {condition!r} can never hold:"
+                            f" {ckey} takes {', '.join(format_value(v) for v in reachable)}; "
+                            "its parameters would never be suggested (add the value to "
+                            f"{ckey}'s choices or drop the condition)")
         for key, expr in flatten(block or {}).items():
             param = parse_param(key, expr, base, group_options, allow_missing=True)
             space.append(Param(param.key, param.expression, param.distribution, param.fixed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 import warnings
 from datetime import datetime
@@ -115,9 +116,14 @@ def _lost_creation_race(exc: Exception) -> bool:
 def _storage_error(url: str, password: str | None, exc: Exception,
                    what: str = "cannot open the study storage") -> UserError:
     reason = (str(getattr(exc, "orig", exc) or exc).strip().splitlines() or [type(exc).__name__])[0]
-    if password:
-        reason = reason.replace(password, "***")
-    return UserError(f"search.storage={mask_url(url)!r}: {what} ({reason})")
+    typed = re.match(r"^[^:]+://[^:@/]*:(.*)@[^@]*$", url)  # as typed, up to the last '@'
+    hint = ""
+    if typed and "@" in typed.group(1):  # the driver split it at the first '@'
+        hint = "; a password holding '@' must be written %40"
+    for secret in [password or "", *(typed.group(1).split("@") if typed else [])]:
+        if len(secret) >= 2:
+            reason = reason.replace(secret, "***")
+    return UserError(f"search.storage={mask_url(url)!r}: {what} ({reason}){hint}")
 
 
 def fail_dead_trials(study: optuna.Study, grace_period: float) -> None:

@@ -215,7 +215,7 @@ class TrainConfig:
     eval_batch_size: int = 4096
     seed: int = 42
     early_stopping_patience: int | None = 3  # None: keep the last epoch
-    jit_compile: bool = True  # XLA (a history tower's table is gathered outside it)
+    jit_compile: bool = True  # XLA for id towers (a history tower's step runs without it)
     fast_loss: bool = True  # catalog-column form of the same loss when n_items <= batch_size
     threads: int = 0  # 0: let TensorFlow use every core
     top_ks: tuple[int, ...] = (1, 5, 10, 50, 100)

@@ -4,8 +4,7 @@ Built from the training pairs only, so a user's held-out (validation, test) item
 enter the vector that ranks them. A training step reads at most `max_len` items per user (a
 fresh random draw for heavier users: the tower's cost grows with the width); evaluation and
 serving read all of them (up to SERVE_MAX_LEN). Rows are padded with 0, hold item index + 1,
-and are only as wide as the batch's longest history, rounded up to a power of two so that a
-compiled step sees a few shapes.
+as wide as the longest history among the users read (rounded up to a power of two).
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ class UserHistory:
         users = np.asarray(users)
         cap = self.max_len if rng is not None else self.serve_len
         length = np.minimum(self.counts[users], cap)
+        # As wide as these users need, rounded up to a power of two (a few shapes to trace).
         width = min(cap, 1 << int(max(1, length.max(initial=1)) - 1).bit_length())
         offsets = np.arange(width)
         valid = offsets[None, :] < length[:, None]

@@ -68,22 +68,19 @@ class TwoTowerModel(tfrs.Model):
 
     # --- towers ------------------------------------------------------------------------------
     def user_vectors(self, users: tf.Tensor, history: tf.Tensor | None = None,
-                     target: tf.Tensor | None = None, seed: Seed | None = None,
-                     looked_up: tf.Tensor | None = None) -> tf.Tensor:
+                     target: tf.Tensor | None = None, seed: Seed | None = None) -> tf.Tensor:
         """`history`: [B, L] training items + 1 (0 pads). `target` (training): each row's
-        positive, left out of its history. `seed` (training): history dropout. `looked_up`:
-        the history rows' embeddings [B, L, dim] when the caller gathered them already (the
-        training step does, outside XLA: see `recsys.training`)."""
+        positive, left out of its history. `seed` (training): history dropout."""
         parts = []
         if self.user_ids is not None:
             parts.append(self.user_ids(users))
         if self.history_items is not None:
-            parts.append(self.pooled_history(history, target, seed, looked_up))
+            parts.append(self.pooled_history(history, target, seed))
         x = self.user_layers(tf.add_n(parts))
         return tf.math.l2_normalize(x, axis=-1) if self.cfg.normalize else x
 
     def pooled_history(self, history: tf.Tensor, target: tf.Tensor | None,
-                       seed: Seed | None, looked_up: tf.Tensor | None = None) -> tf.Tensor:
+                       seed: Seed | None) -> tf.Tensor:
         keep = history > 0
         if target is not None:
             keep &= history != target[:, None] + 1
@@ -91,8 +88,7 @@ class TwoTowerModel(tfrs.Model):
             keep &= tf.random.stateless_uniform(tf.shape(history), seed) \
                 >= self.cfg.history_dropout
         weights = tf.cast(keep, tf.float32)[..., None]
-        rows = self.history_items(history) if looked_up is None else looked_up
-        total = tf.reduce_sum(rows * weights, axis=1)
+        total = tf.reduce_sum(self.history_items(history) * weights, axis=1)
         return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
 
     def item_vectors(self, items: tf.Tensor) -> tf.Tensor:
@@ -112,10 +108,10 @@ class TwoTowerModel(tfrs.Model):
 
     # --- losses ------------------------------------------------------------------------------
     def compute_loss(self, inputs: tuple, training: bool = False) -> tf.Tensor:
-        """`inputs`: (users, items[, history, seed[, looked_up]]); the TFRS `Retrieval` form."""
-        users, items, history, seed, looked_up = (*inputs, None, None, None)[:5]
+        """`inputs`: (users, items[, history, seed]); the TFRS `Retrieval` form."""
+        users, items, history, seed = (*inputs, None, None)[:4]
         queries = self.user_vectors(users, history, items if training else None,
-                                    seed if training else None, looked_up)
+                                    seed if training else None)
         positives = self.item_vectors(items)
         candidates, ids, q, mask = positives, items, self._in_batch_q(items), None
         if self.cfg.negatives == "mixed":
@@ -137,7 +133,7 @@ class TwoTowerModel(tfrs.Model):
         return loss + self.l2_penalty(queries, positives)
 
     def catalog_loss(self, users: tf.Tensor, items: tf.Tensor, history: tf.Tensor | None = None,
-                     seed: Seed | None = None, looked_up: tf.Tensor | None = None) -> tf.Tensor:
+                     seed: Seed | None = None) -> tf.Tensor:
         """The same loss as `compute_loss` (training), with the catalog's items as the columns.
 
         A softmax over sampled columns sums exp(score - log q) over every copy of an item, so
@@ -149,7 +145,7 @@ class TwoTowerModel(tfrs.Model):
         accidental-hit removal a row's own item column holds the positive alone.
         Used when the catalog is no larger than the batch (see `recsys.training`).
         """
-        queries = self.user_vectors(users, history, items, seed, looked_up)
+        queries = self.user_vectors(users, history, items, seed)
         all_items = self.item_embeddings()
         scores = tf.matmul(queries, all_items, transpose_b=True)
         positive = tf.reduce_sum(queries * tf.gather(all_items, items), axis=1)

@@ -254,28 +254,3 @@ def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> Non
                                model.item_embeddings(), items[known], tie_order=ranker.tie_order)
     assert got == top_k_accuracy(ranks, (1, 2, 6))
     assert top_k_accuracy(popularity_ranks(counts, items[~known]), (1,))["top_1"] == 1 / 3
-
-@pytest.mark.parametrize("catalog", [False, True])
-def test_history_step_gathered_outside_xla_updates_like_the_plain_step(catalog: bool) -> None:
-    """The XLA step of a history tower gathers the history rows outside the compiled part
-    and applies their gradient as sparse rows: the same update as one plain step."""
-    from recsys.training import _make_train_step, make_optimizer
-
-    rng = np.random.default_rng(0)
-    # no dropout: XLA may pick another algorithm for the same stateless seed
-    cfg = ModelConfig(embedding_dim=4, user_tower="id+history")
-    users = tf.constant(rng.integers(1, 9, 32), tf.int32)
-    items = tf.constant(rng.integers(0, 12, 32), tf.int32)
-    history = tf.constant(rng.integers(0, 13, (32, 6)), tf.int32)  # repeats: rows add up
-    seed = tf.constant([1, 2])
-    weights = []
-    for jit in (False, True):
-        model = TwoTowerModel(9, 12, cfg, np.arange(1, 13), seed=0)
-        step = _make_train_step(model, make_optimizer(OptimizerConfig(name="adam")), jit, catalog)
-        losses = [float(step(users, items, history, seed)) for _ in range(2)]
-        weights.append((losses, [v.numpy() for v in sorted(model.trainable_variables,
-                                                           key=lambda v: v.name)]))
-    (plain_loss, plain), (split_loss, split) = weights
-    np.testing.assert_allclose(split_loss, plain_loss, rtol=1e-5)
-    for a, b in zip(plain, split, strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)

@@ -10,7 +10,6 @@ pruning curves when importances cannot be computed), and summary.md; and best/ a
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,16 +42,10 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
         raise UserError(f"no study named {name!r} in {mask_url(search.storage)}: available "
                         f"are {', '.join(names) or 'none'}") from None
     report_dir = Path(search.dir) / "report"
+    from experiments.sweeping.plan import ensure_writable
+
     for folder in (Path(search.dir), report_dir):  # Hydra writes report/.hydra/ first
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(f"cannot write best/ and report/ into {search.dir!r}: "
-                            f"{exc.strerror}; set search.dir to a writable study folder "
-                            "(or copy the study folder somewhere writable)") from None
+        ensure_writable(folder, "search.dir")
 
     def job(run_dir: Path) -> int:
         from experiments.cli.console import quiet_tensorflow

@@ -72,3 +72,51 @@ def test_report_page_renders_the_table_and_every_plot(study_dir: Path) -> None:
         browser.close()
     assert errors == []
     assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests
+
+
+def test_tensorboard_over_a_study_shows_one_run_per_trial(study_dir: Path) -> None:
+    """A real TensorBoard on the study's trials/ (as the sweep prints it): the runs are the
+    trial numbers plus the study's baselines, and its page draws the val/top_100 chart."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir",
+                               str(study_dir / "trials"), "--host", "127.0.0.1", "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        runs: list[str] = []
+        for _ in range(120):
+            try:
+                runs = json.loads(urllib.request.urlopen(f"{base}/data/runs", timeout=2).read())
+                if runs:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        trials = sorted(p.name for p in (study_dir / "trials").iterdir() if p.name.isdigit())
+        assert sorted(r for r in runs if r.isdigit()) == trials  # `3`, not `3/tensorboard`
+        assert {r for r in runs if not r.isdigit()} <= {f"baselines/{n}" for n in
+                                                         ("popularity", "itemknn", "ease")}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{base}/#timeseries&tagFilter=val%2Ftop_100")
+            page.wait_for_selector("text=val/top_100", timeout=60_000)
+            page.wait_for_timeout(3000)  # the charts draw after the tag list
+            folder = os.environ.get("RECSYS_SCREENSHOTS")
+            if folder:
+                page.screenshot(path=str(Path(folder) / "tensorboard_study.png"))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -35,14 +35,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+from experiments.cli.console import pipe_safe
 
+
+@pipe_safe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("trial", "load", "scale", "steps", "fidelity",
                                            "fidelity-study",
                                            "pruning", "search", "knobs", "soak", "all"),
-                        default="trial")
+                        default="trial",
+                        help="which benchmark: trial (notebook vs ours, one trial), load, "
+                             "scale (the whole Amazon file's shape), steps, fidelity, "
+                             "fidelity-study, pruning, search (the default study beside "
+                             "baselines on several data sets), knobs (one change at a time), "
+                             "soak (memory over many trials), all")
     parser.add_argument("--rows", type=int, default=7_800_000,
                         help="load and scale modes: rows of the generated Amazon-shaped file")
     parser.add_argument("--trials", type=int, default=None,

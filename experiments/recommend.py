@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 from experiments.cli.app import EXIT_USER_ERROR
+from experiments.cli.console import pipe_safe
 
 
+@pipe_safe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.recommend",
                                      description=__doc__.splitlines()[0])

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
+from experiments.cli.console import pipe_safe
 from experiments.sweeping.config import SearchConfig
 from recsys.errors import UserError
 
@@ -73,8 +74,28 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
     return job
 
 
+HELP = """recsys-report (python -m experiments.report): rebuild a study's best/ and report/ from
+its storage, and print its table.
+
+Usage:
+  python -m experiments.report study=NAME [search.* overrides]
+
+  study=NAME            the study (search.study_name); its folder is outputs/sweeps/NAME
+  search.dir=PATH       a study folder elsewhere (its study.db is the storage by default)
+  search.storage=URL    a study in PostgreSQL (or another Optuna RDB URL)
+  search.metric=NAME    the metric its table and plots are named after (val_top_100)
+  --verbose             full tracebacks
+
+Writes <study folder>/report/index.html (open it in a browser: the table and every plot on
+one page), summary.md and PNGs, and best/ (config.yaml, params.json, metrics.json, model/)."""
+
+
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args or "-h" in args:  # the report's own, not the sweep's
+        print(HELP)
+        return 0
     args = [f"search.study_name={a.split('=', 1)[1]}" if a.startswith("study=") else a
             for a in args]
     if not any(a.startswith("hydra.run.dir=") for a in args):  # .hydra/ beside the report

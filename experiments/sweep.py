@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
-from experiments.cli.console import load_data, quiet_tensorflow
+from experiments.cli.console import load_data, pipe_safe, quiet_tensorflow
 from experiments.sweeping.fidelity import describe
 from experiments.sweeping.outputs import remove_leftovers
 from experiments.sweeping.plan import (
@@ -62,6 +62,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
     return job
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--config" in args:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
-from experiments.cli.console import epoch_lines, load_data, quiet_tensorflow
+from experiments.cli.console import epoch_lines, load_data, pipe_safe, quiet_tensorflow
 from experiments.cli.rundir import write_run_config
 from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged
@@ -53,6 +53,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
     return job
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     return run_command(argv, "train", prepare, claim_run_dir=True, saved_config=True)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO, TINY_SYNTHETIC, TINY_TRAIN
 
@@ -103,3 +104,21 @@ def test_train_and_sweep_consoles_hold_no_tensorflow_noise(tmp_path: Path) -> No
                    f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'loud'}",
                    "--verbose", cwd=tmp_path)
     assert loud.returncode == 0 and NOISE.search(loud.stderr)
+
+
+@pytest.mark.parametrize("command", ["report", "train", "benchmark"])
+def test_help_piped_into_head_ends_quietly(command: str) -> None:
+    """`... --help | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    proc = subprocess.run(f"{sys.executable} -m experiments.{command} --help | head -1",
+                          shell=True, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+    assert proc.stdout.startswith(f"recsys-{command}") or "usage" in proc.stdout
+
+
+def test_report_help_is_the_reports_own() -> None:
+    from experiments import report
+
+    proc = subprocess.run([sys.executable, "-m", "experiments.report", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "study=NAME" in proc.stdout and "index.html" in proc.stdout
+    assert "recsys-sweep" not in proc.stdout and report.HELP in proc.stdout

@@ -114,9 +114,12 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
     saved_argv = sys.argv
     # Hydra's logging set-up would replace every handler in the process (absl's included:
     # it closes the stream it was given); the commands print instead.
-    # Before the user's: after flags such as `--cfg job`, argparse refuses more overrides.
-    sys.argv = [saved_argv[0] if saved_argv else config_name,
-                "hydra/job_logging=none", "hydra/hydra_logging=none", *args]
+    # Hydra's argparse takes one run of overrides: put ours inside the user's (after
+    # `--cfg job` or before `-m`, a second run would be "unrecognized arguments").
+    first = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")),
+                 len(args))
+    sys.argv = [saved_argv[0] if saved_argv else config_name, *args[:first],
+                "hydra/job_logging=none", "hydra/hydra_logging=none", *args[first:]]
     try:
         app()
     except SystemExit as exc:  # --help, --cfg, ... and Hydra's own errors end this way

@@ -5,12 +5,14 @@ commented settings. `--verbose` brings TensorFlow's logs back."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,18 @@ def command(module: str) -> str:
     if module == "tensorboard":
         return str(python.parent / "tensorboard")
     return f"{python} -m {module}"
+
+
+def pipe_safe(main: Callable[..., int]) -> Callable[..., int]:
+    """A command's main that ends quietly when its reader leaves (`... --help | head`): no
+    BrokenPipeError traceback, exit 0."""
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        try:
+            return main(*args, **kwargs)
+        except BrokenPipeError:
+            with contextlib.suppress(OSError):  # Python would report the flush at exit too
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+
+    return wrapper

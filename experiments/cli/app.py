@@ -148,7 +148,7 @@ def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError, OSError) as exc:
-        raise UserError(f"--config {str(path)!r} is not a readable YAML config "
+        raise UserError(f"--config {str(path)!r} is not valid YAML, or not readable "
                         f"({type(exc).__name__}): expected a config.yaml saved by a run or "
                         "a study") from None
     if not isinstance(tree, dict) or not tree:

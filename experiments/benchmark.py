@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                              "is the reference for the epoch share)")
     parser.add_argument("--variants", default=None,
                         help="knobs mode: comma-separated subset of the variant names")
+    parser.add_argument("--no-embedded", action="store_true",
+                        help="search, pruning and knobs modes: leave out the embedded set")
     parser.add_argument("--generated-rows", type=int, default=200_000,
                         help="search mode: rows of the Amazon-format synthetic file the "
                              "benchmark writes (0: leave it out)")
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.benchmarks.search import default_data_sets
 
         data_sets = default_data_sets(args.generated_rows, args.movielens, args.amazon,
-                                      args.dataset, bench_dir())
+                                      args.dataset, bench_dir(), not args.no_embedded)
     if args.mode in ("pruning", "all"):
         from experiments.benchmarks.pruning import pruning_table
 

@@ -81,8 +81,8 @@ def generated_amazon_file(rows: int, folder: Path) -> Path:
 
 
 def default_data_sets(generated_rows: int, movielens: list[str], amazon: list[str],
-                      extra: list[str], folder: Path) -> list[DataSet]:
-    sets = [DataSet("synthetic (embedded)", [])]
+                      extra: list[str], folder: Path, embedded: bool = True) -> list[DataSet]:
+    sets = [DataSet("synthetic (embedded)", [])] if embedded else []
     if generated_rows > 0:
         path = generated_amazon_file(generated_rows, folder)
         sets.append(DataSet(f"amazon-format synthetic {generated_rows // 1000}k",

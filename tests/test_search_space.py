@@ -136,12 +136,14 @@ def test_a_second_process_on_the_same_study_does_not_repeat_parameters(name: str
     assert [draw(again) for _ in range(3)] == a
 
 
-def test_a_condition_no_choice_can_reach_is_refused() -> None:
+def test_a_condition_no_choice_can_reach_is_noted() -> None:
     from experiments.cli.compose import compose_config
-    from recsys.errors import UserError
+    from experiments.sweeping.space import dead_conditions
 
-    with pytest.raises(UserError, match="condition 'optimizer=sgd' can never hold: optimizer "
-                                        "takes adam, adagrad"):
-        parse_space({"optimizer": "choice(adam, adagrad)"},
-                    {"optimizer=sgd": {"optimizer.momentum": "interval(0.0, 0.9)"}},
-                    compose_config("train", []), group_options())
+    space = parse_space({"optimizer": "choice(adam, adagrad)"},
+                        {"optimizer=sgd": {"optimizer.momentum": "interval(0.0, 0.9)"},
+                         "optimizer=adam": {"optimizer.learning_rate": "interval(0.001, 0.01)"}},
+                        compose_config("train", []), group_options())
+    assert dead_conditions(space) == [
+        "note: search.conditional_params optimizer=sgd can never hold (optimizer takes adam, "
+        "adagrad): optimizer.momentum is never suggested under it"]

@@ -13,7 +13,13 @@ from optuna.distributions import CategoricalDistribution
 
 from experiments.cli.compose import CONF_DIR, compose_config, compose_run, job_config
 from experiments.sweeping.config import SearchConfig
-from experiments.sweeping.space import Param, format_value, optuna_params, parse_space
+from experiments.sweeping.space import (
+    Param,
+    dead_conditions,
+    format_value,
+    optuna_params,
+    parse_space,
+)
 from recsys.config import RunConfig, validation_metrics
 from recsys.errors import UserError
 
@@ -86,6 +92,8 @@ def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> Swe
     space = parse_space(search.params, search.conditional_params,
                         compose_config("train", base_overrides), group_options())
     if check:
+        for note in dead_conditions(space):
+            print(note, flush=True)
         check_space(space, base_overrides)
         keys = {p.key for p in space}
         for params in search.enqueue_trials:

@@ -107,7 +107,7 @@ def slice_figure(study: optuna.Study, metric: str) -> go.Figure:
     fig = optuna.visualization.plot_slice(study, target_name=metric)
     # Plotly's default log ticks read "5 6 7 8 9 0.1 2 3": one labelled tick per decade.
     fig.update_xaxes(selector={"type": "log"}, dtick=1, exponentformat="none")
-    fig.update_yaxes(title_text=metric, col=1)
+    fig.update_layout(yaxis_title=metric)  # the first column (one parameter: no grid)
     return fig
 
 

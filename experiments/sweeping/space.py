@@ -72,19 +72,31 @@ def parse_space(params: Mapping[str, Any], conditional: Mapping[str, Any],
             raise UserError(f"search.conditional_params condition {condition!r} names "
                             f"{ckey!r}, which is not a search parameter in search.params "
                             "(replacing search.params? add ~search.conditional_params)")
-        reachable = [v for p in space if p.key == ckey
-                     for v in (getattr(p.distribution, "choices", None) or [p.fixed])]
-        if all(p.distribution is None or hasattr(p.distribution, "choices")
-               for p in space if p.key == ckey) and _yaml_value(cvalue) not in reachable:
-            raise UserError(f"search.conditional_params condition {condition!r} can never hold:"
-                            f" {ckey} takes {', '.join(format_value(v) for v in reachable)}; "
-                            "its parameters would never be suggested (add the value to "
-                            f"{ckey}'s choices or drop the condition)")
         for key, expr in flatten(block or {}).items():
             param = parse_param(key, expr, base, group_options, allow_missing=True)
             space.append(Param(param.key, param.expression, param.distribution, param.fixed,
                                (ckey, _yaml_value(cvalue)), param.is_group))
     return _name_repeated_keys(space)
+
+
+def dead_conditions(space: list[Param]) -> list[str]:
+    """Notes for conditional parameters whose condition no choice of the space can meet
+    (e.g. `optimizer=sgd` when optimizer is choice(adam, adagrad)): never suggested."""
+    notes = []
+    for param in space:
+        if param.condition is None:
+            continue
+        ckey, cvalue = param.condition
+        sources = [p for p in space if p.key == ckey and p.condition is None]
+        reachable = [v for p in sources
+                     for v in (getattr(p.distribution, "choices", None) or [p.fixed])]
+        if sources and all(p.distribution is None or hasattr(p.distribution, "choices")
+                           for p in sources) and cvalue not in reachable:
+            notes.append(f"note: search.conditional_params {ckey}={format_value(cvalue)} can "
+                         f"never hold ({ckey} takes "
+                         f"{', '.join(format_value(v) for v in reachable)}): {param.key} is "
+                         "never suggested under it")
+    return list(dict.fromkeys(notes))
 
 
 def _name_repeated_keys(space: list[Param]) -> list[Param]:

@@ -16,12 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy.exc
 
 from experiments.cli.console import command
+from experiments.sweeping.claim import TrialClaim
 from experiments.sweeping.confirm import confirm_winners, format_confirm_table
 from experiments.sweeping.export import export_best
 from experiments.sweeping.objective import Objective
@@ -110,35 +112,38 @@ def _quiet_storage_errors(args: threading.ExceptHookArgs) -> None:
 
 
 def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progress: Progress,
-                deadline: float | None, max_trials: int = 0, grace_period: float = 90,
-                callbacks: list[Any] | None = None) -> bool:
+                study_dir: Path, deadline: float | None, max_trials: int = 0,
+                grace_period: float = 90, callbacks: list[Any] | None = None) -> bool:
     """Run trials until the study has n_trials finished ones; True when this process retired
     after `max_trials` trials of its own (0: never) so that a fresh one continues."""
     ran, callbacks = 0, callbacks or []
     progress.begin(study)
+    claim = TrialClaim(study_dir)
     while True:
         fail_dead_trials(study, grace_period)  # a killed worker's trial: FAIL + queued again
-        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-        running = len(study.get_trials(deepcopy=False, states=RUNNING))
-        if finished >= n_trials:
-            return False
-        if deadline is not None and time.time() >= deadline:
-            print("search.timeout reached: no new trials are started", flush=True)
-            return False
-        if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-            raise TooManyFailures(f"stopping: {progress.failures_in_a_row} trials failed in a row; "
-                                  "see the reasons above")
-        if finished + running >= n_trials:  # the last slots are being worked on elsewhere
-            time.sleep(POLL_SECONDS)
-            continue
-        if max_trials and ran >= max_trials:
-            return True
-        # Any error inside a trial (divergence, a full disk, an out-of-memory error, a bad
-        # enqueued value) fails that trial with its reason and the study goes on; five failures
-        # in a row stop it. Only an interrupt (KeyboardInterrupt) ends the loop.
-        study.optimize(objective, n_trials=1, callbacks=[progress, *callbacks],
-                       catch=(Exception,), gc_after_trial=True)
-        ran += 1
+        with claim:  # counted and started under one lock: no trial beyond n_trials
+            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            running = len(study.get_trials(deepcopy=False, states=RUNNING))
+            if finished >= n_trials:
+                return False
+            if deadline is not None and time.time() >= deadline:
+                print("search.timeout reached: no new trials are started", flush=True)
+                return False
+            if progress.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+                raise TooManyFailures(f"stopping: {progress.failures_in_a_row} trials failed "
+                                      "in a row; see the reasons above")
+            if max_trials and ran >= max_trials and finished + running < n_trials:
+                return True
+            if finished + running < n_trials:
+                # Any error inside a trial (divergence, a full disk, an out-of-memory error, a
+                # bad enqueued value) fails that trial with its reason and the study goes on;
+                # five failures in a row stop it. Only an interrupt ends the loop.
+                study.optimize(claim.releasing(objective), n_trials=1,
+                               callbacks=[progress, *callbacks], catch=(Exception,),
+                               gc_after_trial=True)
+                ran += 1
+                continue
+        time.sleep(POLL_SECONDS)  # the last slots are being worked on elsewhere
 
 
 def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: float,
@@ -185,7 +190,8 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
             objective = Objective(space, plan.base_overrides, study_dir, metric, plan.rungs,
                                   search.fidelity)
             retired = worker_loop(study, objective,
-                                  n_trials, Progress(n_trials, metric, start), deadline,
+                                  n_trials, Progress(n_trials, metric, start), study_dir,
+                                  deadline,
                                   max_trials=retire_after if worker else 0,
                                   grace_period=search.grace_period,
                                   callbacks=[KeepBestVectors(max(search.keep_vectors,

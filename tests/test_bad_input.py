@@ -151,6 +151,12 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
     ("model.embedding_dim=true", "model.embedding_dim=true is invalid: expected an integer"),
     ("model.embedding_dimm=3", "model.embedding_dimm is not a known setting: did you mean "
                                "model.embedding_dim?"),
+    # Hydra's grammar: say which character stopped it and how to quote, not a lexer state.
+    ("data.path=~/x.csv", "cannot read the override 'data.path=~/x.csv': Hydra's override "
+                          "grammar stops at '~'; quote the value, e.g. 'data.path=\"~/x.csv\"'"),
+    ("data.separator=;;", "stops at ';'; quote the value, e.g. 'data.separator=\";;\"'"),
+    ("data.path=a<b.csv", "stops at '<'"),
+    ("train.monitor=val_top_1)", "stops at ')'"),
 ])
 def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, override: str,
                                                        message: str) -> None:
@@ -189,6 +195,11 @@ def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, o
                                   "name without /"),
     ("search.metric=val_ndcg_7", "search.metric='val_ndcg_7' is not a validation metric: "
                                  "available are val_top_1, "),
+    ("+search.params={model.embedding_dim: choice(8|16)}", "a search expression inside a "
+     "mapping must be quoted, e.g. '+search.params={model.embedding_dim: \"choice(8, 16)\"}' "
+     "(Hydra read it as a ChoiceSweep)"),
+    ("+search.params={model.embedding_dim: choice(8<16)}", "Hydra's override grammar stops at "
+                                                           "'<'; quote the value"),
 ])
 def test_search_settings_are_checked_and_nothing_is_created(tmp_path: Path, capsys,
                                                             override: str, message: str) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException, MissingConfigException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -59,15 +60,21 @@ def compose_config(config_name: str, overrides: Sequence[str],
     except yaml.YAMLError as exc:  # a hand-edited --config file
         raise UserError(f"{config_dir / config_name}.yaml is not valid YAML: "
                         f"{_one_line(str(exc))}") from None
+    except OverrideParseException as exc:
+        secret = _storage_override(overrides)
+        if secret is None or secret not in str(exc):
+            raise UserError(_unparsable(overrides) or _one_line(str(exc))) from None
+        raise _storage_unparsable() from None
     except (HydraException, OmegaConfBaseException) as exc:
         secret = _storage_override(overrides)
         if secret is not None and secret in str(exc):  # never echo a typed password
-            raise UserError("the search.storage=... override could not be parsed (a URL whose "
-                            "password holds , ' or another special character): quote it, e.g. "
-                            "'search.storage=\"postgresql+psycopg://user:pw@host/db\"', or "
-                            "put the URL in an environment variable and pass "
-                            "'search.storage=${oc.env:OPTUNA_STORAGE}' (the URL is not shown "
-                            "here, as it holds a password)") from None
+            raise _storage_unparsable() from None
+        sweep = re.search(r"object_type=(\w+Sweep)", str(exc.__cause__ or ""))
+        if sweep:  # `{k: choice(8, 16)}` unquoted inside a mapping is a Hydra sweep object
+            raise UserError(f"cannot read the override {_failed_override(exc, overrides)!r}: a "
+                            f"search expression inside a mapping must be quoted, e.g. "
+                            f"'+search.params={{model.embedding_dim: \"choice(8, 16)\"}}' "
+                            f"(Hydra read it as a {sweep.group(1)})") from None
         unknown = re.match(r"Could not override '([^']+)'", str(exc))
         if unknown and unknown.group(1).startswith(("search.params", "search.conditional_params")):
             group = ".".join(unknown.group(1).split(".")[:2])
@@ -173,6 +180,37 @@ def saved_config_dir(saved: Path, overrides: Sequence[str], scratch: Path) -> Pa
 def without_group_choices(overrides: Sequence[str]) -> list[str]:
     """The overrides left for a saved config once `saved_config_dir` applied the choices."""
     return [o for o in overrides if o.split("=", 1)[0] not in TRAIN_GROUPS]
+
+
+def _storage_unparsable() -> UserError:
+    return UserError("the search.storage=... override could not be parsed (a URL whose "
+                     "password holds , ' or another special character): quote it, e.g. "
+                     "'search.storage=\"postgresql+psycopg://user:pw@host/db\"', or put the URL "
+                     "in an environment variable and pass "
+                     "'search.storage=${oc.env:OPTUNA_STORAGE}' (the URL is not shown here, as "
+                     "it holds a password)")
+
+
+def _failed_override(exc: Exception, overrides: Sequence[str]) -> str:
+    named = re.search(r"override (\S.*)$", str(exc).splitlines()[0])
+    return named.group(1) if named else " ".join(overrides)
+
+
+def _unparsable(overrides: Sequence[str]) -> str | None:
+    """The first override Hydra's grammar cannot read, and how to quote it. Hydra's own
+    message names a lexer state (`LexerNoViableAltException: data.path=~/x.csv; ^`)."""
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except HydraException as exc:  # OverrideParseException, or the lexer's plain one
+            key, _, value = override.partition("=")
+            at = re.search(r"(?:at: |input )('[^']*')", str(exc))
+            quoted = value.replace('"', '\\"')
+            return (f"cannot read the override {override!r}: Hydra's override grammar stops at "
+                    f"{at.group(1) if at else 'a special character'}; quote the value, e.g. "
+                    f"'{key}=\"{quoted}\"' (the outer single quotes are for the shell)")
+    return None
 
 
 def _one_line(message: str) -> str:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from experiments.cli.app import EXIT_USER_ERROR
-from experiments.cli.console import pipe_safe
+from experiments.cli.console import pipe_safe, quiet_tensorflow
 
 
 @pipe_safe
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
               "saved_model.pb); expected e.g. outputs/sweeps/default/best/model", file=sys.stderr)
         return EXIT_USER_ERROR
 
-    import tensorflow as tf  # after argument checks: its import is slow and noisy
+    quiet_tensorflow()  # after argument checks: its import is slow and, unquieted, noisy
+    import tensorflow as tf
 
     try:
         model = tf.saved_model.load(str(args.model_dir))

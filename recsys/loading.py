@@ -26,6 +26,8 @@ from recsys.config import DataConfig
 from recsys.errors import UserError
 
 COLUMNS = ("user", "item", "rating", "timestamp")
+# pyarrow picks the codec by extension.
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bzip2", ".zst": "zstd", ".lz4": "lz4"}
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,8 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
             raise UserError(f"data.path={str(path)!r} is not a UTF-8 text ratings file "
                             "(undecodable bytes)") from None
         if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowInvalid):
-            compressed = " (a truncated or not really gzip-compressed file?)" \
-                if path.suffix in (".gz", ".bz2") else ""
+            kind = COMPRESSIONS.get(path.suffix)
+            compressed = f" (a truncated or not really {kind}-compressed file?)" if kind else ""
             raise UserError(f"data.path={str(path)!r} cannot be read: {message}"
                             f"{compressed}") from None
         if "No columns" in message or "Empty CSV" in message or "empty" in message.lower():

@@ -103,16 +103,19 @@ def prepare(ratings: Ratings | pd.DataFrame, cfg: DataConfig) -> PreparedData:
     duplicates = int((~keep).sum())
     user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
 
+    # Said in every "too little data" error: a file of repeats shrinks to a few pairs here.
+    deduped = (f"; {duplicates} of {rows_in} rows were repeats of a (user, item) pair, only "
+               "the latest kept" if duplicates else "")
     counts = np.bincount(item_code, minlength=n_items_all)
     keep = counts[item_code] >= cfg.min_item_ratings
     _check_not_empty(keep, "data.min_item_ratings", cfg.min_item_ratings, len(item_code),
-                     int(counts.max(initial=0)), "ratings per item")
+                     int(counts.max(initial=0)), "ratings per item", deduped)
     user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
     if cfg.min_user_ratings > 1:
         ucounts = np.bincount(user_code, minlength=n_users_all)
         keep = ucounts[user_code] >= cfg.min_user_ratings
         _check_not_empty(keep, "data.min_user_ratings", cfg.min_user_ratings, len(user_code),
-                         int(ucounts.max(initial=0)), "ratings per user")
+                         int(ucounts.max(initial=0)), "ratings per user", deduped)
         user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
 
     # Re-code to compact vocabularies: the catalog sorted by item id, users by first code.
@@ -136,7 +139,7 @@ def prepare(ratings: Ratings | pd.DataFrame, cfg: DataConfig) -> PreparedData:
         raise UserError(f"data.val_fraction={cfg.val_fraction} and data.test_fraction="
                         f"{cfg.test_fraction} of {n} ratings leave {n - n_test - n_val} for "
                         f"training, {n_val} for validation and {n_test} for test: each needs "
-                        ">= 1 (use more data or other fractions)")
+                        f">= 1 (use more data or other fractions{deduped})")
     rng = np.random.default_rng(cfg.seed)
     # Temporal: rows are already in time order, so the latest come last.
     order = rng.permutation(n) if cfg.split == "random" else np.arange(n)[::-1]
@@ -161,10 +164,10 @@ def prepare(ratings: Ratings | pd.DataFrame, cfg: DataConfig) -> PreparedData:
 
 
 def _check_not_empty(keep: np.ndarray, key: str, value: int, before: int, best: int,
-                     what: str) -> None:
+                     what: str, deduped: str) -> None:
     if not keep.any():
         raise UserError(f"{key}={value} drops every rating ({before} before, 0 after; the "
-                        f"most {what} is {best}): use a value <= {best}")
+                        f"most {what} is {best}{deduped}): use a value <= {best}")
 
 
 def as_strings(ids: pa.Array) -> np.ndarray:

@@ -230,17 +230,28 @@ def amazon(path: Path) -> list[str]:
             "train.epochs=1", "train.top_ks=[1,10]"]  # 30 items: top-100 would be constant
 
 
-@pytest.mark.parametrize("kind", ["truncated", "not gzip"])
-def test_a_broken_gz_file_is_named(tmp_path: Path, capsys, kind: str) -> None:
+@pytest.mark.parametrize(("suffix", "codec"), [(".gz", "gzip"), (".bz2", "bzip2")])
+@pytest.mark.parametrize("kind", ["truncated", "not compressed"])
+def test_a_broken_compressed_file_is_named_with_its_codec(tmp_path: Path, capsys, kind: str,
+                                                          suffix: str, codec: str) -> None:
+    import bz2
     import gzip
 
     text = "\n".join(RATINGS).encode()
-    path = tmp_path / "ratings.csv.gz"
-    packed = gzip.compress(text)
+    path = tmp_path / f"ratings.csv{suffix}"
+    packed = (gzip if codec == "gzip" else bz2).compress(text)
     path.write_bytes(packed[:len(packed) // 2] if kind == "truncated" else text)
     code, err = run_train(tmp_path, capsys, *amazon(path))
     assert code == 2 and len(err) == 1, err
-    assert f"data.path='{path}' cannot be read" in err[0] and "gzip" in err[0]
+    assert f"data.path='{path}' cannot be read" in err[0]
+    assert f"(a truncated or not really {codec}-compressed file?)" in err[0]
+
+
+def test_a_file_of_repeats_says_so_when_too_little_is_left(tmp_path: Path, capsys) -> None:
+    path = write_lines(tmp_path / "r.csv", ["U1,P1,5.0,100"] * 400)
+    code, err = run_train(tmp_path, capsys, *amazon(path))
+    assert code == 2 and len(err) == 1, err
+    assert "399 of 400 rows were repeats of a (user, item) pair, only the latest kept" in err[0]
 
 
 def test_binary_garbage_gets_the_error_alone(tmp_path: Path, capsys) -> None:

@@ -3,12 +3,16 @@ the harness ranked them and builds a vector for a new user from items given at c
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO
 from test_training import tiny
 
 from recsys.config import ModelConfig
@@ -70,6 +74,18 @@ def test_recommend_cli_takes_a_history(trained: Path, capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     assert "from the 3 given item(s)" in out[0] and len(out) == 5
     assert not {line.split()[1] for line in out[1:]} & set(items.split(","))
+
+
+def test_recommend_prints_the_list_and_nothing_of_tensorflow(trained: Path) -> None:
+    """As every other command: no CUDA probing or absl lines on a machine without a GPU."""
+    user = str(load_vectors(trained / "run" / "vectors.npz")["user_ids"][1])
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # recsys set it
+    proc = subprocess.run([sys.executable, "-m", "experiments.recommend", str(trained / "model"),
+                           user, "--k", "3"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.splitlines()[0].startswith(f"top 3 items for user {user!r}")
 
 
 def test_ids_are_stored_by_their_own_length(tmp_path: Path) -> None:

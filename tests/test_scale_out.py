@@ -6,6 +6,7 @@ sets it). Without it they skip on a developer's machine, and fail under CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -209,6 +210,37 @@ def test_a_killed_worker_does_not_lose_the_export(tmp_path: Path) -> None:
     assert len(finished(optuna.load_study(study_name=name, storage=storage))) == 4
 
 
+@pytest.mark.slow
+def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves the main process no chance to pass anything on: the workers must notice
+    by themselves (an orphan trained to the end of the study, with no export after it)."""
+    name = unique_name("orphans")
+    storage = f"sqlite:///{tmp_path / name / 'study.db'}"
+    proc = subprocess.Popen(args(tmp_path, name, storage, 4, "search.n_workers=2",
+                                 "train.epochs=50"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: running(storage, name) >= 2, timeout=300)
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)],
+                                                  capture_output=True, text=True).stdout.split()]
+        assert len(workers) == 2
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: not any(Path(f"/proc/{w}").exists() and
+                                 "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
+                                 for w in workers), timeout=60)
+    finally:
+        for w in workers if "workers" in locals() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
+    # Each worker recorded its running trial as failed on the way out (a rerun resumes at once)
+    # and started no other: the study stopped short of its 4 trials.
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert running(storage, name) == 0
+    assert study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert len(finished(study)) < 4
+
+
 OPEN_AT_ONCE = """
 import sys, time
 from experiments.sweeping.config import SearchConfig
@@ -233,7 +265,7 @@ def test_commands_started_together_on_an_empty_storage_all_open_the_study(tmp_pa
 
 
 def test_worker_processes_are_capped_at_the_core_count() -> None:
-    from experiments.sweeping.run import worker_count
+    from experiments.sweeping.processes import worker_count
 
     assert worker_count(2, 16) == (2, None)
     n, notice = worker_count(100, 2)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -29,14 +28,13 @@ from experiments.sweeping.export import export_best
 from experiments.sweeping.objective import Objective
 from experiments.sweeping.outputs import KeepBestVectors, write_report
 from experiments.sweeping.plan import SweepPlan
+from experiments.sweeping.processes import DEADLINE_ENV, EXIT_RETIRED, run_workers, worker_count
 from experiments.sweeping.space import optuna_params
 from experiments.sweeping.study import FINISHED, fail_dead_trials, mask_url, storage_lost
 from experiments.sweeping.tables import format_params, study_table
 from experiments.sweeping.tensorboard import write_hparams_config, write_study_baselines
 
 EXIT_INTERRUPTED = 130
-EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
-DEADLINE_ENV = "RECSYS_SWEEP_DEADLINE"
 MAX_FAILURES_IN_A_ROW = 5
 POLL_SECONDS = 2.0
 RUNNING = (optuna.trial.TrialState.RUNNING,)
@@ -267,49 +265,3 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
           f"{study_dir / 'trials'})")
     print(f"wall time: {time.perf_counter() - start:.0f} s")
     return 0
-
-
-def worker_count(requested: int, cores: int) -> tuple[int, str | None]:
-    """At most one worker process per core: each loads TensorFlow (~1 GB) and trains with at
-    least one thread, so more only adds memory and contention."""
-    if requested <= cores:
-        return requested, None
-    return cores, (f"search.n_workers={requested} is more than this machine's {cores} cores: "
-                   f"starting {cores} worker(s)")
-
-
-def run_workers(argv: list[str], n_workers: int, deadline: float | None) -> int:
-    """Start n_workers worker processes on the study, replace each one that retires after
-    `search.trials_per_process` trials, forward SIGINT/SIGTERM, and wait for all."""
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    command = [sys.executable, "-m", "experiments.sweeping.worker", *argv,
-               f"train.threads={threads}"]
-    env = {**os.environ, DEADLINE_ENV: str(deadline)} if deadline else None
-    workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
-    codes: list[int] = []
-    # Ctrl-C / SIGTERM set a flag instead of raising: a KeyboardInterrupt raised inside a
-    # garbage-collection callback (SQLAlchemy has some) is printed and swallowed, and the
-    # main process then waited for the whole study (seen in the soak benchmark).
-    stop: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while workers and not stop:
-            for w in [w for w in workers if w.poll() is not None]:
-                workers.remove(w)
-                if w.returncode == EXIT_RETIRED:  # a fresh process takes its place
-                    workers.append(subprocess.Popen(command, env=env))
-                else:
-                    codes.append(w.returncode)
-            time.sleep(0.2)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if stop:
-        for w in workers:
-            if w.poll() is None:
-                w.send_signal(signal.SIGINT)
-        for w in workers:
-            w.wait()
-        raise KeyboardInterrupt(f"signal {stop[0]}")
-    return next((c for c in codes if c != 0), 0)

@@ -12,11 +12,13 @@ import time
 
 from experiments.cli.console import quiet_tensorflow
 from experiments.sweeping.plan import plan_from_argv
+from experiments.sweeping.processes import stop_with_parent
 from recsys.cache import load_prepared
 from recsys.errors import UserError
 
 
 def main(argv: list[str]) -> int:
+    stop_with_parent()
     try:
         plan = plan_from_argv(argv, check=False)
         # The main process filled the cache; the rungs follow from the data, as there.

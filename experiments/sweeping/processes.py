@@ -1,0 +1,75 @@
+"""The worker processes of a study on one machine: how many, starting and replacing them,
+passing on Ctrl-C, and making sure none outlives the main process."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+
+EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
+DEADLINE_ENV = "RECSYS_SWEEP_DEADLINE"
+PARENT_ENV = "RECSYS_SWEEP_PARENT"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def worker_count(requested: int, cores: int) -> tuple[int, str | None]:
+    """At most one worker process per core: each loads TensorFlow (~1 GB) and trains with at
+    least one thread, so more only adds memory and contention."""
+    if requested <= cores:
+        return requested, None
+    return cores, (f"search.n_workers={requested} is more than this machine's {cores} cores: "
+                   f"starting {cores} worker(s)")
+
+
+def run_workers(argv: list[str], n_workers: int, deadline: float | None) -> int:
+    """Start n_workers worker processes on the study, replace each one that retires after
+    `search.trials_per_process` trials, forward SIGINT/SIGTERM, and wait for all."""
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    command = [sys.executable, "-m", "experiments.sweeping.worker", *argv,
+               f"train.threads={threads}"]
+    env = {**os.environ, PARENT_ENV: str(os.getpid()),
+           **({DEADLINE_ENV: str(deadline)} if deadline else {})}
+    workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
+    codes: list[int] = []
+    # Ctrl-C / SIGTERM set a flag instead of raising: a KeyboardInterrupt raised inside a
+    # garbage-collection callback (SQLAlchemy has some) is printed and swallowed, and the
+    # main process then waited for the whole study (seen in the soak benchmark).
+    stop: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while workers and not stop:
+            for w in [w for w in workers if w.poll() is not None]:
+                workers.remove(w)
+                if w.returncode == EXIT_RETIRED:  # a fresh process takes its place
+                    workers.append(subprocess.Popen(command, env=env))
+                else:
+                    codes.append(w.returncode)
+            time.sleep(0.2)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stop:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGINT)
+        for w in workers:
+            w.wait()
+        raise KeyboardInterrupt(f"signal {stop[0]}")
+    return next((c for c in codes if c != 0), 0)
+
+
+def stop_with_parent() -> None:
+    """SIGTERM this worker when the main process dies, SIGKILL included: an orphan would train
+    to the end of the study with nobody left to export best/ or write report/ (Linux only;
+    elsewhere the main process's own SIGTERM on Ctrl-C remains)."""
+    parent = os.environ.get(PARENT_ENV)
+    if not sys.platform.startswith("linux") or not parent:
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)

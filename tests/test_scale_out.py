@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -239,6 +240,29 @@ def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path) -> None:
     assert running(storage, name) == 0
     assert study.get_trials(states=(optuna.trial.TrialState.FAIL,))
     assert len(finished(study)) < 4
+
+
+@pytest.mark.slow
+def test_a_rerun_that_waits_for_a_dead_trial_says_so(tmp_path: Path) -> None:
+    """The study's one slot is held by a killed sweep's trial: the rerun waits out the grace
+    period before retrying it, and says what it waits for instead of minutes of silence."""
+    name = unique_name("wait")
+    storage = f"sqlite:///{tmp_path / name / 'study.db'}"
+    proc = subprocess.Popen(args(tmp_path, name, storage, 1, "train.epochs=200"), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: running(storage, name) >= 1, timeout=300)
+    time.sleep(1.5)  # its first heartbeat is written
+    proc.kill()
+    proc.wait()
+    # A grace period longer than the rerun's start-up (its TensorFlow import: seconds).
+    rerun = subprocess.run(args(tmp_path, name, storage, 1, "search.allow_changed_base=true",
+                                "search.grace_period=20"),
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert re.search(r"waiting for trial 0 \(last heartbeat \d+ s ago\): the study's last "
+                     r"slots; a trial without a heartbeat for search.grace_period=20 s is "
+                     r"failed and queued again", rerun.stdout), rerun.stdout
+    assert len(finished(optuna.load_study(study_name=name, storage=storage))) == 1
 
 
 OPEN_AT_ONCE = """

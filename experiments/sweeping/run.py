@@ -30,7 +30,13 @@ from experiments.sweeping.outputs import KeepBestVectors, write_report
 from experiments.sweeping.plan import SweepPlan
 from experiments.sweeping.processes import DEADLINE_ENV, EXIT_RETIRED, run_workers, worker_count
 from experiments.sweeping.space import optuna_params
-from experiments.sweeping.study import FINISHED, fail_dead_trials, mask_url, storage_lost
+from experiments.sweeping.study import (
+    FINISHED,
+    fail_dead_trials,
+    heartbeat_ages,
+    mask_url,
+    storage_lost,
+)
 from experiments.sweeping.tables import format_params, study_table
 from experiments.sweeping.tensorboard import write_hparams_config, write_study_baselines
 
@@ -117,6 +123,7 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
     ran, callbacks = 0, callbacks or []
     progress.begin(study)
     claim = TrialClaim(study_dir)
+    waiting_for: set[int] = set()
     while True:
         fail_dead_trials(study, grace_period)  # a killed worker's trial: FAIL + queued again
         with claim:  # counted and started under one lock: no trial beyond n_trials
@@ -141,7 +148,22 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
                                gc_after_trial=True)
                 ran += 1
                 continue
-        time.sleep(POLL_SECONDS)  # the last slots are being worked on elsewhere
+        # The last slots are being worked on elsewhere, or by a worker that died: say which
+        # and when a dead one's trial is retried (silence for the grace period looked hung).
+        waiting_for = say_waiting(study, grace_period, waiting_for)
+        time.sleep(POLL_SECONDS)
+
+
+def say_waiting(study: optuna.Study, grace_period: float, said: set[int]) -> set[int]:
+    """One line when the set of trials this worker waits for changes; the set now."""
+    ages = heartbeat_ages(study)
+    running = {t.number for t in study.get_trials(deepcopy=False, states=RUNNING)}
+    if running and running != said:
+        last = ", ".join(f"trial {n} (last heartbeat {ages[n]:.0f} s ago)" if n in ages
+                         else f"trial {n}" for n in sorted(running))
+        print(f"waiting for {last}: the study's last slots; a trial without a heartbeat for "
+              f"search.grace_period={grace_period:g} s is failed and queued again", flush=True)
+    return running
 
 
 def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: float,

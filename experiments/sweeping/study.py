@@ -126,6 +126,30 @@ def _storage_error(url: str, password: str | None, exc: Exception,
     return UserError(f"search.storage={mask_url(url)!r}: {what} ({reason}){hint}")
 
 
+def heartbeat_ages(study: optuna.Study) -> dict[int, float]:
+    """Seconds since each RUNNING trial's last heartbeat, by trial number (database clock, as
+    Optuna's stale check uses); {} where the storage keeps none. Reads Optuna's heartbeat
+    table: no public API gives the age, only the verdict after the grace period."""
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna's cache wraps it
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return {}
+    from optuna.storages._rdb import models
+
+    running = {t._trial_id: t.number for t in study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    if not running:
+        return {}
+    session = storage.scoped_session()
+    try:
+        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        rows = session.query(models.TrialHeartbeatModel).filter(
+            models.TrialHeartbeatModel.trial_id.in_(list(running))).all()
+        return {running[r.trial_id]: (now - r.heartbeat.replace(tzinfo=None)).total_seconds()
+                for r in rows}
+    finally:
+        session.close()
+
+
 def fail_dead_trials(study: optuna.Study, grace_period: float) -> None:
     """Fail (and queue again) the RUNNING trials whose worker is gone.
 

@@ -300,15 +300,15 @@ def test_worker_processes_are_capped_at_the_core_count() -> None:
 def test_workers_retire_after_trials_per_process_and_the_study_completes(tmp_path: Path) -> None:
     name = unique_name("retire")
     storage = f"sqlite:///{tmp_path / name / 'study.db'}"
-    proc = subprocess.run(args(tmp_path, name, storage, 5, "search.trials_per_process=2"),
+    proc = subprocess.run(args(tmp_path, name, storage, 3, "search.trials_per_process=2"),
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = optuna.load_study(study_name=name, storage=storage)
     done = finished(study)
-    assert len(done) == 5
-    # 2 + 2 + 1 trials: three processes, each under its own pid.
+    assert len(done) == 3
+    # 2 + 1 trials: two processes, each under its own pid.
     pids = [t.user_attrs["worker"] for t in sorted(done, key=lambda t: t.number)]
-    assert len(set(pids)) == 3 and pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+    assert len(set(pids)) == 2 and pids[0] == pids[1] != pids[2]
     assert (tmp_path / name / "best" / "config.yaml").exists()
 
 

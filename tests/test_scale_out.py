@@ -438,3 +438,22 @@ def test_two_machines_share_one_postgresql_study(tmp_path: Path) -> None:
         assert password not in out + err
         exported = (home / name / "best" / "params.json").read_text()
         assert f'"trial": {best}' in exported or f'"number": {best}' in exported, exported
+
+
+def test_a_full_disk_under_a_sqlite_study_is_called_a_full_disk(tmp_path: Path) -> None:
+    """SQLite says "database or disk is full"; the user is told which disk, not that a
+    connection was lost. The error is SQLite's own, made by capping the file's page count."""
+    from experiments.sweeping.study import storage_lost
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    engine = sqlalchemy.create_engine(url)
+    with pytest.raises(sqlalchemy.exc.OperationalError) as full, engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x BLOB)")
+        connection.exec_driver_sql("PRAGMA max_page_count = 4")
+        for _ in range(100):
+            connection.exec_driver_sql("INSERT INTO t VALUES (zeroblob(4096))")
+    line = storage_lost(url, full.value)
+    assert line.startswith(f"search.storage='{url}': the disk holding '{tmp_path}' is full "
+                           "(the study database cannot grow). Free some space and run the same "
+                           "command again: finished trials are kept"), line
+    assert "lost the connection" not in line

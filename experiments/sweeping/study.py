@@ -101,11 +101,18 @@ def _engine_kwargs(scheme: str) -> dict[str, Any]:
 
 def storage_lost(url: str, exc: Exception) -> str:
     """The one line for a storage that went away during the study (password hidden)."""
-    lost = _storage_error(url, make_url(url).password, exc, "lost the connection to the study "
-                          "storage")
-    return (f"{lost}. Run the same command again "
-            "once it is back: finished trials are kept, and the trial that was running is "
-            "failed and retried once its heartbeat is older than search.grace_period")
+    text = str(getattr(exc, "orig", exc) or exc).lower()
+    if "disk is full" in text or "no space left" in text:  # SQLite's SQLITE_FULL, or ENOSPC
+        where = sqlite_file(url)
+        disk = f"the disk holding {str(where.parent)!r}" if where else "the database's disk"
+        what = (f"search.storage={mask_url(url)!r}: {disk} is full (the study database cannot "
+                "grow). Free some space and run the same command again")
+    else:
+        lost = _storage_error(url, make_url(url).password, exc, "lost the connection to the "
+                              "study storage")
+        what = f"{lost}. Run the same command again once it is back"
+    return (f"{what}: finished trials are kept, and the trial that was running is failed and "
+            "retried once its heartbeat is older than search.grace_period")
 
 
 def _lost_creation_race(exc: Exception) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from recsys.errors import UserError
+from recsys.memory import check_fits
 
 OPTIMIZERS = ("adagrad", "adam", "sgd")
 SPLITS = ("random", "temporal")
@@ -317,8 +318,10 @@ class RunConfig:
         return cls(**{g: build(GROUP_TYPES[g], tree.get(g, {}), g) for g in groups},
                    run_dir=run_dir)
 
-    def check_catalog(self, n_items: int) -> None:
-        """What the config asks of a catalog of `n_items` (checked before anything is written)."""
+    def check_data(self, n_users: int, n_items: int) -> None:
+        """What the config asks of data with these counts (checked before anything is
+        written): top-k below the catalog, an exact softmax on a small catalog, and a model
+        that fits in memory."""
         k = max(self.train.top_ks)
         if k >= n_items:  # every scorer would hit at that k: a constant to select on
             raise UserError(f"train.top_ks={sorted(self.train.top_ks)} holds k={k}, not below "
@@ -328,6 +331,9 @@ class RunConfig:
             raise UserError(f"model.negatives=catalog scores all {n_items} items for every row:"
                             f" allowed up to {CATALOG_SOFTMAX_MAX_ITEMS} items; use mixed or "
                             "in_batch")
+        too_big = check_fits(self, n_users, n_items)
+        if too_big:
+            raise UserError(too_big)
 
 
 GROUP_TYPES: dict[str, type] = {"data": DataConfig, "model": ModelConfig,

@@ -104,7 +104,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
 
     ks = tuple(sorted(cfg.train.top_ks))
     tf.keras.utils.set_random_seed(cfg.train.seed)
-    cfg.check_catalog(data.n_items)
+    cfg.check_data(data.n_users, data.n_items)
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
     user_history = UserHistory(data.train_user, data.train_item, data.n_users,
                           cfg.model.history_max_len, cfg.train.seed) \

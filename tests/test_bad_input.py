@@ -151,6 +151,10 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
     ("model.embedding_dim=true", "model.embedding_dim=true is invalid: expected an integer"),
     ("model.embedding_dimm=3", "model.embedding_dimm is not a known setting: did you mean "
                                "model.embedding_dim?"),
+    # Sizes no machine here holds: refused before TensorFlow allocates (or the kernel kills).
+    ("model.embedding_dim=1000000000", "model.embedding_dim=1000000000 with model.tower_layers=[] "
+                                       "on 1,500 users and 300 items needs at least "),
+    ("model.tower_layers=[100000000]", "), more than this machine's "),
     # Hydra's grammar: say which character stopped it and how to quote, not a lexer state.
     ("data.path=~/x.csv", "cannot read the override 'data.path=~/x.csv': Hydra's override "
                           "grammar stops at '~'; quote the value, e.g. 'data.path=\"~/x.csv\"'"),

@@ -66,6 +66,8 @@ def test_report_page_renders_the_table_and_every_plot(study_dir: Path) -> None:
                                                 "els => els.map(e => e.textContent)")
         assert sum("val_top_100" in t for t in axis_titles) >= 2, axis_titles
         assert page.locator("a[href='../best/']").count() == 1
+        # Long parameter names wrap inside the table: the page never scrolls sideways.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         folder = os.environ.get("RECSYS_SCREENSHOTS")
         if folder:
             page.screenshot(path=str(Path(folder) / "report_page.png"), full_page=False)

@@ -40,7 +40,10 @@ def history_figure(study: optuna.Study, metric: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=[n for n, _ in pruned], y=[v for _, v in pruned],
                                  mode="markers", name="pruned (last reported value)",
                                  marker={"symbol": "x", "color": "#999"}))
-    fig.update_layout(xaxis_title="trial", yaxis_title=metric)
+    fig.update_layout(xaxis_title="trial", yaxis_title=metric,
+                      title=f"{metric} of every trial, and the best so far")
+    last = max((t.number for t in study.get_trials(deepcopy=False)), default=0)
+    fig.update_xaxes(tick0=0, dtick=max(1, math.ceil((last + 1) / 20)))  # whole trial numbers
     return fig
 
 
@@ -137,7 +140,7 @@ def table_html(markdown: str, study_dir: Path) -> str:
     text = [line for line in markdown.splitlines() if line and not line.startswith("|")]
     for line in text[:1]:
         out.append(f"<p>{html.escape(line)}</p>")
-    out.append("<table>")
+    out.append('<div class="wide"><table>')
     for i, line in enumerate(rows):
         if set(line) <= set("|-"):
             continue
@@ -150,7 +153,7 @@ def table_html(markdown: str, study_dir: Path) -> str:
                 value = f'<a href="../trials/{cell}/">{value}</a>'
             rendered.append(f"<{tag}>{value}</{tag}>")
         out.append("<tr>" + "".join(rendered) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     out += [f"<p>{html.escape(line)}</p>" for line in text[1:]]
     return "\n".join(out)
 
@@ -171,8 +174,11 @@ def write_index(study: optuna.Study, report_dir: Path, metric: str, notes: list[
             parts.append(f"<h2>{title}</h2><p>Not enough complete trials to draw it.</p>")
             continue
         fig.update_layout(height=480)
-        parts.append(f"<h2>{title}</h2>" + pio.to_html(
-            fig, include_plotlyjs=first, full_html=False, config={"displaylogo": False}))
+        # A plot wider than the page (Optuna sizes slices by parameter count) scrolls in
+        # its own box, as the table does: the page itself never scrolls sideways.
+        parts.append(f'<h2>{title}</h2><div class="wide">' + pio.to_html(
+            fig, include_plotlyjs=first, full_html=False, config={"displaylogo": False})
+            + "</div>")
         first = False
     best = '<a href="../best/">best/</a> (config.yaml, metrics.json, model/)' \
         if (study_dir / "best").is_dir() else "no best/ yet"
@@ -184,6 +190,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 td:last-child, th:last-child {{ text-align: left; }}
+td:last-child {{ min-width: 20em; overflow-wrap: anywhere; }}
+.wide {{ overflow-x: auto; }}
 </style></head><body>
 <h1>Study <code>{html.escape(study.study_name)}</code>: {html.escape(metric)}
 ({study.direction.name.lower()})</h1>

@@ -30,6 +30,7 @@ from experiments.sweeping.plan import (
     mark_study_folder,
     plan_sweep,
 )
+from recsys.memory import check_fits
 
 
 def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
@@ -37,6 +38,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
     plan = plan_sweep(job_config(cfg), overrides)
     prepared = load_data(plan.base.data)  # data errors stop the sweep before any trial
     plan.base.check_data(len(prepared.user_ids), len(prepared.item_ids))
+    check_fits(plan.base, len(prepared.user_ids), len(prepared.item_ids))
     plan = plan.with_rungs(prepared.stats["train_pool"])  # large data: multi-fidelity
     if len(plan.rungs) > 1:
         pairs = prepared.stats["train_pool"] * plan.base.data.sample_fraction

@@ -20,6 +20,7 @@ from experiments.cli.console import epoch_lines, load_data, pipe_safe, quiet_ten
 from experiments.cli.rundir import write_run_config
 from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged
+from recsys.memory import check_fits
 
 
 def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
@@ -27,6 +28,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
     config = RunConfig.from_dict(tree)  # every value checked here
     prepared = load_data(config.data)  # bad data fails here, before anything is written
     config.check_data(len(prepared.user_ids), len(prepared.item_ids))
+    check_fits(config, len(prepared.user_ids), len(prepared.item_ids))
 
     def job(run_dir: Path) -> int:
         write_run_config(run_dir, tree, overrides)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from recsys.errors import UserError
-from recsys.memory import check_fits
 
 OPTIMIZERS = ("adagrad", "adam", "sgd")
 SPLITS = ("random", "temporal")
@@ -320,8 +319,8 @@ class RunConfig:
 
     def check_data(self, n_users: int, n_items: int) -> None:
         """What the config asks of data with these counts (checked before anything is
-        written): top-k below the catalog, an exact softmax on a small catalog, and a model
-        that fits in memory."""
+        written): top-k below the catalog, an exact softmax on a small catalog. Whether the
+        model fits in memory: `recsys.memory.check_fits`."""
         k = max(self.train.top_ks)
         if k >= n_items:  # every scorer would hit at that k: a constant to select on
             raise UserError(f"train.top_ks={sorted(self.train.top_ks)} holds k={k}, not below "
@@ -331,9 +330,6 @@ class RunConfig:
             raise UserError(f"model.negatives=catalog scores all {n_items} items for every row:"
                             f" allowed up to {CATALOG_SOFTMAX_MAX_ITEMS} items; use mixed or "
                             "in_batch")
-        too_big = check_fits(self, n_users, n_items)
-        if too_big:
-            raise UserError(too_big)
 
 
 GROUP_TYPES: dict[str, type] = {"data": DataConfig, "model": ModelConfig,

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # config.py calls check_fits; only the type is needed here
-    from recsys.config import RunConfig
+from recsys.config import RunConfig
+from recsys.errors import UserError
 
 FLOAT = 4  # bytes: every weight and score is float32
 GIB = 2**30
@@ -53,17 +52,18 @@ def machine_bytes() -> int | None:
         return None
 
 
-def check_fits(cfg: RunConfig, n_users: int, n_items: int) -> str | None:
-    """The error line when the run cannot fit in this machine's memory, else None."""
+def check_fits(cfg: RunConfig, n_users: int, n_items: int) -> None:
+    """Refuse a run that cannot fit in this machine's memory (before anything is built)."""
     available = machine_bytes()
     parts = training_bytes(cfg, n_users, n_items)
     needed = sum(parts.values())
     if available is None or needed <= available:
-        return None
+        return
     fix = ("a smaller model.embedding_dim or model.tower_layers"
            if parts["model"] >= parts["evaluation"] else "a smaller train.eval_batch_size")
-    return (f"model.embedding_dim={cfg.model.embedding_dim} with model.tower_layers="
-            f"{list(cfg.model.tower_layers)} on {n_users:,} users and {n_items:,} items needs at "
-            f"least {needed / GIB:,.1f} GiB (model with {cfg.optimizer.name}'s state "
-            f"{parts['model'] / GIB:,.1f}, evaluation {parts['evaluation'] / GIB:,.1f}), more "
-            f"than this machine's {available / GIB:,.1f} GiB: use {fix}")
+    raise UserError(
+        f"model.embedding_dim={cfg.model.embedding_dim} with model.tower_layers="
+        f"{list(cfg.model.tower_layers)} on {n_users:,} users and {n_items:,} items needs at "
+        f"least {needed / GIB:,.1f} GiB (model with {cfg.optimizer.name}'s state "
+        f"{parts['model'] / GIB:,.1f}, evaluation {parts['evaluation'] / GIB:,.1f}), more "
+        f"than this machine's {available / GIB:,.1f} GiB: use {fix}")

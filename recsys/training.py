@@ -20,6 +20,7 @@ from recsys.errors import TrainingDiverged
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_user, subsample
 from recsys.files import write_text_atomic
 from recsys.history import UserHistory
+from recsys.memory import check_fits
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTowerModel
 from recsys.optim import LazyAdam
@@ -105,6 +106,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     ks = tuple(sorted(cfg.train.top_ks))
     tf.keras.utils.set_random_seed(cfg.train.seed)
     cfg.check_data(data.n_users, data.n_items)
+    check_fits(cfg, data.n_users, data.n_items)
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
     user_history = UserHistory(data.train_user, data.train_item, data.n_users,
                           cfg.model.history_max_len, cfg.train.seed) \

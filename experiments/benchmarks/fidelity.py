@@ -91,7 +91,7 @@ def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list
     Does successive halving over data fractions find as good a winner, for how much time?"""
     import optuna
 
-    from experiments import sweep
+    from experiments.benchmarks.search import run_module
 
     path = generated_amazon_file(rows, folder)
     base = ["data=amazon_electronics", f"data.path={path}", "data.min_item_ratings=1",
@@ -104,12 +104,9 @@ def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list
     for label, extra in studies.items():
         name = "plain" if extra else "rungs"
         study_dir = folder / f"study-{name}"
-        start = time.perf_counter()
-        code = sweep.main([*base, *extra, f"search.dir={study_dir}",
-                           f"search.study_name={name}"])
-        seconds = time.perf_counter() - start
-        if code != 0:
-            raise RuntimeError(f"the {label} study exited with {code}")
+        # A process of its own, as a user runs it (the commands are imported by nothing).
+        seconds = run_module(["experiments.sweep", *base, *extra, f"search.dir={study_dir}",
+                              f"search.study_name={name}"], folder / f"study-{name}.log")
         study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
         states = [t.state for t in study.trials]
         best = study.best_trial

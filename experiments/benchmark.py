@@ -101,12 +101,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(step_table(), flush=True)
     if args.mode == "fidelity":  # not in `all`: ~30 min on 2 cores at 2M rows
-        from experiments.benchmarks.fidelity import fidelity_table
+        from experiments.benchmarks.fraction_rungs import fidelity_table
 
         print(fidelity_table(args.rows if args.rows != 7_800_000 else 2_000_000, bench_dir(),
                              overrides), flush=True)
     if args.mode == "fidelity-study":  # not in `all`: ~45 min on 2 cores at 2M rows
-        from experiments.benchmarks.fidelity import fidelity_study_table
+        from experiments.benchmarks.fraction_rungs import fidelity_study_table
 
         folder = Path(tempfile.mkdtemp(prefix="fidelity-study.", dir=bench_dir()))
         print(fidelity_study_table(args.rows if args.rows != 7_800_000 else 2_000_000, folder,

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
 from experiments.cli.console import pipe_safe
-from experiments.sweeping.config import SearchConfig
+from experiments.sweeping.search_config import SearchConfig
 from recsys.errors import UserError
 
 
@@ -65,7 +65,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
         if best:
             print(f"best: {best}  (config, metrics"
                   f"{', model' if (best / 'model').exists() else ''})")
-        from experiments.sweeping.tables import study_table
+        from experiments.sweeping.study_table import study_table
 
         print(study_table(study, search.metric))
         print(f"report: {page}  (open it in a browser; summary.md and PNGs beside it)")

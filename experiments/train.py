@@ -33,7 +33,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
     def job(run_dir: Path) -> int:
         write_run_config(run_dir, tree, overrides)
         quiet_tensorflow()
-        from recsys.tables import format_run_table
+        from recsys.run_table import format_run_table
         from recsys.training import run
 
         metric = config.train.monitor_metric

@@ -18,6 +18,7 @@ from recsys.cache import derived_file, load_prepared
 from recsys.config import OptimizerConfig, RunConfig, TrainConfig
 from recsys.errors import TrainingDiverged
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_user, subsample
+from recsys.events import RunWriter
 from recsys.files import write_text_atomic
 from recsys.history import UserHistory
 from recsys.memory import check_fits
@@ -26,7 +27,6 @@ from recsys.model import TwoTowerModel
 from recsys.optim import LazyAdam
 from recsys.prepare import PreparedData, select_training
 from recsys.serving import VECTORS_FILE, save_vectors
-from recsys.tensorboard import RunWriter
 
 DIVERGED_FACTOR = 100  # an epoch's mean loss this many times the first step's: diverged
 

@@ -426,7 +426,7 @@ def test_a_file_rewritten_with_the_same_size_and_mtime_is_not_read_from_the_cach
         tmp_path: Path) -> None:
     """The cache key and the study fingerprint hash the file's content: a file rewritten in
     place (same size) with its old mtime restored is a new data set."""
-    from experiments.sweeping.config import SearchConfig
+    from experiments.sweeping.search_config import SearchConfig
     from experiments.sweeping.study import base_fingerprint
     from recsys.cache import cache_key
     from recsys.config import DataConfig

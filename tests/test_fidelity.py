@@ -13,9 +13,9 @@ from conftest import TINY_SYNTHETIC
 
 from experiments import sweep
 from experiments.cli.compose import compose_run
-from experiments.sweeping.config import FidelityConfig
 from experiments.sweeping.fidelity import rung_scales
 from experiments.sweeping.plan import plan_from_argv
+from experiments.sweeping.search_config import FidelityConfig
 from recsys.config import MIN_VAL_PAIRS, TrainConfig
 
 

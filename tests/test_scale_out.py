@@ -267,7 +267,7 @@ def test_a_rerun_that_waits_for_a_dead_trial_says_so(tmp_path: Path) -> None:
 
 OPEN_AT_ONCE = """
 import sys, time
-from experiments.sweeping.config import SearchConfig
+from experiments.sweeping.search_config import SearchConfig
 from experiments.sweeping.study import open_storage, open_study
 search = SearchConfig.from_dict({"study_name": "race", "storage": sys.argv[1],
                                  "sampler": {"name": "random", "seed": 1},
@@ -327,7 +327,7 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_failed_and_queued_again(
     Optuna's stale check never sees; the study used to wait on it forever (CI hang)."""
     from datetime import datetime, timedelta
 
-    from experiments.sweeping.config import SearchConfig
+    from experiments.sweeping.search_config import SearchConfig
     from experiments.sweeping.study import fail_dead_trials, open_storage, open_study
 
     url = f"sqlite:///{tmp_path / 'o.db'}"

@@ -113,7 +113,7 @@ def test_a_plain_parameter_replaces_the_per_condition_ranges_of_its_key(base) ->
 
 @pytest.mark.parametrize("name", ["tpe", "random"])
 def test_a_second_process_on_the_same_study_does_not_repeat_parameters(name: str) -> None:
-    from experiments.sweeping.config import SamplerConfig
+    from experiments.sweeping.search_config import SamplerConfig
     from experiments.sweeping.study import make_sampler
 
     cfg = SamplerConfig(name=name, seed=42, n_startup_trials=10)

@@ -181,8 +181,8 @@ def variant(folder: Path, overrides: list[str], batch: int, scale: float) -> dic
 
 
 def scale_table(rows: int, folder: Path) -> str:
-    from experiments.sweeping.config import FidelityConfig
     from experiments.sweeping.fidelity import rung_scales
+    from experiments.sweeping.search_config import FidelityConfig
 
     path = amazon_shaped_csv(rows, folder / f"amazon_shaped_{rows}.csv")
     cache = Path(tempfile.mkdtemp(prefix="scale-cache.", dir=folder))

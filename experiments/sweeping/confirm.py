@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from experiments.sweeping.config import ConfirmConfig
+from experiments.sweeping.search_config import ConfirmConfig
 
 SEED_STEP = 1_000_003  # confirmation seed j of a trial: its own seed + j * SEED_STEP
 

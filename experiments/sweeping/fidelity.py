@@ -15,7 +15,7 @@ needs at least `min_rung_pairs` training pairs, so small data sets get one rung 
 
 from __future__ import annotations
 
-from experiments.sweeping.config import FidelityConfig
+from experiments.sweeping.search_config import FidelityConfig
 
 
 def rung_scales(pairs: float, cfg: FidelityConfig) -> tuple[float, ...]:

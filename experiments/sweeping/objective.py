@@ -16,10 +16,10 @@ import tensorflow as tf
 
 from experiments.cli.compose import compose_run
 from experiments.cli.rundir import write_run_config
-from experiments.sweeping.config import FidelityConfig
 from experiments.sweeping.fidelity import rung_step
+from experiments.sweeping.hparams import write_trial_hparams
+from experiments.sweeping.search_config import FidelityConfig
 from experiments.sweeping.space import Param, suggest
-from experiments.sweeping.tensorboard import write_trial_hparams
 from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged, UserError
 from recsys.training import run

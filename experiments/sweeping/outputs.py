@@ -13,7 +13,7 @@ import optuna
 
 from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.report_page import write_index
-from experiments.sweeping.tables import ranked_trials, study_table
+from experiments.sweeping.study_table import ranked_trials, study_table
 
 
 def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 from optuna.distributions import CategoricalDistribution
 
 from experiments.cli.compose import CONF_DIR, compose_config, compose_run, job_config
-from experiments.sweeping.config import SearchConfig
+from experiments.sweeping.search_config import SearchConfig
 from experiments.sweeping.space import (
     Param,
     dead_conditions,

@@ -19,7 +19,7 @@ import optuna
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from experiments.sweeping.tables import study_table
+from experiments.sweeping.study_table import study_table
 
 PRUNED = optuna.trial.TrialState.PRUNED
 COMPLETE = optuna.trial.TrialState.COMPLETE

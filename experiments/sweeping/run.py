@@ -25,6 +25,7 @@ from experiments.cli.console import command
 from experiments.sweeping.claim import TrialClaim
 from experiments.sweeping.confirm import confirm_winners, format_confirm_table
 from experiments.sweeping.export import export_best
+from experiments.sweeping.hparams import write_hparams_config, write_study_baselines
 from experiments.sweeping.objective import Objective
 from experiments.sweeping.outputs import KeepBestVectors, write_report
 from experiments.sweeping.plan import SweepPlan
@@ -37,8 +38,7 @@ from experiments.sweeping.study import (
     mask_url,
     storage_lost,
 )
-from experiments.sweeping.tables import format_params, study_table
-from experiments.sweeping.tensorboard import write_hparams_config, write_study_baselines
+from experiments.sweeping.study_table import format_params, study_table
 
 EXIT_INTERRUPTED = 130
 MAX_FAILURES_IN_A_ROW = 5

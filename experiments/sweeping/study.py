@@ -17,7 +17,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 from experiments.cli.secrets import mask_secrets
-from experiments.sweeping.config import (
+from experiments.sweeping.search_config import (
     FidelityConfig,
     PrunerConfig,
     SamplerConfig,

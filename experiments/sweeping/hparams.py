@@ -24,7 +24,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
 from experiments.sweeping.space import Param
-from recsys.tensorboard import BASELINES_DIR, write_baselines
+from recsys.events import BASELINES_DIR, write_baselines
 
 STATES = ("complete", "pruned", "failed")
 STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_FAILURE,

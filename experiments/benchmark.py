@@ -1,4 +1,5 @@
-"""Speed benchmark, side by side in one invocation; prints tables.
+"""Every benchmark of the harness (speed, memory, search quality, scale-out), side by side in one
+invocation; each mode prints a table.
 
     python -m experiments.benchmark                  # trial: notebook (a), (b) vs ours (c)
     python -m experiments.benchmark --mode load      # 7.8M-row load + prepare vs the notebook's

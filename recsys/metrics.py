@@ -8,7 +8,7 @@ taking the true item's score from the same score matrix, so there is no rounding
 the positive's score and the candidates' (FactorizedTopK computes the positive apart and can
 push a true hit to rank 2 at k=1). One batched matrix product and a comparison: no `top_k`.
 
-Pairs whose user has no training data are ranked by popularity (see `recsys.training`).
+Pairs whose user has no training data are ranked by popularity (see `recsys.evaluation`).
 """
 
 from __future__ import annotations

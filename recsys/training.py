@@ -117,7 +117,7 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
     # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
     use_catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
-    train_step = _make_train_step(model, model.optimizer, cfg.train.jit_compile,
+    train_step = make_train_step(model, model.optimizer, cfg.train.jit_compile,
                                   use_catalog_loss)
 
     ranker = Ranker(data.train_user, data.train_item, data.n_users, data.n_items,
@@ -285,7 +285,7 @@ def _rung_result(cfg: RunConfig, history: list[dict[str, float]], epoch: int, n_
         run_dir=None)
 
 
-def _make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,
+def make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,
                      jit_compile: bool, catalog_loss: bool):
     """One optimizer step on a batch: `train_step(users, items, history, seed) -> loss`.
 

@@ -59,7 +59,7 @@ def step_table(n_users: int = 3_316_665, n_items: int = 96_364, batch: int = 102
 
     from recsys.config import ModelConfig, OptimizerConfig
     from recsys.model import TwoTowerModel
-    from recsys.training import _make_train_step, make_optimizer
+    from recsys.training import make_optimizer, make_train_step
 
     rng = np.random.default_rng(0)
     users = tf.constant(rng.integers(0, n_users, batch), tf.int32)
@@ -71,7 +71,7 @@ def step_table(n_users: int = 3_316_665, n_items: int = 96_364, batch: int = 102
                        ("adagrad", OptimizerConfig("adagrad", 0.1))):
         model = TwoTowerModel(n_users, n_items, ModelConfig(embedding_dim=DIM, user_tower="id"),
                               rng.integers(1, 100, n_items), 0)
-        step = _make_train_step(model, make_optimizer(opt), True, False)
+        step = make_train_step(model, make_optimizer(opt), True, False)
         seed = tf.constant([0, 0], tf.int32)
         for _ in range(3):
             step(users, items, None, seed).numpy()

@@ -18,6 +18,7 @@ from experiments.cli.compose import compose_run
 from experiments.cli.rundir import write_run_config
 from experiments.sweeping.fidelity import rung_step
 from experiments.sweeping.hparams import write_trial_hparams
+from experiments.sweeping.processes import check_stop
 from experiments.sweeping.search_config import FidelityConfig
 from experiments.sweeping.space import Param, suggest
 from recsys.config import RunConfig
@@ -35,6 +36,7 @@ class PruneOnEpoch(tf.keras.callbacks.Callback):
         self.epochs = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        check_stop()  # a SIGTERM/Ctrl-C whose KeyboardInterrupt was swallowed mid-epoch
         self.last = dict(logs or {})
         self.epochs = epoch + 1
         self.trial.report(self.last[self.metric], step=epoch + 1)

@@ -8,12 +8,38 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
 DEADLINE_ENV = "RECSYS_SWEEP_DEADLINE"
 PARENT_ENV = "RECSYS_SWEEP_PARENT"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Set by SIGTERM/SIGINT. The KeyboardInterrupt the handler raises can land where it is
+# swallowed (a garbage-collection callback prints "Exception ignored in ..." and goes on: seen
+# as a worker that outlived its killed parent and ran four more trials), so the trial loop and
+# the per-epoch callback also look at this flag and raise it again from a safe place.
+STOP = threading.Event()
+
+
+def request_stop(signum: int, frame: object) -> None:
+    STOP.set()
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (the kernel's, when the main process dies; or `kill`) and Ctrl-C stop the
+    process through `request_stop`. A SIGINT that was ignored when the process started (a
+    background job of a non-interactive shell) stays ignored."""
+    signal.signal(signal.SIGTERM, request_stop)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, request_stop)
+
+
+def check_stop() -> None:
+    """Raise the interrupt again if a signal asked to stop (see STOP)."""
+    if STOP.is_set():
+        raise KeyboardInterrupt("stop requested")
 
 
 def worker_count(requested: int, cores: int) -> tuple[int, str | None]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,14 @@ from experiments.sweeping.hparams import write_hparams_config, write_study_basel
 from experiments.sweeping.objective import Objective
 from experiments.sweeping.outputs import KeepBestVectors, write_report
 from experiments.sweeping.plan import SweepPlan
-from experiments.sweeping.processes import DEADLINE_ENV, EXIT_RETIRED, run_workers, worker_count
+from experiments.sweeping.processes import (
+    DEADLINE_ENV,
+    EXIT_RETIRED,
+    check_stop,
+    run_workers,
+    stop_on_signals,
+    worker_count,
+)
 from experiments.sweeping.space import optuna_params
 from experiments.sweeping.study import (
     FINISHED,
@@ -92,10 +99,6 @@ class Progress:
             f"{seconds / 60:.0f}min" if seconds >= 90 else f"{seconds:.0f}s")
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _storage_failure(exc: BaseException | None) -> sqlalchemy.exc.SQLAlchemyError | None:
     """The database error behind `exc`, if any. When the storage goes away while Optuna
     records a trial's end, Optuna's own bookkeeping then fails with an AssertionError whose
@@ -125,6 +128,7 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
     claim = TrialClaim(study_dir)
     waiting_for: set[int] = set()
     while True:
+        check_stop()  # a signal whose interrupt was swallowed: start nothing new
         fail_dead_trials(study, grace_period)  # a killed worker's trial: FAIL + queued again
         with claim:  # counted and started under one lock: no trial beyond n_trials
             finished = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -167,68 +171,101 @@ def say_waiting(study: optuna.Study, grace_period: float, said: set[int]) -> set
 
 
 def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: float,
-              worker: bool = False, opened: tuple[optuna.Study, int | None] | None = None) -> int:
-    """The main process: open (or resume) the study, run trials here or in worker
-    processes, then confirm, export best/, write report/ and print the table. A worker
-    (`worker=True`) only runs trials. `opened`: what `open_study` returned, when the caller
-    already opened the study (the sweep command does, to refuse a mismatched study early)."""
-    search, space, study_dir = plan.search, plan.space, plan.study_dir
+              opened: tuple[optuna.Study, int | None] | None = None) -> int:
+    """The sweep command's main process: open (or resume) the study, run its trials here or in
+    worker processes, then `finish_study`. `opened`: what `open_study` returned, when the
+    caller already opened the study (the sweep command does, to refuse a mismatched one early)."""
+    set_up_process()
+    n_workers, notice = worker_count(plan.search.n_workers, os.cpu_count() or 1)
+    if notice:
+        print(notice, flush=True)
+    study, done = opened or plan.open_study(storage)
+    begin_study(study, plan, done, n_workers)
+    search = plan.search
+    deadline = time.time() + search.timeout if search.timeout else None
+    if n_workers == 1 and not search.trials_per_process:
+        def run() -> None:
+            trials_here(study, plan, start, deadline)  # never retires: max_trials=0
+    else:
+        def run() -> int | None:
+            return trials_in_workers(study, plan, n_workers, deadline)
+    code = guarded(study, plan, run)
+    return code if code is not None else finish_study(study, plan, start)
+
+
+def run_worker(storage: optuna.storages.BaseStorage, plan: SweepPlan) -> int:
+    """A worker process (`experiments.sweeping.worker`): run the study's trials until it has
+    n_trials, or retire (EXIT_RETIRED) after search.trials_per_process of its own."""
+    set_up_process()
+    study, _ = plan.open_study(storage)  # exactly as the main process: same sampler, pruner
+    deadline = float(os.environ[DEADLINE_ENV]) if os.environ.get(DEADLINE_ENV) else None
+    retired = guarded(study, plan, lambda: trials_here(
+        study, plan, time.perf_counter(), deadline, plan.search.trials_per_process))
+    return EXIT_RETIRED if retired is True else (retired or 0)
+
+
+def set_up_process() -> None:
+    """Optuna's logging off (our progress lines say it), signals that stop the trials, and no
+    traceback from the heartbeat thread when the storage goes away."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports failures
     logging.getLogger("optuna").setLevel(logging.ERROR)
-    n_trials, metric = search.n_trials, search.metric
-    n_workers, notice = worker_count(search.n_workers, os.cpu_count() or 1)
-    if notice and not worker:
-        print(notice, flush=True)
-    where = f"study {search.study_name!r} in {mask_url(search.storage)}"
-    # Workers open the study exactly as the main process does: same sampler and pruner.
-    study, done = opened or plan.open_study(storage)
-    if not worker:
-        if done is not None:
-            failed = len(study.get_trials(deepcopy=False,
-                                          states=(optuna.trial.TrialState.FAIL,)))
-            print(f"resuming {where}: {done} of {n_trials} trials already finished"
-                  f"{f' ({failed} failed, not counted)' if failed else ''}", flush=True)
-        else:
-            print(f"starting {where}: {n_trials} trials, metric {metric}, "
-                  f"{n_workers} worker(s)", flush=True)
-        if not study.get_trials(deepcopy=False):
-            for params in search.enqueue_trials:
-                study.enqueue_trial(optuna_params(space, params), skip_if_exists=True)
-        study_dir.mkdir(parents=True, exist_ok=True)
-        write_hparams_config(study_dir / "trials", space, plan.ks, metric)
-
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stop_on_signals()
     threading.excepthook = _quiet_storage_errors
-    deadline = time.time() + search.timeout if search.timeout else None
-    if worker and os.environ.get(DEADLINE_ENV):  # the main process's deadline, not our own
-        deadline = float(os.environ[DEADLINE_ENV])
-    # Each trial leaves some memory behind in its process (XLA's compiled programs, ~10 MB
-    # on the tiny set); workers that retire after this many trials keep a long study flat.
-    retire_after = search.trials_per_process
+
+
+def begin_study(study: optuna.Study, plan: SweepPlan, done: int | None, n_workers: int) -> None:
+    """The first line (starting or resuming), the enqueued trials of a new study, and the
+    TensorBoard experiment config."""
+    search, metric = plan.search, plan.search.metric
+    where = f"study {search.study_name!r} in {mask_url(search.storage)}"
+    if done is not None:
+        failed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
+        print(f"resuming {where}: {done} of {search.n_trials} trials already finished"
+              f"{f' ({failed} failed, not counted)' if failed else ''}", flush=True)
+    else:
+        print(f"starting {where}: {search.n_trials} trials, metric {metric}, "
+              f"{n_workers} worker(s)", flush=True)
+    if not study.get_trials(deepcopy=False):
+        for params in search.enqueue_trials:
+            study.enqueue_trial(optuna_params(plan.space, params), skip_if_exists=True)
+    plan.study_dir.mkdir(parents=True, exist_ok=True)
+    write_hparams_config(plan.study_dir / "trials", plan.space, plan.ks, metric)
+
+
+def trials_here(study: optuna.Study, plan: SweepPlan, start: float, deadline: float | None,
+                max_trials: int = 0) -> bool:
+    """Run trials in this process (`worker_loop`); True when it retired after max_trials."""
+    search = plan.search
+    objective = Objective(plan.space, plan.base_overrides, plan.study_dir, search.metric,
+                          plan.rungs, search.fidelity)
+    keep = KeepBestVectors(max(search.keep_vectors, search.confirm.top_n))
+    return worker_loop(study, objective, search.n_trials,
+                       Progress(search.n_trials, search.metric, start), plan.study_dir,
+                       deadline, max_trials=max_trials, grace_period=search.grace_period,
+                       callbacks=[keep])
+
+
+def trials_in_workers(study: optuna.Study, plan: SweepPlan, n_workers: int,
+                      deadline: float | None) -> int | None:
+    """Run the trials in worker processes; an exit code when the study cannot go on."""
+    code = run_workers(plan.argv, n_workers, deadline)
+    n_trials = plan.search.n_trials
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    if code != 0 and finished < n_trials:
+        print(f"the workers stopped (one exited with code {code}) after {finished} of "
+              f"{n_trials} finished trials; run the same command again to resume", flush=True)
+        return 1
+    if code != 0:  # e.g. a killed worker: the others finished its share
+        print(f"a worker exited with code {code}; the study has all {n_trials} trials",
+              flush=True)
+    return None
+
+
+def guarded(study: optuna.Study, plan: SweepPlan, run: Callable[[], Any]) -> Any:
+    """`run()`'s result, or the exit code of a study that stopped: too many failures in a
+    row, a lost storage (one line), or an interrupt (how to resume)."""
     try:
-        if worker or (n_workers == 1 and not retire_after):
-            objective = Objective(space, plan.base_overrides, study_dir, metric, plan.rungs,
-                                  search.fidelity)
-            retired = worker_loop(study, objective,
-                                  n_trials, Progress(n_trials, metric, start), study_dir,
-                                  deadline,
-                                  max_trials=retire_after if worker else 0,
-                                  grace_period=search.grace_period,
-                                  callbacks=[KeepBestVectors(max(search.keep_vectors,
-                                                                 search.confirm.top_n))])
-            if retired:
-                return EXIT_RETIRED
-        else:
-            code = run_workers(plan.argv, n_workers, deadline)
-            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-            if code != 0 and finished < n_trials:
-                print(f"the workers stopped (one exited with code {code}) after {finished} of "
-                      f"{n_trials} finished trials; run the same command again to resume",
-                      flush=True)
-                return 1
-            if code != 0:  # e.g. a killed worker: the others finished its share
-                print(f"a worker exited with code {code}; the study has all {n_trials} trials",
-                      flush=True)
+        return run()
     except TooManyFailures as exc:
         print(str(exc), flush=True)
         return 1
@@ -236,15 +273,20 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
         lost = _storage_failure(exc)
         if lost is None:
             raise
-        print(f"error: {storage_lost(search.storage, lost)}", file=sys.stderr, flush=True)
+        print(f"error: {storage_lost(plan.search.storage, lost)}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-        print(f"interrupted after {finished} of {n_trials} finished trials; the running trial "
-              "was recorded as failed. Run the same command again to resume.", flush=True)
+        print(f"interrupted after {finished} of {plan.search.n_trials} finished trials; the "
+              "running trial was recorded as failed. Run the same command again to resume.",
+              flush=True)
         return EXIT_INTERRUPTED
-    if worker:
-        return 0
+
+
+def finish_study(study: optuna.Study, plan: SweepPlan, start: float) -> int:
+    """After the trials: confirm the winners, write TensorBoard baselines, best/ and report/,
+    and print the table and the next steps."""
+    search, study_dir = plan.search, plan.study_dir
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         why = (f" before search.timeout={search.timeout:g} s ran out" if search.timeout
                else "")
@@ -252,11 +294,10 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
               "run the same command again (with a larger search.timeout) to continue",
               file=sys.stderr, flush=True)
         return 1
-
     chosen = None
     if search.confirm.top_n:
         try:
-            chosen = confirm_winners(study, search.confirm, metric, study_dir)
+            chosen = confirm_winners(study, search.confirm, search.metric, study_dir)
         except KeyboardInterrupt:
             print("interrupted during confirmation: the runs so far are kept; run the same "
                   "command again to finish it", flush=True)
@@ -264,15 +305,24 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
     try:
         write_study_baselines(study_dir / "trials", study, plan.ks, plan.base.train.epochs)
         best_dir = export_best(study, study_dir, chosen)
-        report = write_report(study, study_dir / "report", metric)
+        report = write_report(study, study_dir / "report", search.metric)
     except OSError as exc:  # e.g. a full disk: the study itself is complete and stored
         print(f"error: cannot write best/ and report/ into {str(study_dir)!r} "
               f"({exc.strerror}); the study is complete: once there is room, run "
               f"{command('experiments.report')} study={search.study_name} to write them",
               file=sys.stderr)
         return 1
-    print(study_table(study, metric))
-    if search.confirm.top_n:
+    print_outcome(study, plan, best_dir, report, chosen)
+    print(f"wall time: {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def print_outcome(study: optuna.Study, plan: SweepPlan, best_dir: Path | None, report: Path,
+                  chosen: optuna.trial.FrozenTrial | None) -> None:
+    """The study table, then where everything is and the command that uses it."""
+    study_dir = plan.study_dir
+    print(study_table(study, plan.search.metric))
+    if plan.search.confirm.top_n:
         print(format_confirm_table(study, chosen.number if chosen else None))
     if best_dir:
         print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: "
@@ -285,5 +335,3 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
           f"{command('experiments.recommend')} {study_dir / 'best' / 'model'} <user id>)")
     print(f"study folder: {study_dir}  (TensorBoard: {command('tensorboard')} --logdir "
           f"{study_dir / 'trials'})")
-    print(f"wall time: {time.perf_counter() - start:.0f} s")
-    return 0

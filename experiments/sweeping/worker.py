@@ -8,7 +8,6 @@ process for a fresh worker (after `search.trials_per_process` trials)."""
 from __future__ import annotations
 
 import sys
-import time
 
 from experiments.cli.console import quiet_tensorflow
 from experiments.sweeping.plan import plan_from_argv
@@ -30,9 +29,9 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     quiet_tensorflow()
-    from experiments.sweeping.run import run_study
+    from experiments.sweeping.run import run_worker
 
-    return run_study(storage, plan, time.perf_counter(), worker=True)
+    return run_worker(storage, plan)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from recsys.config import OptimizerConfig
+
 
 class LazyAdam(tf.keras.optimizers.Adam):
     def update_step(self, gradient: tf.Tensor | tf.IndexedSlices, variable: tf.Variable) -> None:
@@ -36,3 +38,15 @@ class LazyAdam(tf.keras.optimizers.Adam):
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
         variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + epsilon), rows))
         return None
+
+
+def make_optimizer(cfg: OptimizerConfig, table_rows: int = 0) -> tf.keras.optimizers.Optimizer:
+    """`table_rows`: users + items of the embedding tables (decides `lazy: auto`)."""
+    if cfg.name == "adagrad":
+        return tf.keras.optimizers.Adagrad(cfg.learning_rate,
+                                           initial_accumulator_value=cfg.initial_accumulator_value)
+    if cfg.name == "adam":
+        if cfg.use_lazy(table_rows):
+            return LazyAdam(cfg.learning_rate)
+        return tf.keras.optimizers.Adam(cfg.learning_rate)
+    return tf.keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)

@@ -1,4 +1,6 @@
-"""One training run: prepared data -> model -> per-epoch validation -> test -> artefacts."""
+"""One training run, as steps a reader can name: `build` (data, model, step, ranking rule),
+`evaluate_baselines`, `fit` (epochs, divergence, early stopping), `evaluate` (every held-out
+pair, intervals), `save_run` (files). `run` calls them in that order."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import tensorflow as tf
 
 from recsys.baselines import cached_baselines, run_baselines
 from recsys.cache import derived_file, load_prepared
-from recsys.config import OptimizerConfig, RunConfig, TrainConfig
+from recsys.config import RunConfig, TrainConfig
 from recsys.errors import TrainingDiverged
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_user, subsample
 from recsys.events import RunWriter
@@ -24,8 +26,9 @@ from recsys.history import UserHistory
 from recsys.memory import check_fits
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTowerModel
-from recsys.optim import LazyAdam
-from recsys.prepare import PreparedData, select_training
+from recsys.optim import make_optimizer
+from recsys.prepare import PreparedData, TrialData, select_training
+from recsys.queries import QueryEncoder, model_ranks
 from recsys.serving import VECTORS_FILE, save_vectors
 
 DIVERGED_FACTOR = 100  # an epoch's mean loss this many times the first step's: diverged
@@ -51,18 +54,6 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def make_optimizer(cfg: OptimizerConfig, table_rows: int = 0) -> tf.keras.optimizers.Optimizer:
-    """`table_rows`: users + items of the embedding tables (decides `lazy: auto`)."""
-    if cfg.name == "adagrad":
-        return tf.keras.optimizers.Adagrad(cfg.learning_rate,
-                                           initial_accumulator_value=cfg.initial_accumulator_value)
-    if cfg.name == "adam":
-        if cfg.use_lazy(table_rows):
-            return LazyAdam(cfg.learning_rate)
-        return tf.keras.optimizers.Adam(cfg.learning_rate)
-    return tf.keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
 
 
 _threads_set = False
@@ -96,182 +87,240 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     """
     t0 = time.perf_counter()
     configure_threads(cfg.train)
+    cache_info = {"cache": "given"}
     if prepared is None:
         prepared, cache_info = load_prepared(cfg.data)
-    else:
-        cache_info = {"cache": "given"}
-    data = select_training(prepared, cfg.data.sample_fraction)
+    setup = build(cfg, prepared)
     t_data = time.perf_counter()
-
-    ks = tuple(sorted(cfg.train.top_ks))
-    tf.keras.utils.set_random_seed(cfg.train.seed)
-    cfg.check_data(data.n_users, data.n_items)
-    check_fits(cfg, data.n_users, data.n_items)
-    model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
-    user_history = UserHistory(data.train_user, data.train_item, data.n_users,
-                          cfg.model.history_max_len, cfg.train.seed) \
-        if cfg.model.uses_history else None
-    queries = QueryEncoder(model, user_history, cfg.train.eval_batch_size)
-    # `lazy: auto` decides on the whole data set's users, so every sample fraction of it (the
-    # rungs of a multi-fidelity study) trains with the same optimizer.
-    model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
-    # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
-    use_catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
-    train_step = make_train_step(model, model.optimizer, cfg.train.jit_compile,
-                                  use_catalog_loss)
-
-    ranker = Ranker(data.train_user, data.train_item, data.n_users, data.n_items,
-                    data.item_counts, cfg.eval.exclude_seen)
-    val, test = HeldOut(data.val_user, data.val_item), HeldOut(data.test_user, data.test_item)
-    # The per-epoch signal: a fixed sample (seeded by the data, so every trial of a study
-    # ranks the same pairs); the reported numbers come from every pair, once, at the end.
-    val_epoch = subsample(val, cfg.train.epoch_val_pairs(data.n_items), cfg.data.seed)
-    def compute_baselines() -> dict:
-        if note and cfg.eval.baselines:  # minutes on a large catalog: say so first
-            note(f"computing {' and '.join(cfg.eval.baselines)} once for this data set "
-                 f"({data.n_items:,} items; cached for later runs and trials)...")
-        return run_baselines(ranker, val, test, ks, cfg.eval.baselines,
-                             cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
-                             cfg.eval.ease_lambdas, cfg.eval.interval_resamples,
-                             cfg.train.monitor_metric)
-
-    baselines = {} if not final_evaluation else cached_baselines(
-        derived_file(cfg.data, "baselines", {"eval": asdict(cfg.eval), "ks": ks, "version": 2,
-                                             "monitor": cfg.train.monitor_metric,
-                                             "sample_fraction": cfg.data.sample_fraction}),
-        compute_baselines)
-    t_baselines = time.perf_counter() - t_data  # booked apart from training
-    t_data = time.perf_counter()
-    pop = baselines["popularity"].metrics if baselines else {}
-    writer = RunWriter(cfg.run_dir, ks, baseline_runs) if cfg.run_dir else None
-    rng = np.random.default_rng(cfg.train.seed)
-    n, bs = len(data.train_user), cfg.train.batch_size
-    callback_list = tf.keras.callbacks.CallbackList(callbacks or [], model=model,
-                                                    epochs=cfg.train.epochs,
-                                                    steps=math.ceil(n / bs))
-    history: list[dict[str, float]] = []
-    best_score, best_epoch, best_weights, since_best = -math.inf, 0, None, 0
-    first_loss: float | None = None
-    monitor = cfg.train.monitor_metric
-    model.stop_training = False
+    baselines = evaluate_baselines(cfg, setup, note) if final_evaluation else {}
+    t_baselines = time.perf_counter()  # booked apart from training
+    writer = RunWriter(cfg.run_dir, setup.ks, baseline_runs) if cfg.run_dir else None
     try:
-        callback_list.on_train_begin()
-        for epoch in range(1, cfg.train.epochs + 1):
-            callback_list.on_epoch_begin(epoch - 1)
-            start = time.perf_counter()
-            perm = rng.permutation(n)
-            total = tf.zeros((), tf.float32)
-            for step, s in enumerate(range(0, n, bs)):
-                idx = perm[s:s + bs]
-                callback_list.on_train_batch_begin(step)  # no-ops unless a callback has them
-                batch_users = data.train_user[idx]
-                step_loss = train_step(
-                    tf.constant(batch_users), tf.constant(data.train_item[idx]),
-                    None if user_history is None else tf.constant(user_history.rows(batch_users, rng)),
-                    tf.constant([cfg.train.seed, (epoch << 20) + step], tf.int32))
-                callback_list.on_train_batch_end(step)
-                if first_loss is None:  # the untrained model's loss: the scale to judge by
-                    first_loss = float(step_loss)
-                total += step_loss
-            loss = float(total) / math.ceil(n / bs)
-            train_seconds = time.perf_counter() - start
-            # Not only inf/NaN: a huge learning rate can leave a finite loss ~1e16 whose
-            # metrics are noise. Training lowers the loss; far above the start it diverged.
-            if not math.isfinite(loss) or loss > DIVERGED_FACTOR * max(first_loss or 0, 1e-3):
-                scale = "" if not math.isfinite(loss) else (
-                    f", more than {DIVERGED_FACTOR}x the untrained model's {first_loss:.4g}")
-                raise TrainingDiverged(
-                    f"training loss became {loss:.4g} at epoch {epoch}{scale}: the run diverged "
-                    f"(too high a learning rate is the usual cause: optimizer.learning_rate="
-                    f"{cfg.optimizer.learning_rate}; a very low model.temperature="
-                    f"{cfg.model.temperature:g} or a large model.l2 can also do it)")
-            val_metrics = ranking_metrics(
-                _ranks(queries, model, ranker, val_epoch, cfg.train.eval_batch_size), ks, "val_")
-            logs = {"loss": loss, **val_metrics, "epoch_seconds": train_seconds,
-                    "eval_seconds": time.perf_counter() - start - train_seconds}
-            history.append({"epoch": epoch, **logs})
-            if writer:
-                writer.epoch(epoch, logs, {n: b.metrics for n, b in baselines.items()})
-            if logs[monitor] > best_score:
-                best_score, best_epoch, since_best = logs[monitor], epoch, 0
-                if cfg.train.early_stopping_patience:
-                    best_weights = model.get_weights()
-            else:
-                since_best += 1
-            callback_list.on_epoch_end(epoch - 1, logs)
-            if model.stop_training:
-                break
-            if cfg.train.early_stopping_patience and since_best >= cfg.train.early_stopping_patience:
-                break
-        callback_list.on_train_end()
+        history, epoch = fit(cfg, setup, callbacks or [], writer,
+                             {n: b.metrics for n, b in baselines.items()})
     except BaseException:
         if writer:
             writer.close()
         raise
     t_train = time.perf_counter()
-
-    reported_epoch = len(history)
-    if best_weights is not None and best_epoch != reported_epoch:
-        model.set_weights(best_weights)
-        reported_epoch = best_epoch
+    seconds = {"data": t_data - t0, "baselines": t_baselines - t_data,
+               "train": t_train - t_baselines}
     if not final_evaluation:
         if writer:
             writer.close()
-        return _rung_result(cfg, history, reported_epoch, data.n_items, {
-            "data": t_data - t0, "train": t_train - t_data, "total": time.perf_counter() - t0})
-    val_ranks = _ranks(queries, model, ranker, val, cfg.train.eval_batch_size)
-    val_metrics = ranking_metrics(val_ranks, ks, "val_")  # every pair (see val_subsample)
+        return _rung_result(cfg, history, epoch, setup.data.n_items,
+                            {"data": seconds["data"] + seconds["baselines"],
+                             "train": seconds["train"], "total": time.perf_counter() - t0})
+    result = evaluate(cfg, setup, history, epoch, baselines, seconds)
+    result.data_stats = {**setup.data.stats, "cache": cache_info.get("cache")}
+    result.seconds["total"] = time.perf_counter() - t0
+    save_run(cfg, setup, result, writer)
+    return result
+
+
+@dataclass
+class Setup:
+    """What a run builds before its first step: the trial's data, the model with its
+    optimizer and step, and the ranking of held-out pairs (one rule for every scorer)."""
+
+    data: TrialData
+    model: TwoTowerModel
+    user_history: UserHistory | None
+    queries: QueryEncoder
+    train_step: Callable[..., tf.Tensor]
+    catalog_loss: bool
+    ranker: Ranker
+    val: HeldOut
+    test: HeldOut
+    val_epoch: HeldOut  # the per-epoch sample of validation pairs
+    ks: tuple[int, ...]
+
+
+def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
+    data = select_training(prepared, cfg.data.sample_fraction)
+    tf.keras.utils.set_random_seed(cfg.train.seed)
+    cfg.check_data(data.n_users, data.n_items)
+    check_fits(cfg, data.n_users, data.n_items)
+    model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
+    user_history = UserHistory(data.train_user, data.train_item, data.n_users,
+                               cfg.model.history_max_len, cfg.train.seed) \
+        if cfg.model.uses_history else None
+    # `lazy: auto` decides on the whole data set's users, so every sample fraction of it (the
+    # rungs of a multi-fidelity study) trains with the same optimizer.
+    model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
+    # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
+    catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
+    val = HeldOut(data.val_user, data.val_item)
+    return Setup(
+        data=data, model=model, user_history=user_history,
+        queries=QueryEncoder(model, user_history, cfg.train.eval_batch_size),
+        train_step=make_train_step(model, model.optimizer, cfg.train.jit_compile, catalog_loss),
+        catalog_loss=catalog_loss,
+        ranker=Ranker(data.train_user, data.train_item, data.n_users, data.n_items,
+                      data.item_counts, cfg.eval.exclude_seen),
+        val=val, test=HeldOut(data.test_user, data.test_item),
+        # The per-epoch signal: a fixed sample (seeded by the data, so every trial of a study
+        # ranks the same pairs); the reported numbers come from every pair, once, at the end.
+        val_epoch=subsample(val, cfg.train.epoch_val_pairs(data.n_items), cfg.data.seed),
+        ks=tuple(sorted(cfg.train.top_ks)))
+
+
+def evaluate_baselines(cfg: RunConfig, setup: Setup,
+                       note: Callable[[str], None] | None) -> dict[str, Any]:
+    """Popularity, item-kNN and EASE on the run's pairs: computed once per data set and
+    evaluation settings, then read from the cache beside the prepared data."""
+    def compute() -> dict:
+        if note and cfg.eval.baselines:  # minutes on a large catalog: say so first
+            note(f"computing {' and '.join(cfg.eval.baselines)} once for this data set "
+                 f"({setup.data.n_items:,} items; cached for later runs and trials)...")
+        return run_baselines(setup.ranker, setup.val, setup.test, setup.ks, cfg.eval.baselines,
+                             cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
+                             cfg.eval.ease_lambdas, cfg.eval.interval_resamples,
+                             cfg.train.monitor_metric)
+
+    key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 2,
+           "monitor": cfg.train.monitor_metric, "sample_fraction": cfg.data.sample_fraction}
+    return cached_baselines(derived_file(cfg.data, "baselines", key), compute)
+
+
+def fit(cfg: RunConfig, setup: Setup, callbacks: list[tf.keras.callbacks.Callback],
+        writer: RunWriter | None, baselines: dict[str, dict[str, float]],
+        ) -> tuple[list[dict[str, float]], int]:
+    """The epochs: train, check for divergence, rank the validation sample, stop early on
+    train.monitor. Returns the per-epoch history and the 1-based epoch whose weights the
+    model holds at the end (the best one when early stopping keeps weights)."""
+    model, data = setup.model, setup.data
+    rng = np.random.default_rng(cfg.train.seed)
+    n_steps = math.ceil(len(data.train_user) / cfg.train.batch_size)
+    callback_list = tf.keras.callbacks.CallbackList(callbacks, model=model,
+                                                    epochs=cfg.train.epochs, steps=n_steps)
+    history: list[dict[str, float]] = []
+    best_score, best_epoch, best_weights, since_best = -math.inf, 0, None, 0
+    first_loss: list[float] = []  # the untrained model's loss: the scale to judge by
+    monitor, patience = cfg.train.monitor_metric, cfg.train.early_stopping_patience
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(1, cfg.train.epochs + 1):
+        callback_list.on_epoch_begin(epoch - 1)
+        start = time.perf_counter()
+        loss = train_epoch(cfg, setup, epoch, rng, callback_list, first_loss)
+        train_seconds = time.perf_counter() - start
+        check_diverged(cfg, loss, first_loss[0], epoch)
+        val_metrics = ranking_metrics(model_ranks(setup.queries, model, setup.ranker,
+                                             setup.val_epoch, cfg.train.eval_batch_size),
+                                      setup.ks, "val_")
+        logs = {"loss": loss, **val_metrics, "epoch_seconds": train_seconds,
+                "eval_seconds": time.perf_counter() - start - train_seconds}
+        history.append({"epoch": epoch, **logs})
+        if writer:
+            writer.epoch(epoch, logs, baselines)
+        if logs[monitor] > best_score:
+            best_score, best_epoch, since_best = logs[monitor], epoch, 0
+            best_weights = model.get_weights() if patience else None
+        else:
+            since_best += 1
+        callback_list.on_epoch_end(epoch - 1, logs)
+        if model.stop_training or (patience and since_best >= patience):
+            break
+    callback_list.on_train_end()
+    if best_weights is not None and best_epoch != len(history):
+        model.set_weights(best_weights)
+        return history, best_epoch
+    return history, len(history)
+
+
+def train_epoch(cfg: RunConfig, setup: Setup, epoch: int, rng: np.random.Generator,
+                callback_list: tf.keras.callbacks.CallbackList, first_loss: list[float],
+                ) -> float:
+    """One pass over the shuffled training pairs; the epoch's mean loss. `first_loss` gets
+    the very first step's loss."""
+    data, bs, seed = setup.data, cfg.train.batch_size, cfg.train.seed
+    n = len(data.train_user)
+    perm = rng.permutation(n)
+    total = tf.zeros((), tf.float32)
+    for step, s in enumerate(range(0, n, bs)):
+        idx = perm[s:s + bs]
+        callback_list.on_train_batch_begin(step)  # no-ops unless a callback has them
+        users = data.train_user[idx]
+        history = None if setup.user_history is None \
+            else tf.constant(setup.user_history.rows(users, rng))
+        step_loss = setup.train_step(tf.constant(users), tf.constant(data.train_item[idx]),
+                                     history, tf.constant([seed, (epoch << 20) + step], tf.int32))
+        callback_list.on_train_batch_end(step)
+        if not first_loss:
+            first_loss.append(float(step_loss))
+        total += step_loss
+    return float(total) / math.ceil(n / bs)
+
+
+def check_diverged(cfg: RunConfig, loss: float, first_loss: float, epoch: int) -> None:
+    """Not only inf/NaN: a huge learning rate can leave a finite loss ~1e16 whose metrics are
+    noise. Training lowers the loss; far above where it started, the run diverged."""
+    if math.isfinite(loss) and loss <= DIVERGED_FACTOR * max(first_loss, 1e-3):
+        return
+    scale = "" if not math.isfinite(loss) else (
+        f", more than {DIVERGED_FACTOR}x the untrained model's {first_loss:.4g}")
+    raise TrainingDiverged(
+        f"training loss became {loss:.4g} at epoch {epoch}{scale}: the run diverged "
+        f"(too high a learning rate is the usual cause: optimizer.learning_rate="
+        f"{cfg.optimizer.learning_rate}; a very low model.temperature="
+        f"{cfg.model.temperature:g} or a large model.l2 can also do it)")
+
+
+def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoch: int,
+             baselines: dict[str, Any], seconds: dict[str, float]) -> RunResult:
+    """Every validation and test pair ranked once with the kept weights, their intervals
+    and known/unknown-user split, beside the baselines."""
+    ks, batch = setup.ks, cfg.train.eval_batch_size
+    start = time.perf_counter()
+    val_ranks = model_ranks(setup.queries, setup.model, setup.ranker, setup.val, batch)
     t_val = time.perf_counter()
-    test_ranks = _ranks(queries, model, ranker, test, cfg.train.eval_batch_size)
-    test_metrics = ranking_metrics(test_ranks, ks, "test_")
+    test_ranks = model_ranks(setup.queries, setup.model, setup.ranker, setup.test, batch)
     t_test = time.perf_counter()
     resamples = cfg.eval.interval_resamples
-    intervals = {**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),
-                 **bootstrap_intervals(test_ranks, test.users, ks, "test_", resamples)}
-    by_user = {group: {**split_by_user(val_ranks, val.users, ks, "val_", group),
-                       **split_by_user(test_ranks, test.users, ks, "test_", group)}
+    val_users, test_users = setup.val.users, setup.test.users
+    intervals = {**bootstrap_intervals(val_ranks, val_users, ks, "val_", resamples),
+                 **bootstrap_intervals(test_ranks, test_users, ks, "test_", resamples)}
+    by_user = {group: {**split_by_user(val_ranks, val_users, ks, "val_", group),
+                       **split_by_user(test_ranks, test_users, ks, "test_", group)}
                for group in ("known", "unknown")}
-    t_end = time.perf_counter()
-
     epoch_times = [h["epoch_seconds"] for h in history]
-    result = RunResult(
-        metrics={**val_metrics, **test_metrics},
-        popularity=pop,
+    return RunResult(
+        metrics={**ranking_metrics(val_ranks, ks, "val_"),
+                 **ranking_metrics(test_ranks, ks, "test_")},
+        popularity=baselines["popularity"].metrics if baselines else {},
         intervals=intervals,
         baselines={name: asdict(b) for name, b in baselines.items()},
-        evaluation={**evaluation_info(cfg, data.n_items), "by_user": by_user},
-        history=history,
-        epoch=reported_epoch,
-        epochs_run=len(history),
+        evaluation={**evaluation_info(cfg, setup.data.n_items), "by_user": by_user},
+        history=history, epoch=epoch, epochs_run=len(history),
         seconds={
-            "data": t_data - t0 - t_baselines,
-            "baselines": t_baselines,
-            "train": t_train - t_data,
-            "test_eval": t_end - t_train,  # final validation and test ranks, intervals
-            "final_val_ranks": t_val - t_train,
+            **seconds,
+            "test_eval": time.perf_counter() - start,  # final val and test ranks, intervals
+            "final_val_ranks": t_val - start,
             "final_test_ranks": t_test - t_val,
-            "total": t_end - t0,
             "per_epoch_mean": float(np.mean(epoch_times)),
             # The first epoch includes tracing and XLA compilation.
             "per_epoch_after_first": float(np.mean(epoch_times[1:] or epoch_times)),
         },
-        loss_path="catalog" if use_catalog_loss else "in_batch",
-        data_stats={**data.stats, "cache": cache_info.get("cache")},
-        run_dir=cfg.run_dir,
-    )
-    try:  # every file is written whole or not at all (temp file + rename)
+        loss_path="catalog" if setup.catalog_loss else "in_batch",
+        data_stats={}, run_dir=cfg.run_dir)
+
+
+def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter | None) -> None:
+    """TensorBoard's selected metrics, metrics.json and vectors.npz, each written whole or
+    not at all (temp file + rename); a full disk leaves the numbers in `result.write_error`."""
+    try:
         if writer:
-            writer.final(reported_epoch, result.metrics)
+            writer.final(result.epoch, result.metrics)
             writer.close()
         if cfg.run_dir:
             write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())
         if cfg.run_dir and cfg.train.save_vectors:
-            save_vectors(queries, model, data, Path(cfg.run_dir) / VECTORS_FILE,
-                         cfg.train.vectors_dtype)
+            save_vectors(setup.queries, setup.model, setup.data,
+                         Path(cfg.run_dir) / VECTORS_FILE, cfg.train.vectors_dtype)
     except (OSError, tf.errors.OpError) as exc:  # a full disk: the numbers are still here
         result.write_error = (f"cannot write into {cfg.run_dir!r} "
                               f"({getattr(exc, 'strerror', None) or type(exc).__name__})")
-    return result
 
 
 def _rung_result(cfg: RunConfig, history: list[dict[str, float]], epoch: int, n_items: int,
@@ -307,45 +356,6 @@ def make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimiz
         return loss
 
     return train_step
-
-
-class QueryEncoder:
-    """The user tower's output for any users (their training histories looked up): each
-    distinct user once, in chunks of users with similar history lengths, so that a chunk's
-    [users, width, dim] gather is only as wide as its own users need."""
-
-    def __init__(self, model: TwoTowerModel, history: UserHistory | None, chunk: int) -> None:
-        self.model, self.history, self.chunk = model, history, chunk
-
-    def __call__(self, users: np.ndarray) -> tf.Tensor:
-        users = np.asarray(users, np.int32)
-        if self.history is None:
-            parts = [self.model.user_vectors(tf.constant(users[s:s + self.chunk]))
-                     for s in range(0, len(users), self.chunk)]
-            return tf.concat(parts, axis=0) if parts else tf.zeros([0, 1])
-        unique, inverse = np.unique(users, return_inverse=True)
-        order = unique[np.argsort(self.history.counts[unique], kind="stable")]
-        parts, budget = [], 1 << 22  # history cells per chunk
-        start = 0
-        while start < len(order):
-            width = min(self.history.serve_len, max(1, int(self.history.counts[
-                order[min(start + self.chunk, len(order)) - 1]])))
-            size = max(1, min(self.chunk, budget // width))
-            part = order[start:start + size]
-            parts.append(self.model.user_vectors(tf.constant(part),
-                                                 tf.constant(self.history.rows(part))))
-            start += size
-        vectors = tf.concat(parts, axis=0)
-        place = np.empty(len(order), np.int64)
-        place[np.searchsorted(unique, order)] = np.arange(len(order))
-        return tf.gather(vectors, place[inverse])
-
-
-def _ranks(queries: QueryEncoder, model: TwoTowerModel, ranker: Ranker, held_out: HeldOut,
-           batch_size: int) -> np.ndarray:
-    """Exact ranks of the system the export serves: the model for users it was trained on,
-    the popularity list for users without training pairs (index 0)."""
-    return ranker.model_ranks(held_out, queries, model.item_embeddings(), batch_size)
 
 
 def evaluation_info(cfg: RunConfig, n_items: int) -> dict[str, Any]:

@@ -238,7 +238,7 @@ def test_user_history_holds_training_items_only(tmp_path: Path) -> None:
 def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> None:
     from recsys.evaluation import HeldOut, Ranker
     from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
-    from recsys.training import QueryEncoder, _ranks
+    from recsys.queries import QueryEncoder, model_ranks
 
     counts = np.array([9, 1, 5, 0, 3, 7])
     model = TwoTowerModel(n_users=5, n_items=6, cfg=ModelConfig(embedding_dim=4, user_tower="id"),
@@ -246,7 +246,7 @@ def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> Non
     users = np.array([0, 0, 2, 3, 0])
     items = np.array([3, 0, 1, 4, 5])
     ranker = Ranker(np.array([1, 2]), np.array([0, 2]), 5, 6, counts, exclude_seen=False)
-    got = top_k_accuracy(_ranks(QueryEncoder(model, None, 16), model, ranker,
+    got = top_k_accuracy(model_ranks(QueryEncoder(model, None, 16), model, ranker,
                                 HeldOut(users, items), 16), (1, 2, 6))
     ranks = popularity_ranks(counts, items, ranker.tie_order)
     known = users > 0

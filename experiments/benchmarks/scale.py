@@ -59,7 +59,8 @@ def step_table(n_users: int = 3_316_665, n_items: int = 96_364, batch: int = 102
 
     from recsys.config import ModelConfig, OptimizerConfig
     from recsys.model import TwoTowerModel
-    from recsys.training import make_optimizer, make_train_step
+    from recsys.optim import make_optimizer
+    from recsys.training import make_train_step
 
     rng = np.random.default_rng(0)
     users = tf.constant(rng.integers(0, n_users, batch), tf.int32)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from experiments.benchmarks.search import generated_amazon_file
+from experiments.sweeping.trials import TrialRecord
 
 FRACTIONS = (0.1, 0.3, 1.0)
 # Four configurations of the default space, at batch >= 1024 to keep the run affordable.
@@ -110,18 +111,18 @@ def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list
         study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
         states = [t.state for t in study.trials]
         best = study.best_trial
-        rungs = max((len(t.user_attrs.get("rungs", [])) + 1 for t in study.trials), default=1)
+        rungs = max((len(TrialRecord.of(t).rungs) + 1 for t in study.trials), default=1)
         rows_out.append((label, rungs, states.count(optuna.trial.TrialState.COMPLETE),
                          states.count(optuna.trial.TrialState.PRUNED), best, seconds))
     (_, _, _, _, plain_best, plain_s), (_, _, _, _, rung_best, rung_s) = rows_out
-    low = plain_best.user_attrs["intervals"]["val_top_100"][0]
+    low = TrialRecord.of(plain_best).intervals["val_top_100"][0]
     lines = [f"fidelity study: {rows:,}-row Amazon-format file with planted taste; default "
              f"space, {n_trials} trials, at most 4 epochs (patience 2) per run",
              f"{'study':<31} {'rungs':>5} {'complete':>8} {'pruned':>6} {'best val':>8} "
              f"{'its test':>8} {'wall s':>7}  best trial's parameters"]
     for label, rungs, complete, pruned, best, seconds in rows_out:
         lines.append(f"{label:<31} {rungs:>5} {complete:>8} {pruned:>6} {best.value:>8.4f} "
-                     f"{best.user_attrs['metrics']['test_top_100']:>8.4f} {seconds:>7.0f}  "
+                     f"{TrialRecord.of(best).metrics['test_top_100']:>8.4f} {seconds:>7.0f}  "
                      + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in best.params.items()))
     same = rung_best.params == plain_best.params

@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 
 from experiments.benchmarks.search import DataSet, run_module, slug
+from experiments.sweeping.trials import TrialRecord
 
 # label -> search.pruner overrides; "default" is conf/search/default.yaml as it stands.
 PRUNERS: dict[str, list[str]] = {
@@ -26,7 +27,7 @@ def study_epochs(folder: Path, label: str, args: list[str]) -> tuple[optuna.Stud
     run_module(["experiments.sweep", *args, "search.study_name=pruning",
                 f"search.dir={study_dir}"], study_dir.with_suffix(".log"))
     study = optuna.load_study(study_name="pruning", storage=f"sqlite:///{study_dir / 'study.db'}")
-    epochs = sum(int(t.user_attrs.get("epochs") or 0) for t in study.get_trials(deepcopy=False))
+    epochs = sum(TrialRecord.of(t).epochs for t in study.get_trials(deepcopy=False))
     return study, epochs
 
 
@@ -45,7 +46,7 @@ def pruning_table(data_sets: list[DataSet], n_trials: int, overrides: list[str],
                                                        *PRUNERS[label]])
             unpruned = unpruned or epochs
             states = [t.state for t in study.get_trials(deepcopy=False)]
-            test = study.best_trial.user_attrs["metrics"]["test_top_100"]
+            test = TrialRecord.of(study.best_trial).metrics["test_top_100"]
             lines.append(f"{data.label[:28]:<28} {label:<20} {states.count(S.COMPLETE):>8} "
                          f"{states.count(S.PRUNED):>7} {epochs:>7} {epochs / unpruned:>6.0%} "
                          f"{study.best_value:>9.4f} {test:>9.4f}")

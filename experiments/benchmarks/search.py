@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments.sweeping.trials import TrialRecord
+
 # The seed notebook's training knobs (not its 10% sample: every row of the data set is used).
 NOTEBOOK_RECIPE = [
     "optimizer=adagrad", "optimizer.learning_rate=0.1", "model.embedding_dim=32",
@@ -135,11 +137,12 @@ def study_row(overrides: list[str], folder: Path, n_trials: int | None, metric: 
     S = optuna.trial.TrialState
     counts = f"{states.count(S.COMPLETE)}/{states.count(S.PRUNED)}/{states.count(S.FAIL)}"
     best = study.best_trial
-    m = best.user_attrs["metrics"]
+    stored = TrialRecord.of(best)
+    m = stored.metrics
     params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in best.params.items())
     return metric_row("default study", m, seconds, metric, trials=counts,
-                      params=f"#{best.number} epoch {best.user_attrs.get('best_epoch', '?')}: "
+                      params=f"#{best.number} epoch {stored.best_epoch}: "
                              f"{params}")
 
 

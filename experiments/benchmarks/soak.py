@@ -21,6 +21,7 @@ from pathlib import Path
 import optuna
 
 from experiments.sweeping.study import FINISHED
+from experiments.sweeping.trials import TrialRecord
 
 TINY = ["data.synthetic.n_users=1500", "data.synthetic.n_items=300",
         "data.synthetic.n_interactions=15000", "train.batch_size=1024",
@@ -162,7 +163,7 @@ def memory_table(folder: Path, n_trials: int) -> str:
                        check=True)
         seconds = time.perf_counter() - started
         study = optuna.load_study(study_name="memory", storage=storage)
-        rss = [t.user_attrs["rss_mb"] for t in study.trials if "rss_mb" in t.user_attrs]
+        rss = [r.rss_mb for r in map(TrialRecord.of, study.trials) if r.rss_mb]
         lines.append(f"{label:<44} {rss[0]:>7.0f} {rss[-1]:>7.0f} {max(rss):>7.0f} "
                      f"{max(rss) - rss[0]:>7.0f} {seconds:>8.0f}")
     return "\n".join(lines)

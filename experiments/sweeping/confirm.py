@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 
 from experiments.sweeping.search_config import ConfirmConfig
+from experiments.sweeping.trials import TrialRecord, ranked
 
 SEED_STEP = 1_000_003  # confirmation seed j of a trial: its own seed + j * SEED_STEP
 
@@ -29,20 +30,18 @@ def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str,
     from recsys.config import RunConfig
     from recsys.training import run
 
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    ranked = sorted(complete, key=lambda t: t.value, reverse=reverse)[:cfg.top_n]
-    if not ranked:
+    best = ranked(study)[:cfg.top_n]
+    if not best:
         return None
     test_metric = metric.replace("val_", "test_", 1)
     record: dict[str, Any] = dict(study.user_attrs.get("confirm", {}))
-    for trial in ranked:
-        key = str(trial.number)
-        done = record.get(key, {"seeds": [trial.user_attrs["config"]["train"]["seed"]],
+    for trial in best:
+        key, stored = str(trial.number), TrialRecord.of(trial)
+        done = record.get(key, {"seeds": [stored.config["train"]["seed"]],
                                 "val": [trial.value],
-                                "test": [trial.user_attrs["metrics"][test_metric]]})
+                                "test": [stored.metrics[test_metric]]})
         while len(done["seeds"]) < cfg.seeds + 1:
-            tree = copy.deepcopy(trial.user_attrs["config"])
+            tree = copy.deepcopy(stored.config)
             seed = done["seeds"][0] + len(done["seeds"]) * SEED_STEP
             tree["train"]["seed"] = seed
             run_dir = study_dir / "trials" / key / f"confirm_seed_{seed}"

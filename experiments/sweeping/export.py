@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.study import FINISHED
+from experiments.sweeping.trials import TrialRecord
 from recsys.errors import UserError
 from recsys.serving import VECTORS_FILE, export_saved_model
 
@@ -41,11 +42,12 @@ def export_best(study: optuna.Study, study_dir: Path,
     trial = chosen or best_trial(study)  # `chosen`: the confirmed winner
     if trial is None:
         return None
-    run_dir = Path(trial.user_attrs["run_dir"])
+    stored = TrialRecord.of(trial)
+    run_dir = Path(stored.run_dir)
     # On several machines the best trial may have run elsewhere: its run folder is not here,
     # but its config and metrics are in the storage (the model needs a re-run here).
     local = (run_dir / "metrics.json").is_file()
-    if not local and "config" not in trial.user_attrs:
+    if not local and not stored.config:
         return None
     target = study_dir / "best"
     tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=study_dir))
@@ -53,16 +55,14 @@ def export_best(study: optuna.Study, study_dir: Path,
         tmp.chmod(study_dir.stat().st_mode & 0o777)  # mkdtemp's 0700: like the study folder
         (tmp / "config.yaml").write_text(
             (run_dir / "config.yaml").read_text() if local
-            else OmegaConf.to_yaml(OmegaConf.create(trial.user_attrs["config"])))
+            else OmegaConf.to_yaml(OmegaConf.create(stored.config)))
         (tmp / "params.json").write_text(json.dumps({
             "trial": trial.number, "params": trial.params,
-            "overrides": trial.user_attrs.get("overrides", []),
-            "worker": trial.user_attrs.get("worker"), "run_dir": str(run_dir),
+            "overrides": stored.overrides, "worker": stored.worker, "run_dir": str(run_dir),
         }, indent=2))
         metrics = (json.loads((run_dir / "metrics.json").read_text()) if local
-                   else {key: trial.user_attrs.get(attr) for key, attr in (
-                       ("metrics", "metrics"), ("popularity", "popularity"),
-                       ("epoch", "best_epoch"), ("epochs_run", "epochs"))})
+                   else {"metrics": stored.metrics, "popularity": stored.popularity,
+                         "epoch": stored.best_epoch, "epochs_run": stored.epochs})
         metrics["trial"] = trial.number
         confirmed = confirm_summary(study).get(str(trial.number))
         if confirmed:  # mean ± sd over the trial and its re-runs with other seeds

@@ -24,6 +24,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
 from experiments.sweeping.space import Param
+from experiments.sweeping.trials import TrialRecord
 from recsys.events import BASELINES_DIR, write_baselines
 
 STATES = ("complete", "pruned", "failed")
@@ -106,8 +107,8 @@ def write_study_baselines(trials_dir: Path, study: optuna.Study, ks: list[int],
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return
-    baselines = complete[0].user_attrs.get("baselines") or {}
+    baselines = TrialRecord.of(complete[0]).baselines
     metrics = {name: b.get("metrics", {}) for name, b in baselines.items()}
-    epochs = max([int(t.user_attrs.get("epochs") or 1) for t in complete] + [1])
+    epochs = max([TrialRecord.of(t).epochs or 1 for t in complete] + [1])
     write_baselines(trials_dir / BASELINES_DIR, metrics, tuple(ks),
                     list(range(1, min(epochs, max_epochs) + 1)))

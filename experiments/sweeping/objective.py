@@ -21,6 +21,7 @@ from experiments.sweeping.hparams import write_trial_hparams
 from experiments.sweeping.processes import check_stop
 from experiments.sweeping.search_config import FidelityConfig
 from experiments.sweeping.space import Param, suggest
+from experiments.sweeping.trials import record
 from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged, UserError
 from recsys.training import run
@@ -71,16 +72,14 @@ class Objective:
         storage = getattr(getattr(trial, "study", None), "_storage", None)  # not a FixedTrial
         if getattr(storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
             storage.record_heartbeat(trial._trial_id)
-        trial.set_user_attr("started", trial.number)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        record(trial, started=trial.number, worker=f"{socket.gethostname()}:{os.getpid()}")
         overrides, chosen = suggest(trial, self.space)
         run_dir = self.trials_dir / str(trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
         try:  # every failure, writing the run folder included, records its reason
             tree, config = compose_run([*self.base_overrides, *overrides], str(run_dir))
-            trial.set_user_attr("overrides", overrides)
-            trial.set_user_attr("config", tree)  # for best/ on a machine other than this one
-            trial.set_user_attr("run_dir", str(run_dir))
+            # The config: for best/ on a machine other than this one.
+            record(trial, overrides=overrides, config=tree, run_dir=str(run_dir))
             write_run_config(run_dir, tree, overrides)
             if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
                 self.climb(trial, config, pruning)
@@ -93,29 +92,22 @@ class Objective:
             self.session(trial, run_dir, chosen, "pruned",
                          (pruning.epochs, {self.metric: pruning.last[self.metric]})
                          if pruning.last else None)
-            trial.set_user_attr("seconds", time.perf_counter() - start)
-            trial.set_user_attr("epochs", pruning.epochs)
-            trial.set_user_attr("reason", str(exc))
+            record(trial, seconds=time.perf_counter() - start, epochs=pruning.epochs,
+                   reason=str(exc))
             raise
         except Exception as exc:  # recorded on the trial; the study goes on (run.py: catch)
             self.session(trial, run_dir, chosen, "failed")
-            trial.set_user_attr("seconds", time.perf_counter() - start)
-            trial.set_user_attr("epochs", pruning.epochs + 1)
             expected = isinstance(exc, (TrainingDiverged, OSError, UserError))
             reason = str(exc).strip() if expected else f"{type(exc).__name__}: {exc}".strip()
-            trial.set_user_attr("reason", (reason.splitlines() or [type(exc).__name__])[0])
+            record(trial, seconds=time.perf_counter() - start, epochs=pruning.epochs + 1,
+                   reason=(reason.splitlines() or [type(exc).__name__])[0])
             raise
         self.session(trial, run_dir, chosen, "complete")
-        trial.set_user_attr("seconds", time.perf_counter() - start)
-        trial.set_user_attr("train_seconds", result.seconds["train"])
-        trial.set_user_attr("epochs", result.epochs_run)
-        trial.set_user_attr("best_epoch", result.epoch)
-        trial.set_user_attr("rss_mb", resident_mb())  # memory of this worker after the trial
-        trial.set_user_attr("metrics", result.metrics)
-        trial.set_user_attr("popularity", result.popularity)
-        trial.set_user_attr("intervals", result.intervals)
-        trial.set_user_attr("baselines", result.baselines)
-        trial.set_user_attr("evaluation", result.evaluation)
+        record(trial, seconds=time.perf_counter() - start,
+               train_seconds=result.seconds["train"], epochs=result.epochs_run,
+               best_epoch=result.epoch, rss_mb=resident_mb(), metrics=result.metrics,
+               popularity=result.popularity, intervals=result.intervals,
+               baselines=result.baselines, evaluation=result.evaluation)
         return result.metrics[self.metric]
 
     def climb(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:
@@ -132,7 +124,7 @@ class Objective:
             pruning.epochs = result.epochs_run
             records.append({"rung": rung + 1, "sample_fraction": fraction, "value": value,
                             "epochs": result.epochs_run, "seconds": result.seconds["total"]})
-            trial.set_user_attr("rungs", records)
+            record(trial, rungs=records)
             trial.report(value, step=rung_step(rung, self.fidelity))
             if trial.should_prune():
                 raise optuna.TrialPruned(

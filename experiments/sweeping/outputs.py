@@ -13,7 +13,8 @@ import optuna
 
 from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.report_page import write_index
-from experiments.sweeping.study_table import ranked_trials, study_table
+from experiments.sweeping.study_table import study_table
+from experiments.sweeping.trials import TrialRecord, ranked
 
 
 def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
@@ -61,8 +62,8 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
 
 def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: int = 10) -> str:
     lines = [f"# Study `{study.study_name}`", "", study_table(study, metric, top, markdown=True)]
-    ranked = ranked_trials(study)
-    evaluation = ranked[0].user_attrs.get("evaluation") if ranked else None
+    best_first = ranked(study)
+    evaluation = TrialRecord.of(best_first[0]).evaluation if best_first else None
     if evaluation:
         lines += ["", f"Ranking: {evaluation['candidates']}; items seen in training "
                   f"{'excluded' if evaluation['exclude_seen'] else 'kept'} "
@@ -111,7 +112,7 @@ class KeepBestVectors:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from recsys.serving import VECTORS_FILE  # TensorFlow: not at import (sweep's checks)
 
-        for t in ranked_trials(study)[self.keep:]:
-            path = Path(t.user_attrs.get("run_dir", "")) / VECTORS_FILE
+        for t in ranked(study)[self.keep:]:
+            path = Path(TrialRecord.of(t).run_dir) / VECTORS_FILE
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)

@@ -46,6 +46,7 @@ from experiments.sweeping.study import (
     storage_lost,
 )
 from experiments.sweeping.study_table import format_params, study_table
+from experiments.sweeping.trials import TrialRecord
 
 EXIT_INTERRUPTED = 130
 MAX_FAILURES_IN_A_ROW = 5
@@ -79,7 +80,7 @@ class Progress:
         except ValueError:
             best = "-"
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
-        note = trial.user_attrs.get("reason", "")
+        note = TrialRecord.of(trial).reason
         print(f"trial {trial.number:>3} {trial.state.name.lower():<8} {self.metric}={value} "
               f"best={best} [{finished}/{self.n_trials}] {time.perf_counter() - self.start:.0f}s "
               f"eta {self.eta(finished)}  {format_params(trial.params)}"
@@ -328,7 +329,7 @@ def print_outcome(study: optuna.Study, plan: SweepPlan, best_dir: Path | None, r
         print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: "
               f"{command('experiments.train')} --config {best_dir / 'config.yaml'})")
     if best_dir and not (best_dir / "model").exists():
-        print(f"the best trial ran on another machine ({study.best_trial.user_attrs['worker']}): "
+        print(f"the best trial ran on another machine ({TrialRecord.of(study.best_trial).worker}): "
               f"best/ holds its config and metrics; its model is there, or train it here with "
               f"the command above")
     print(f"report: {report}  (open it in a browser; recommend with: "

@@ -23,6 +23,7 @@ from experiments.sweeping.search_config import (
     SamplerConfig,
     SearchConfig,
 )
+from experiments.sweeping.trials import TrialRecord
 from recsys.errors import UserError
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -172,7 +173,7 @@ def fail_dead_trials(study: optuna.Study, grace_period: float) -> None:
     now = datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         started = trial.datetime_start
-        if trial.user_attrs.get("started") == trial.number or started is None \
+        if TrialRecord.of(trial).started == trial.number or started is None \
                 or (now - started).total_seconds() < grace_period:
             continue
         try:

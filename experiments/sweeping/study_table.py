@@ -7,6 +7,8 @@ from typing import Any
 
 import optuna
 
+from experiments.sweeping.trials import TrialRecord, ranked
+
 KS = (1, 10, 100)
 EXTRA = ("ndcg_10", "mrr")  # test NDCG@10 and MRR beside the top-k columns
 
@@ -27,16 +29,11 @@ def heading(split: str, name: str) -> str:
     return f"{split}@{k}" if kind == "top" else f"{split} {kind}{'@' + k if k else ''}"
 
 
-def within_best(ranked: list[optuna.trial.FrozenTrial], metric: str) -> float | None:
+def within_best(best_first: list[optuna.trial.FrozenTrial], metric: str) -> float | None:
     """The lower end of the best trial's 95% interval on the ranking metric (None without
     one): trials scoring at least this are within the best trial's noise."""
-    span = ranked[0].user_attrs.get("intervals", {}).get(metric) if ranked else None
+    span = TrialRecord.of(best_first[0]).intervals.get(metric) if best_first else None
     return span[0] if span else None
-
-
-def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return sorted(complete, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -48,8 +45,8 @@ def study_table(study: optuna.Study, metric: str, top: int = 5, markdown: bool =
     """Counts by state, the `top` complete trials, then each baseline, and the `≈ best` note."""
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
-    ranked = ranked_trials(study)
-    low = within_best(ranked, metric)
+    best_first = ranked(study)
+    low = within_best(best_first, metric)
     cols = columns(metric)
     head = ["trial", "state", *[heading(split, name) for split, name in cols],
             f"{metric} 95%", "seconds", "params"]
@@ -63,16 +60,16 @@ def study_table(study: optuna.Study, metric: str, top: int = 5, markdown: bool =
         interval = f"[{span[0]:.4f}, {span[1]:.4f}]" if span else "-"
         return [label, state, *cells, interval, seconds, params]
 
-    for t in ranked[:top]:
-        state = "best" if t is ranked[0] else (
+    for t in best_first[:top]:
+        state = "best" if t is best_first[0] else (
             "≈ best" if low is not None and t.value >= low else "complete")
-        rows.append(row(str(t.number), state, t.user_attrs.get("metrics", {}),
-                        t.user_attrs.get("intervals", {}),
-                        f"{t.user_attrs.get('seconds', 0):.1f}", format_params(t.params)))
-    if ranked:
-        best = ranked[0].user_attrs
-        baselines = best.get("baselines") or {
-            "popularity": {"name": "popularity", "metrics": best.get("popularity", {})}}
+        stored = TrialRecord.of(t)
+        rows.append(row(str(t.number), state, stored.metrics, stored.intervals,
+                        f"{stored.seconds:.1f}", format_params(t.params)))
+    if best_first:
+        best = TrialRecord.of(best_first[0])
+        baselines = best.baselines or {
+            "popularity": {"name": "popularity", "metrics": best.popularity}}
         for b in baselines.values():
             what = b.get("skipped") or (f"tuned on validation: {b['param']}" if b.get("param")
                                         else "most-rated training items")

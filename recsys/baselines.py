@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from recsys.config import EvalConfig
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
 from recsys.files import write_text_atomic
 from recsys.metrics import ranking_metrics
@@ -76,11 +77,12 @@ def ease_weights(x: sp.csr_matrix, lam: float) -> np.ndarray:
 
 
 def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ...],
-                  names: tuple[str, ...], max_items: int, knn_grid: tuple[int, ...],
-                  ease_grid: tuple[float, ...], resamples: int, monitor: str,
-                  ) -> dict[str, BaselineResult]:
-    """Popularity (always) and the named baselines: val/test metrics and intervals, each
-    baseline's k or λ chosen on `monitor` (the run's own selection metric, e.g. val_ndcg_10)."""
+                  cfg: EvalConfig, monitor: str) -> dict[str, BaselineResult]:
+    """Popularity (always) and `cfg.baselines`: val/test metrics and intervals, each
+    baseline's k or λ chosen on `monitor` (the run's own selection metric, e.g. val_ndcg_10)
+    from `cfg.knn_neighbors` / `cfg.ease_lambdas`."""
+    names, max_items, resamples = cfg.baselines, cfg.baseline_max_items, cfg.interval_resamples
+    knn_grid, ease_grid = cfg.knn_neighbors, cfg.ease_lambdas
     results = {"popularity": _finish("popularity", ranker.popularity_ranks(val),
                                      ranker.popularity_ranks(test), val, test, ks, resamples)}
     x = interaction_matrix(ranker)

@@ -173,9 +173,7 @@ def evaluate_baselines(cfg: RunConfig, setup: Setup,
         if note and cfg.eval.baselines:  # minutes on a large catalog: say so first
             note(f"computing {' and '.join(cfg.eval.baselines)} once for this data set "
                  f"({setup.data.n_items:,} items; cached for later runs and trials)...")
-        return run_baselines(setup.ranker, setup.val, setup.test, setup.ks, cfg.eval.baselines,
-                             cfg.eval.baseline_max_items, cfg.eval.knn_neighbors,
-                             cfg.eval.ease_lambdas, cfg.eval.interval_resamples,
+        return run_baselines(setup.ranker, setup.val, setup.test, setup.ks, cfg.eval,
                              cfg.train.monitor_metric)
 
     key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 2,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from recsys.baselines import ease_weights, interaction_matrix, itemknn_similarities, run_baselines
+from recsys.config import EvalConfig
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
 from recsys.metrics import exact_ranks, ranking_metrics, top_k_accuracy
 
@@ -93,9 +94,9 @@ def test_baselines_report_the_direct_metrics_and_choose_on_validation(monitor: s
     r = ranker(False)
     val = HeldOut(np.array([1, 3, 0]), np.array([3, 0, 1]))
     test = HeldOut(np.array([2, 1]), np.array([1, 2]))
-    results = run_baselines(r, val, test, (1, 2), ("itemknn", "ease"), max_items=100,
-                            knn_grid=(1, 5), ease_grid=(2.0, 50.0), resamples=0,
-                            monitor=monitor)
+    cfg = EvalConfig(baselines=("itemknn", "ease"), baseline_max_items=100,
+                     knn_neighbors=(1, 5), ease_lambdas=(2.0, 50.0), interval_resamples=0)
+    results = run_baselines(r, val, test, (1, 2), cfg, monitor=monitor)
     x = interaction_matrix(r).toarray()
     for name, build in (("itemknn", lambda v: itemknn_similarities(interaction_matrix(r), v)),
                         ("ease", lambda v: ease_weights(interaction_matrix(r), v))):
@@ -120,8 +121,9 @@ def test_baselines_report_the_direct_metrics_and_choose_on_validation(monitor: s
 def test_baselines_are_skipped_with_the_reason_above_the_item_limit() -> None:
     r = ranker(False)
     held = HeldOut(np.array([1]), np.array([2]))
-    results = run_baselines(r, held, held, (1,), ("itemknn", "ease"), max_items=4,
-                            knn_grid=(5,), ease_grid=(1.0,), resamples=0, monitor="val_top_1")
+    cfg = EvalConfig(baselines=("itemknn", "ease"), baseline_max_items=4, knn_neighbors=(5,),
+                     ease_lambdas=(1.0,), interval_resamples=0)
+    results = run_baselines(r, held, held, (1,), cfg, monitor="val_top_1")
     assert "eval.baseline_max_items=4" in results["ease"].skipped
     assert results["itemknn"].metrics == {} and results["popularity"].metrics
 

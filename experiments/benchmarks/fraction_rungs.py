@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from experiments.benchmarks.search import generated_amazon_file
+from experiments.sweeping.study_table import format_params
 from experiments.sweeping.trials import TrialRecord
 
 FRACTIONS = (0.1, 0.3, 1.0)
@@ -92,7 +93,7 @@ def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list
     Does successive halving over data fractions find as good a winner, for how much time?"""
     import optuna
 
-    from experiments.benchmarks.search import run_module
+    from experiments.benchmarks.common import run_module, study_in
 
     path = generated_amazon_file(rows, folder)
     base = ["data=amazon_electronics", f"data.path={path}", "data.min_item_ratings=1",
@@ -108,7 +109,7 @@ def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list
         # A process of its own, as a user runs it (the commands are imported by nothing).
         seconds = run_module(["experiments.sweep", *base, *extra, f"search.dir={study_dir}",
                               f"search.study_name={name}"], folder / f"study-{name}.log")
-        study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
+        study = study_in(study_dir, name)
         states = [t.state for t in study.trials]
         best = study.best_trial
         rungs = max((len(TrialRecord.of(t).rungs) + 1 for t in study.trials), default=1)
@@ -123,8 +124,7 @@ def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list
     for label, rungs, complete, pruned, best, seconds in rows_out:
         lines.append(f"{label:<31} {rungs:>5} {complete:>8} {pruned:>6} {best.value:>8.4f} "
                      f"{TrialRecord.of(best).metrics['test_top_100']:>8.4f} {seconds:>7.0f}  "
-                     + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in best.params.items()))
+                     + format_params(best.params))
     same = rung_best.params == plain_best.params
     lines.append(f"same best parameters: {'yes' if same else 'no'}; successive halving's best "
                  f"val {rung_best.value:.4f} is {'inside' if rung_best.value >= low else 'below'}"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import optuna
 
-from experiments.benchmarks.search import DataSet, run_module, slug
+from experiments.benchmarks.common import run_module, study_in
+from experiments.benchmarks.search import DataSet, slug
 from experiments.sweeping.trials import TrialRecord
 
 # label -> search.pruner overrides; "default" is conf/search/default.yaml as it stands.
@@ -26,7 +27,7 @@ def study_epochs(folder: Path, label: str, args: list[str]) -> tuple[optuna.Stud
     folder.mkdir(parents=True, exist_ok=True)
     run_module(["experiments.sweep", *args, "search.study_name=pruning",
                 f"search.dir={study_dir}"], study_dir.with_suffix(".log"))
-    study = optuna.load_study(study_name="pruning", storage=f"sqlite:///{study_dir / 'study.db'}")
+    study = study_in(study_dir, "pruning")
     epochs = sum(TrialRecord.of(t).epochs for t in study.get_trials(deepcopy=False))
     return study, epochs
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiments.benchmarks.common import peak_rss_gb
 from experiments.benchmarks.load import amazon_shaped_csv
 
 BATCHES = (8192, 1024)
@@ -117,7 +117,7 @@ def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
     if scale != 1.0:  # a cheap rung: no final evaluation and no artefacts
         return {"epoch_seconds": h["epoch_seconds"], "val_epoch_seconds": h["eval_seconds"],
                 "data_seconds": s["data"],
-                "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+                "peak_gb": peak_rss_gb()}
     disk = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
     vectors = (run_dir / "vectors.npz").stat().st_size
     return {"epoch_seconds": h["epoch_seconds"], "val_epoch_seconds": h["eval_seconds"],
@@ -130,7 +130,7 @@ def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
             "train_pairs": result.data_stats["train"],
             "val_pairs": result.data_stats["validation"],
             "catalog": result.data_stats["catalog_items"], "users": result.data_stats["train_users"],
-            "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "peak_gb": peak_rss_gb(),
             "disk_mb": disk / 1e6, "vectors_mb": vectors / 1e6, "loss_path": result.loss_path}
 
 

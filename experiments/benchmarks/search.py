@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments.benchmarks.common import run_module, study_in
+from experiments.sweeping.study_table import format_params
 from experiments.sweeping.trials import TrialRecord
 
 # The seed notebook's training knobs (not its 10% sample: every row of the data set is used).
@@ -101,17 +101,6 @@ def default_data_sets(generated_rows: int, movielens: list[str], amazon: list[st
     return sets
 
 
-def run_module(command: list[str], log: Path) -> float:
-    start = time.perf_counter()
-    with log.open("w") as out:
-        code = subprocess.call([sys.executable, "-m", *command], stdout=out,
-                               stderr=subprocess.STDOUT)
-    if code != 0:
-        tail = log.read_text().strip().splitlines()[-5:]
-        raise RuntimeError(f"{' '.join(command[:1])} exited {code}; log {log}:\n" + "\n".join(tail))
-    return time.perf_counter() - start
-
-
 def train_row(method: str, overrides: list[str], folder: Path, metric: str,
               ) -> tuple[Row, dict[str, Any]]:
     run_dir = folder / method.replace(" ", "_")
@@ -131,7 +120,7 @@ def study_row(overrides: list[str], folder: Path, n_trials: int | None, metric: 
     if n_trials:
         args.append(f"search.n_trials={n_trials}")
     seconds = run_module(["experiments.sweep", *args], folder / "study.log")
-    study = optuna.load_study(study_name="benchmark", storage=f"sqlite:///{study_dir / 'study.db'}")
+    study = study_in(study_dir, "benchmark")
     trials = study.get_trials(deepcopy=False)
     states = [t.state for t in trials]
     S = optuna.trial.TrialState
@@ -139,8 +128,7 @@ def study_row(overrides: list[str], folder: Path, n_trials: int | None, metric: 
     best = study.best_trial
     stored = TrialRecord.of(best)
     m = stored.metrics
-    params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in best.params.items())
+    params = format_params(best.params, digits=3)
     return metric_row("default study", m, seconds, metric, trials=counts,
                       params=f"#{best.number} epoch {stored.best_epoch}: "
                              f"{params}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.benchmarks.common import peak_rss_gb
 from experiments.cli.compose import compose_run
 
 NOTEBOOK_SIZE = [
@@ -28,10 +28,6 @@ NOTEBOOK_SIZE = [
     "model.logq_correction=false", "train.early_stopping_patience=null",
     "model.user_tower=id",  # the notebook's towers: the speed comparison is on the same model
 ]
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
 
 
 def run_variant(variant: str, overrides: list[str]) -> dict[str, float]:

@@ -36,8 +36,8 @@ def within_best(best_first: list[optuna.trial.FrozenTrial], metric: str) -> floa
     return span[0] if span else None
 
 
-def format_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+def format_params(params: dict[str, Any], digits: int = 4) -> str:
+    return " ".join(f"{k}={v:.{digits}g}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in params.items())
 
 

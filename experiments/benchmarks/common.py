@@ -1,0 +1,33 @@
+"""What several benchmark modes share: running a command as its own process, opening a study
+a command left in its folder, and this process's peak memory."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+
+
+def run_module(command: list[str], log: Path) -> float:
+    start = time.perf_counter()
+    with log.open("w") as out:
+        code = subprocess.call([sys.executable, "-m", *command], stdout=out,
+                               stderr=subprocess.STDOUT)
+    if code != 0:
+        tail = log.read_text().strip().splitlines()[-5:]
+        raise RuntimeError(f"{' '.join(command[:1])} exited {code}; log {log}:\n" + "\n".join(tail))
+    return time.perf_counter() - start
+
+
+def study_in(study_dir: Path, name: str) -> optuna.Study:
+    """The study a sweep with `search.dir=study_dir` (and the default storage) wrote."""
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

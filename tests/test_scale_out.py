@@ -457,3 +457,40 @@ def test_a_full_disk_under_a_sqlite_study_is_called_a_full_disk(tmp_path: Path) 
                            "(the study database cannot grow). Free some space and run the same "
                            "command again: finished trials are kept"), line
     assert "lost the connection" not in line
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_sqlite_disk_fills_up_says_so_and_resumes_once_there_is_room(
+        tmp_path: Path) -> None:
+    """A real full disk: the study database on a 1 MB tmpfs, filled up after the first trial
+    (mounting needs root, as CI runs; elsewhere the test skips)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        storage = f"sqlite:///{disk / 'study.db'}"
+        first = subprocess.run(args(tmp_path, "full", storage, 1), cwd=REPO, capture_output=True,
+                               text=True, timeout=600)
+        assert first.returncode == 0, first.stderr[-2000:]
+        with (disk / "filler").open("wb") as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(bytes(65536))
+                filler.flush()
+        quiet = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as typed
+        full = subprocess.run(args(tmp_path, "full", storage, 3), cwd=REPO, capture_output=True,
+                              text=True, timeout=600, env=quiet)
+        assert full.returncode == 1
+        assert full.stderr.strip().splitlines() == [
+            f"error: search.storage='{storage}': the disk holding '{disk}' is full (the study "
+            "database cannot grow). Free some space and run the same command again: finished "
+            "trials are kept, and the trial that was running is failed and retried once its "
+            "heartbeat is older than search.grace_period"], full.stderr[-2000:]
+        (disk / "filler").unlink()
+        again = subprocess.run(args(tmp_path, "full", storage, 3), cwd=REPO,
+                               capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert len(finished(optuna.load_study(study_name="full", storage=storage))) == 3
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -7,7 +7,6 @@ run directory (`outputs/runs/<date_time>/` unless `hydra.run.dir=...`).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
 
         metric = config.train.monitor_metric
         try:
-            result = run(dataclasses.replace(config, run_dir=str(run_dir)), prepared=prepared,
+            result = run(config, run_dir, prepared=prepared,
                          callbacks=[epoch_lines(config.train.epochs, metric)],
                          note=lambda text: print(text, flush=True))
         except TrainingDiverged as exc:

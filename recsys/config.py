@@ -304,18 +304,16 @@ class RunConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    run_dir: str | None = None  # where config, metrics and TensorBoard events go
 
     @classmethod
-    def from_dict(cls, tree: dict[str, Any], run_dir: str | None = None) -> RunConfig:
+    def from_dict(cls, tree: dict[str, Any]) -> RunConfig:
         """Build from a plain nested dict (e.g. `OmegaConf.to_container(cfg, resolve=True)`)."""
         groups = tuple(GROUP_TYPES)
         unknown = sorted(set(tree) - set(groups))
         if unknown:  # e.g. `+foo=1`: a typo that would otherwise change nothing
             raise UserError(f"{unknown[0]} is not a known setting: the config has the groups "
                             f"{', '.join(groups)}")
-        return cls(**{g: build(GROUP_TYPES[g], tree.get(g, {}), g) for g in groups},
-                   run_dir=run_dir)
+        return cls(**{g: build(GROUP_TYPES[g], tree.get(g, {}), g) for g in groups})
 
     def check_data(self, n_users: int, n_items: int) -> None:
         """What the config asks of data with these counts (checked before anything is

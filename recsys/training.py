@@ -72,11 +72,13 @@ def configure_threads(cfg: TrainConfig) -> None:
     _threads_set = True
 
 
-def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = None,
+def run(cfg: RunConfig, run_dir: str | Path | None = None,
+        callbacks: list[tf.keras.callbacks.Callback] | None = None,
         prepared: PreparedData | None = None, baseline_runs: bool = True,
         final_evaluation: bool = True, note: Callable[[str], None] | None = None) -> RunResult:
     """Train and evaluate one configuration; write metrics.json, vectors.npz and TensorBoard
-    events to run_dir (when set). `prepared` skips loading when the caller already has the data.
+    events to `run_dir` (None: no files). `prepared` skips loading when the caller already has
+    the data.
 
     Callbacks see `on_epoch_end(epoch, logs)` with `loss` and `val_top_k` in logs; setting
     `model.stop_training = True` (or raising) ends training early. `baseline_runs`: write the
@@ -94,7 +96,8 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
     t_data = time.perf_counter()
     baselines = evaluate_baselines(cfg, setup, note) if final_evaluation else {}
     t_baselines = time.perf_counter()  # booked apart from training
-    writer = RunWriter(cfg.run_dir, setup.ks, baseline_runs) if cfg.run_dir else None
+    run_dir = str(run_dir) if run_dir is not None else None
+    writer = RunWriter(run_dir, setup.ks, baseline_runs) if run_dir else None
     try:
         history, epoch = fit(cfg, setup, callbacks or [], writer,
                              {n: b.metrics for n, b in baselines.items()})
@@ -111,10 +114,10 @@ def run(cfg: RunConfig, callbacks: list[tf.keras.callbacks.Callback] | None = No
         return _rung_result(cfg, history, epoch, setup.data.n_items,
                             {"data": seconds["data"] + seconds["baselines"],
                              "train": seconds["train"], "total": time.perf_counter() - t0})
-    result = evaluate(cfg, setup, history, epoch, baselines, seconds)
+    result = evaluate(cfg, setup, history, epoch, baselines, seconds, run_dir)
     result.data_stats = {**setup.data.stats, "cache": cache_info.get("cache")}
     result.seconds["total"] = time.perf_counter() - t0
-    save_run(cfg, setup, result, writer)
+    save_run(cfg, setup, result, writer, run_dir)
     return result
 
 
@@ -266,7 +269,8 @@ def check_diverged(cfg: RunConfig, loss: float, first_loss: float, epoch: int) -
 
 
 def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoch: int,
-             baselines: dict[str, Any], seconds: dict[str, float]) -> RunResult:
+             baselines: dict[str, Any], seconds: dict[str, float], run_dir: str | None,
+             ) -> RunResult:
     """Every validation and test pair ranked once with the kept weights, their intervals
     and known/unknown-user split, beside the baselines."""
     ks, batch = setup.ks, cfg.train.eval_batch_size
@@ -301,23 +305,24 @@ def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoc
             "per_epoch_after_first": float(np.mean(epoch_times[1:] or epoch_times)),
         },
         loss_path="catalog" if setup.catalog_loss else "in_batch",
-        data_stats={}, run_dir=cfg.run_dir)
+        data_stats={}, run_dir=run_dir)
 
 
-def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter | None) -> None:
+def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter | None,
+             run_dir: str | None) -> None:
     """TensorBoard's selected metrics, metrics.json and vectors.npz, each written whole or
     not at all (temp file + rename); a full disk leaves the numbers in `result.write_error`."""
     try:
         if writer:
             writer.final(result.epoch, result.metrics)
             writer.close()
-        if cfg.run_dir:
-            write_json(Path(cfg.run_dir) / "metrics.json", result.to_json())
-        if cfg.run_dir and cfg.train.save_vectors:
+        if run_dir:
+            write_json(Path(run_dir) / "metrics.json", result.to_json())
+        if run_dir and cfg.train.save_vectors:
             save_vectors(setup.queries, setup.model, setup.data,
-                         Path(cfg.run_dir) / VECTORS_FILE, cfg.train.vectors_dtype)
+                         Path(run_dir) / VECTORS_FILE, cfg.train.vectors_dtype)
     except (OSError, tf.errors.OpError) as exc:  # a full disk: the numbers are still here
-        result.write_error = (f"cannot write into {cfg.run_dir!r} "
+        result.write_error = (f"cannot write into {run_dir!r} "
                               f"({getattr(exc, 'strerror', None) or type(exc).__name__})")
 
 

@@ -59,7 +59,7 @@ def test_a_rung_run_reports_the_kept_epoch_on_the_subsample(tmp_path: Path) -> N
     _, config = compose_run([f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC,
                              "train.epochs=2", "train.val_subsample=200",
                              "train.early_stopping_patience=null"])
-    rung = run(replace(config, run_dir=None), final_evaluation=False)
+    rung = run(config, final_evaluation=False)
     assert set(rung.metrics) == {f"val_top_{k}" for k in config.train.top_ks}  # no test
     assert rung.metrics["val_top_100"] == rung.history[-1]["val_top_100"]
     assert rung.metrics["val_top_100"] * 200 == pytest.approx(round(rung.metrics["val_top_100"]

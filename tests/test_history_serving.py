@@ -28,7 +28,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                          history_dropout=0.2, tower_layers=(8,),
                                          history_max_len=4),
                   eval=replace(cfg.eval, baselines=()))
-    result = run(cfg)
+    result = run(cfg, tmp / "run")
     assert result.metrics["val_top_100"] > result.popularity["val_top_100"]
     export_saved_model(tmp / "run" / "vectors.npz", tmp / "model", max_k=20)
     return tmp

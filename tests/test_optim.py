@@ -36,7 +36,6 @@ def test_lazy_adam_is_adam_on_the_rows_a_batch_holds() -> None:
 
 
 def test_optimizer_lazy_trains_a_model(tmp_path) -> None:
-    from dataclasses import replace
 
     from conftest import TINY_SYNTHETIC, TINY_TRAIN
 
@@ -47,7 +46,7 @@ def test_optimizer_lazy_trains_a_model(tmp_path) -> None:
     for lazy in (True, False):
         _, config = compose_run([f"data.cache_dir={tmp_path}", *TINY_SYNTHETIC, *TINY_TRAIN,
                                  f"optimizer.lazy={str(lazy).lower()}", "train.epochs=3"])
-        results[lazy] = run(replace(config, run_dir=None))
+        results[lazy] = run(config)
     lazy = results[True]
     assert lazy.history[-1]["loss"] < lazy.history[0]["loss"]
     # About as good as Adam here (every user and item is in most batches of this tiny set).

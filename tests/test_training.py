@@ -33,12 +33,11 @@ def tiny(tmp_path: Path, **train: object) -> RunConfig:
         optimizer=OptimizerConfig(name="adagrad", learning_rate=0.1),
         train=TrainConfig(**{"epochs": 2, "batch_size": 1024, "eval_batch_size": 1024,
                              "early_stopping_patience": None, **train}),
-        run_dir=str(tmp_path / "run"),
     )
 
 
 def test_short_run_beats_popularity_and_writes_tensorboard(tmp_path: Path) -> None:
-    result = run(tiny(tmp_path, epochs=3))
+    result = run(tiny(tmp_path, epochs=3), tmp_path / "run")
     assert result.metrics["val_top_100"] > result.popularity["val_top_100"] + 0.05
     assert result.metrics["test_top_10"] > result.popularity["test_top_10"]
     assert result.epochs_run == 3 and result.epoch == 3
@@ -68,8 +67,8 @@ def test_short_run_beats_popularity_and_writes_tensorboard(tmp_path: Path) -> No
 
 
 def test_same_config_gives_same_numbers(tmp_path: Path) -> None:
-    a = run(replace(tiny(tmp_path), run_dir=None))
-    b = run(replace(tiny(tmp_path), run_dir=None))
+    a = run(tiny(tmp_path))
+    b = run(tiny(tmp_path))
     for key, value in a.metrics.items():
         assert abs(value - b.metrics[key]) <= 0.002, key
     assert abs(a.history[-1]["loss"] - b.history[-1]["loss"]) / a.history[-1]["loss"] < 1e-3
@@ -79,7 +78,7 @@ def test_early_stopping_restores_best_epoch(tmp_path: Path) -> None:
     # Adagrad at lr 0.5 overfits this data after a few epochs; patience 1 must stop and
     # report the best epoch's weights, not the last epoch's.
     cfg = replace(tiny(tmp_path, epochs=12, early_stopping_patience=1),
-                  optimizer=OptimizerConfig(name="adagrad", learning_rate=0.5), run_dir=None)
+                  optimizer=OptimizerConfig(name="adagrad", learning_rate=0.5))
     result = run(cfg)
     best = max(h["val_top_100"] for h in result.history)
     assert result.epochs_run < 12
@@ -95,12 +94,12 @@ def test_callbacks_can_stop_training(tmp_path: Path) -> None:
             seen.append(logs["val_top_100"])
             self.model.stop_training = True
 
-    result = run(replace(tiny(tmp_path, epochs=5), run_dir=None), callbacks=[StopAfterOne()])
+    result = run(tiny(tmp_path, epochs=5), callbacks=[StopAfterOne()])
     assert result.epochs_run == 1 and len(seen) == 1
 
 
 def test_divergence_is_detected(tmp_path: Path) -> None:
-    cfg = replace(tiny(tmp_path, epochs=3), run_dir=None,
+    cfg = replace(tiny(tmp_path, epochs=3),
                   optimizer=OptimizerConfig(name="sgd", learning_rate=1e6, momentum=0.9))
     with pytest.raises(TrainingDiverged, match="learning_rate=1000000"):
         run(cfg)

@@ -93,7 +93,7 @@ def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
 
     _, config = compose_run([*overrides, f"train.batch_size={batch}", "train.epochs=1",
                              f"data.sample_fraction={scale!r}",
-                             f"model.embedding_dim={DIM}", "eval.baselines=[]"], str(run_dir))
+                             f"model.embedding_dim={DIM}", "eval.baselines=[]"])
     prepared, _ = load_prepared(config.data)
     full = 0.0
     if batch == BATCHES[0] and scale == 1.0:  # per-epoch validation on every pair, for the comparison
@@ -112,7 +112,7 @@ def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
         ranker.model_ranks(HeldOut(data.val_user, data.val_item), lambda u: users[u], items,
                            config.train.eval_batch_size)
         full = time.perf_counter() - start
-    result = run(config, prepared=prepared, final_evaluation=scale == 1.0)
+    result = run(config, run_dir, prepared=prepared, final_evaluation=scale == 1.0)
     s, h = result.seconds, result.history[0]
     if scale != 1.0:  # a cheap rung: no final evaluation and no artefacts
         return {"epoch_seconds": h["epoch_seconds"], "val_epoch_seconds": h["eval_seconds"],

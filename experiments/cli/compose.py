@@ -149,12 +149,12 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     return tree
 
 
-def compose_run(overrides: Sequence[str], run_dir: str | None = None, config_name: str = "train",
+def compose_run(overrides: Sequence[str], config_name: str = "train",
                 config_dir: Path = CONF_DIR) -> tuple[dict[str, Any], RunConfig]:
     """conf/train.yaml (or a saved config) with overrides, as the plain tree written to
     config.yaml and the typed RunConfig the library takes (which checks every value)."""
     tree = job_config(compose_config(config_name, overrides, config_dir))
-    return tree, RunConfig.from_dict(tree, run_dir=run_dir)
+    return tree, RunConfig.from_dict(tree)
 
 
 def saved_config_dir(saved: Path, overrides: Sequence[str], scratch: Path) -> Path:

@@ -45,7 +45,7 @@ def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str,
             seed = done["seeds"][0] + len(done["seeds"]) * SEED_STEP
             tree["train"]["seed"] = seed
             run_dir = study_dir / "trials" / key / f"confirm_seed_{seed}"
-            result = run(RunConfig.from_dict(tree, run_dir=str(run_dir)))
+            result = run(RunConfig.from_dict(tree), run_dir)
             done = {"seeds": [*done["seeds"], seed], "val": [*done["val"], result.metrics[metric]],
                     "test": [*done["test"], result.metrics[test_metric]]}
             record[key] = done

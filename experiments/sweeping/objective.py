@@ -77,15 +77,16 @@ class Objective:
         run_dir = self.trials_dir / str(trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
         try:  # every failure, writing the run folder included, records its reason
-            tree, config = compose_run([*self.base_overrides, *overrides], str(run_dir))
+            tree, config = compose_run([*self.base_overrides, *overrides])
             # The config: for best/ on a machine other than this one.
             record(trial, overrides=overrides, config=tree, run_dir=str(run_dir))
             write_run_config(run_dir, tree, overrides)
             if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
                 self.climb(trial, config, pruning)
-                result = run(config, baseline_runs=False, note=self.note)
+                result = run(config, run_dir, baseline_runs=False, note=self.note)
             else:
-                result = run(config, callbacks=[pruning], baseline_runs=False, note=self.note)
+                result = run(config, run_dir, callbacks=[pruning], baseline_runs=False,
+                             note=self.note)
             if result.write_error:  # a full disk: the trial fails with the reason
                 raise OSError(result.write_error)
         except optuna.TrialPruned as exc:
@@ -117,9 +118,8 @@ class Objective:
         n, records = len(self.rungs), []
         for rung, scale in enumerate(self.rungs[:-1]):
             fraction = config.data.sample_fraction * scale
-            rung_config = replace(config, data=replace(config.data, sample_fraction=fraction),
-                                  run_dir=None)
-            result = run(rung_config, final_evaluation=False)
+            rung_config = replace(config, data=replace(config.data, sample_fraction=fraction))
+            result = run(rung_config, final_evaluation=False)  # no run_dir: no files
             value = result.metrics[self.metric]
             pruning.epochs = result.epochs_run
             records.append({"rung": rung + 1, "sample_fraction": fraction, "value": value,

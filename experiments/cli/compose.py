@@ -4,6 +4,7 @@ turning Hydra's and OmegaConf's errors into one line that names the bad key or v
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import re
 from collections.abc import Iterator, Sequence
@@ -37,7 +38,7 @@ DEFAULT_RUN_DIR = "outputs/runs/${now:%Y-%m-%d_%H-%M-%S}"
 
 
 def compose_config(config_name: str, overrides: Sequence[str],
-                   config_dir: Path = CONF_DIR) -> DictConfig:
+                   config_dir: Path = CONF_DIR, resolve: bool = True) -> DictConfig:
     """Compose `<config_dir>/<config_name>.yaml` with Hydra overrides; errors become UserError.
 
     `config_dir` other than `conf/` is for a saved, fully composed config (e.g. a study's
@@ -50,7 +51,8 @@ def compose_config(config_name: str, overrides: Sequence[str],
         with _detached_app(), initialize_config_dir(version_base="1.3",
                                                     config_dir=str(config_dir.resolve())):
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-        OmegaConf.resolve(cfg)
+        if resolve:
+            OmegaConf.resolve(cfg)
     except MissingConfigException as exc:
         # Hydra's message lists the options one per line, then its search path: keep the list.
         first = str(exc).strip().splitlines()[0].removeprefix(f"In '{config_name}': ")
@@ -155,6 +157,33 @@ def compose_run(overrides: Sequence[str], config_name: str = "train",
     config.yaml and the typed RunConfig the library takes (which checks every value)."""
     tree = job_config(compose_config(config_name, overrides, config_dir))
     return tree, RunConfig.from_dict(tree)
+
+
+class TrialComposer:
+    """Each trial's config from the sweep's base overrides and the trial's suggested values.
+
+    Hydra composes once per combination of group choices (`optimizer=adagrad` swaps a whole
+    section, which only Hydra knows how to do); the values are then set on a copy of that
+    composition as Optuna suggested them, typed: no round trip through override text, and
+    one composition per combination instead of one per trial. Interpolations resolve after
+    the values are set, as a composition with those overrides would."""
+
+    def __init__(self, base_overrides: Sequence[str]) -> None:
+        self.base = list(base_overrides)
+        self.composed: dict[tuple[tuple[str, Any], ...], DictConfig] = {}
+
+    def __call__(self, chosen: dict[str, Any]) -> tuple[dict[str, Any], RunConfig]:
+        groups = tuple((k, v) for k, v in chosen.items() if k in TRAIN_GROUPS)
+        if groups not in self.composed:
+            cfg = compose_config("train", [*self.base, *(f"{k}={v}" for k, v in groups)],
+                                 resolve=False)
+            self.composed[groups] = OmegaConf.masked_copy(cfg, list(TRAIN_GROUPS))
+        cfg = copy.deepcopy(self.composed[groups])
+        for key, value in chosen.items():
+            if key not in TRAIN_GROUPS:
+                OmegaConf.update(cfg, key, value, merge=False)
+        tree = job_config(cfg)
+        return tree, RunConfig.from_dict(tree)
 
 
 def saved_config_dir(saved: Path, overrides: Sequence[str], scratch: Path) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 import tensorflow as tf
 
-from experiments.cli.compose import compose_run
+from experiments.cli.compose import TrialComposer
 from experiments.cli.rundir import write_run_config
 from experiments.sweeping.fidelity import rung_step
 from experiments.sweeping.hparams import write_trial_hparams
@@ -22,8 +22,10 @@ from experiments.sweeping.processes import check_stop
 from experiments.sweeping.search_config import FidelityConfig
 from experiments.sweeping.space import Param, suggest
 from experiments.sweeping.trials import record
-from recsys.config import RunConfig
+from recsys.cache import load_prepared
+from recsys.config import DataConfig, RunConfig
 from recsys.errors import TrainingDiverged, UserError
+from recsys.prepare import PreparedData
 from recsys.training import run
 
 
@@ -52,10 +54,19 @@ class Objective:
     def __init__(self, space: list[Param], base_overrides: list[str], study_dir: Path,
                  metric: str, rungs: tuple[float, ...] = (),
                  fidelity: FidelityConfig | None = None) -> None:
-        self.space, self.base_overrides = space, base_overrides
+        self.space, self.compose = space, TrialComposer(base_overrides)
         self.trials_dir, self.metric = study_dir / "trials", metric
+        # The prepared data of the last trial's data settings: read once per process, not
+        # once per trial (trials differ in data.sample_fraction, which select_training takes).
+        self.data: tuple[DataConfig, PreparedData] | None = None
         # More than one rung: scales of the trial's data.sample_fraction, smallest first.
         self.rungs, self.fidelity = rungs, fidelity or FidelityConfig()
+
+    def prepared(self, config: RunConfig) -> PreparedData:
+        key = replace(config.data, sample_fraction=1.0)
+        if self.data is None or self.data[0] != key:
+            self.data = (key, load_prepared(config.data)[0])
+        return self.data[1]
 
     @staticmethod
     def note(text: str) -> None:
@@ -77,15 +88,17 @@ class Objective:
         run_dir = self.trials_dir / str(trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
         try:  # every failure, writing the run folder included, records its reason
-            tree, config = compose_run([*self.base_overrides, *overrides])
+            tree, config = self.compose(chosen)
             # The config: for best/ on a machine other than this one.
             record(trial, overrides=overrides, config=tree, run_dir=str(run_dir))
             write_run_config(run_dir, tree, overrides)
             if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
                 self.climb(trial, config, pruning)
-                result = run(config, run_dir, baseline_runs=False, note=self.note)
+                result = run(config, run_dir, prepared=self.prepared(config),
+                             baseline_runs=False, note=self.note)
             else:
-                result = run(config, run_dir, callbacks=[pruning], baseline_runs=False,
+                result = run(config, run_dir, callbacks=[pruning],
+                             prepared=self.prepared(config), baseline_runs=False,
                              note=self.note)
             if result.write_error:  # a full disk: the trial fails with the reason
                 raise OSError(result.write_error)
@@ -119,7 +132,8 @@ class Objective:
         for rung, scale in enumerate(self.rungs[:-1]):
             fraction = config.data.sample_fraction * scale
             rung_config = replace(config, data=replace(config.data, sample_fraction=fraction))
-            result = run(rung_config, final_evaluation=False)  # no run_dir: no files
+            result = run(rung_config, prepared=self.prepared(config),
+                         final_evaluation=False)  # no run_dir: no files
             value = result.metrics[self.metric]
             pruning.epochs = result.epochs_run
             records.append({"rung": rung + 1, "sample_fraction": fraction, "value": value,

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from experiments.cli.compose import (
     CONF_DIR,
+    DEFAULT_RUN_DIR,
     compose_config,
     saved_config_dir,
     without_group_choices,
@@ -34,7 +35,6 @@ from experiments.cli.secrets import mask_secrets
 from recsys.errors import UserError
 
 EXIT_USER_ERROR = 2
-DEFAULT_RUN_DIR = "outputs/runs/${now:%Y-%m-%d_%H-%M-%S}"
 # Hydra's command-line flags (hydra/_internal/utils.py: get_args_parser), short and long.
 HYDRA_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--resolve",
                "--package", "-p", "--run", "-r", "--multirun", "-m", "--shell-completion",

@@ -19,7 +19,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from recsys.config import RunConfig
+from recsys.config import GROUP_TYPES, RunConfig
 from recsys.errors import UserError
 
 
@@ -31,7 +31,7 @@ def _find_conf() -> Path:
 
 
 CONF_DIR = _find_conf()
-TRAIN_GROUPS = ("data", "model", "optimizer", "train", "eval")
+TRAIN_GROUPS = tuple(GROUP_TYPES)  # the training config's groups, as recsys.config types them
 
 
 DEFAULT_RUN_DIR = "outputs/runs/${now:%Y-%m-%d_%H-%M-%S}"

@@ -11,7 +11,7 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
-from experiments.cli.compose import CONF_DIR, compose_config, compose_run, job_config
+from experiments.cli.compose import CONF_DIR, TRAIN_GROUPS, compose_config, compose_run, job_config
 from experiments.sweeping.search_config import SearchConfig
 from experiments.sweeping.space import (
     Param,
@@ -23,7 +23,7 @@ from experiments.sweeping.space import (
 from recsys.config import RunConfig, validation_metrics
 from recsys.errors import UserError
 
-GROUPS = ("data", "model", "optimizer", "train", "eval", "experiment")
+GROUPS = (*TRAIN_GROUPS, "experiment")  # conf/experiment/ presets choose among the others
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from experiments.cli.compose import TRAIN_GROUPS
 from experiments.cli.secrets import mask_secrets
 from experiments.sweeping.search_config import (
     FidelityConfig,
@@ -312,7 +313,7 @@ def base_fingerprint(tree: dict[str, Any], search: SearchConfig) -> dict[str, An
     machines match; the data file is identified by its name, size and content digest instead."""
     from experiments.sweeping.space import flatten
 
-    flat = flatten({k: tree[k] for k in ("data", "model", "optimizer", "train", "eval")
+    flat = flatten({k: tree[k] for k in TRAIN_GROUPS
                    if k in tree})
     path = flat.pop("data.path", None)
     if path:

@@ -1,11 +1,12 @@
 """The commands as Hydra applications, with one-line errors for user mistakes.
 
 A command is `prepare(cfg, overrides) -> job`: `prepare` checks the composed config and loads
-what the job needs; `job(run_dir)` then writes into the run folder Hydra created (with its
-`.hydra/` beside the outputs). A plain run composes once with our own error messages and runs
-`prepare` *before* Hydra creates any folder, so a bad value or a bad data file leaves nothing
-behind. Hydra's own flags (`--help`, `--cfg job`, `--info`, `-m`, `--shell-completion`, ...)
-go straight to Hydra, which then runs `prepare` inside each job (a multirun: one per job).
+what the job needs; `job(run_dir)` then writes into the run folder. A plain run is composed
+once, here, with our own error messages; `prepare` runs *before* any folder is created, so a
+bad value or a bad data file leaves nothing behind; then the run folder is claimed and gets
+the `.hydra/` record Hydra's run mode writes (config, hydra, overrides; passwords masked).
+Hydra's own flags (`--help`, `--cfg job`, `--info`, `-m`, `--shell-completion`, ...) go to
+Hydra, which then runs `prepare` inside each job (a multirun: one per job).
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from experiments.cli.compose import (
     without_group_choices,
 )
 from experiments.cli.console import VERBOSE_ENV, commented_settings
-from experiments.cli.rundir import claim_new_dir, make_run_dir
-from experiments.cli.secrets import mask_secrets
+from experiments.cli.rundir import claim_new_dir, make_run_dir, write_hydra_record
 from recsys.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -74,16 +74,15 @@ def run_command(argv: Sequence[str] | None, config_name: str, prepare: Prepare, 
                 if "--help" in args or "-h" in args:
                     print(commented_settings(config_dir, name, _overrides_only(args)))
                 return code
+            # A plain run: composed once, here, and never handed to Hydra again.
             cfg = compose_config(name, args, config_dir)  # our one-line errors
             job = prepare(cfg, args)  # every check and the data load: nothing written yet
             if claim_run_dir and not any(a.startswith("hydra.run.dir=") for a in args):
-                args = [*args, f"hydra.run.dir={claim_new_dir(Path(cfg.hydra.run.dir))}"]
+                run_dir = claim_new_dir(Path(cfg.hydra.run.dir))
             else:
-                make_run_dir(Path(cfg.hydra.run.dir))
-            # The job was prepared from our composition: Hydra's copy (written to .hydra/)
-            # gets the command line with any password in a URL masked.
-            return _hydra(config_dir, name, [mask_secrets(a) for a in args],
-                          lambda cfg, run_dir: job(run_dir), verbose)
+                run_dir = make_run_dir(Path(cfg.hydra.run.dir))
+            write_hydra_record(run_dir, cfg, args)
+            return job(run_dir)
     except UserError as exc:
         if verbose:
             raise

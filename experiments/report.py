@@ -24,7 +24,7 @@ from experiments.sweeping.search_config import SearchConfig
 from recsys.errors import UserError
 
 
-def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
+def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     search = SearchConfig.from_dict(job_config(cfg)["search"])
     from experiments.sweeping.study import mask_url, open_storage, sqlite_file
 
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for a in args]
     if not any(a.startswith("hydra.run.dir=") for a in args):  # .hydra/ beside the report
         args.append("hydra.run.dir=${search.dir}/report")
-    return run_command(args, "sweep", prepare)
+    return run_command(args, "sweep", set_up)
 
 
 if __name__ == "__main__":

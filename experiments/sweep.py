@@ -33,7 +33,7 @@ from experiments.sweeping.plan import (
 from recsys.memory import check_fits
 
 
-def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
+def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     start = time.perf_counter()
     plan = plan_sweep(job_config(cfg), overrides)
     prepared = load_data(plan.base.data)  # data errors stop the sweep before any trial
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "overrides); re-run a saved config with: python -m experiments.train --config "
               "PATH", file=sys.stderr)
         return 2
-    return run_command(args, "sweep", prepare)
+    return run_command(args, "sweep", set_up)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from recsys.errors import TrainingDiverged
 from recsys.memory import check_fits
 
 
-def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
+def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     tree = job_config(cfg)
     config = RunConfig.from_dict(tree)  # every value checked here
     prepared = load_data(config.data)  # bad data fails here, before anything is written
@@ -56,7 +56,7 @@ def prepare(cfg: DictConfig, overrides: list[str]) -> Job:
 
 @pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(argv, "train", prepare, claim_run_dir=True, saved_config=True)
+    return run_command(argv, "train", set_up, claim_run_dir=True, saved_config=True)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """The commands as Hydra applications, with one-line errors for user mistakes.
 
-A command is `prepare(cfg, overrides) -> job`: `prepare` checks the composed config and loads
+A command is `set_up(cfg, overrides) -> job`: `set_up` checks the composed config and loads
 what the job needs; `job(run_dir)` then writes into the run folder. A plain run is composed
-once, here, with our own error messages; `prepare` runs *before* any folder is created, so a
+once, here, with our own error messages; `set_up` runs *before* any folder is created, so a
 bad value or a bad data file leaves nothing behind; then the run folder is claimed and gets
 the `.hydra/` record Hydra's run mode writes (config, hydra, overrides; passwords masked).
 Hydra's own flags (`--help`, `--cfg job`, `--info`, `-m`, `--shell-completion`, ...) go to
-Hydra, which then runs `prepare` inside each job (a multirun: one per job).
+Hydra, which then runs `set_up` inside each job (a multirun: one per job).
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ HYDRA_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--re
                "--experimental-rerun", "--info", "-i"}
 
 Job = Callable[[Path], int]
-Prepare = Callable[[DictConfig, list[str]], Job]
+SetUp = Callable[[DictConfig, list[str]], Job]
 
 
-def run_command(argv: Sequence[str] | None, config_name: str, prepare: Prepare, *,
+def run_command(argv: Sequence[str] | None, config_name: str, set_up: SetUp, *,
                 claim_run_dir: bool = False, saved_config: bool = False) -> int:
     """Run one command line; the exit code (2: a user mistake, reported in one line).
 
@@ -69,14 +69,14 @@ def run_command(argv: Sequence[str] | None, config_name: str, prepare: Prepare, 
             if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
                 if saved is not None and not any(a.startswith("hydra.run.dir=") for a in args):
                     args.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")  # a saved one has no hydra:
-                code = _hydra(config_dir, name, args, lambda cfg, run_dir: prepare(
+                code = _hydra(config_dir, name, args, lambda cfg, run_dir: set_up(
                     cfg, list(HydraConfig.get().overrides.task))(run_dir), verbose)
                 if "--help" in args or "-h" in args:
                     print(commented_settings(config_dir, name, _overrides_only(args)))
                 return code
             # A plain run: composed once, here, and never handed to Hydra again.
             cfg = compose_config(name, args, config_dir)  # our one-line errors
-            job = prepare(cfg, args)  # every check and the data load: nothing written yet
+            job = set_up(cfg, args)  # every check and the data load: nothing written yet
             if claim_run_dir and not any(a.startswith("hydra.run.dir=") for a in args):
                 run_dir = claim_new_dir(Path(cfg.hydra.run.dir))
             else:

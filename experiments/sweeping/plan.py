@@ -11,7 +11,13 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
-from experiments.cli.compose import CONF_DIR, TRAIN_GROUPS, compose_config, compose_run, job_config
+from experiments.cli.compose import (
+    CONF_DIR,
+    TRAIN_GROUPS,
+    TrialComposer,
+    compose_config,
+    job_config,
+)
 from experiments.sweeping.search_config import SearchConfig
 from experiments.sweeping.space import (
     Param,
@@ -122,7 +128,9 @@ def trial_overrides(argv: list[str]) -> list[str]:
 
 
 def check_space(space: list[Param], base_overrides: list[str]) -> None:
-    """Compose the training config at each choice and bound, so bad values fail now."""
+    """Build the training config at each choice and bound, as trials will (TrialComposer: one
+    Hydra composition per group choice), so bad values fail now."""
+    compose = TrialComposer(base_overrides)
     for param in space:
         dist = param.distribution
         if dist is None:
@@ -131,11 +139,10 @@ def check_space(space: list[Param], base_overrides: list[str]) -> None:
             values = list(dist.choices)
         else:
             values = [dist.low, dist.high]
-        condition = [f"{param.condition[0]}={format_value(param.condition[1])}"] \
-            if param.condition else []
+        condition = dict([param.condition]) if param.condition else {}
         for value in values:
             try:
-                compose_run([*base_overrides, *condition, f"{param.key}={format_value(value)}"])
+                compose({**condition, param.key: value})
             except UserError as exc:
                 raise UserError(f"search parameter {param.key} ({param.expression}) reaches an "
                                 f"invalid value: {exc}") from None

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -225,6 +226,7 @@ def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path) -> None:
         workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)],
                                                   capture_output=True, text=True).stdout.split()]
         assert len(workers) == 2
+        killed_at = datetime.now()  # Optuna stamps trials with naive local time too
         proc.kill()
         proc.wait()
         wait_for(lambda: not any(Path(f"/proc/{w}").exists() and
@@ -234,12 +236,13 @@ def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path) -> None:
         for w in workers if "workers" in locals() else []:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(w, signal.SIGKILL)
-    # Each worker recorded its running trial as failed on the way out (a rerun resumes at once)
-    # and started no other: the study stopped short of its 4 trials.
+    # The workers started no trial after the kill: the study stopped short of its 4 trials.
+    # (A worker usually records its running trial as failed on the way out; one interrupted
+    # inside Optuna's own bookkeeping leaves it RUNNING, and the heartbeat check fails and
+    # retries it on the next run, as for any killed worker.)
     study = optuna.load_study(study_name=name, storage=storage)
-    assert running(storage, name) == 0
-    assert study.get_trials(states=(optuna.trial.TrialState.FAIL,))
     assert len(finished(study)) < 4
+    assert all(t.datetime_start is None or t.datetime_start <= killed_at for t in study.trials)
 
 
 @pytest.mark.slow

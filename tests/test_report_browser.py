@@ -66,6 +66,10 @@ def test_report_page_renders_the_table_and_every_plot(study_dir: Path) -> None:
                                                 "els => els.map(e => e.textContent)")
         assert sum("val_top_100" in t for t in axis_titles) >= 2, axis_titles
         assert page.locator("a[href='../best/']").count() == 1
+        # Trial numbers and epochs are whole numbers on the x axes (plotly's own ticks: 0.5).
+        for plot in (plots.nth(0), plots.nth(4)):  # the history and the per-epoch curves
+            ticks = plot.locator(".xtick text").evaluate_all("els => els.map(e => e.textContent)")
+            assert ticks and not [t for t in ticks if "." in t], ticks
         # Long parameter names wrap inside the table: the page never scrolls sideways.
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         folder = os.environ.get("RECSYS_SCREENSHOTS")

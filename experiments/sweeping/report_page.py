@@ -42,9 +42,13 @@ def history_figure(study: optuna.Study, metric: str) -> go.Figure:
                                  marker={"symbol": "x", "color": "#999"}))
     fig.update_layout(xaxis_title="trial", yaxis_title=metric,
                       title=f"{metric} of every trial, and the best so far")
-    last = max((t.number for t in study.get_trials(deepcopy=False)), default=0)
-    fig.update_xaxes(tick0=0, dtick=max(1, math.ceil((last + 1) / 20)))  # whole trial numbers
+    whole_ticks(fig, 0, max((t.number for t in study.get_trials(deepcopy=False)), default=0))
     return fig
+
+
+def whole_ticks(fig: go.Figure, first: int, last: int) -> None:
+    """Integer x ticks (trial numbers, epochs): plotly's automatic ones fall on 0.5 steps."""
+    fig.update_xaxes(tick0=first, dtick=max(1, math.ceil((last - first + 1) / 20)))
 
 
 def parallel_figure(study: optuna.Study, metric: str) -> go.Figure | None:
@@ -123,6 +127,8 @@ def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure:
         trace.name = f"trial {number.group() if number else '?'} ({state})"
     fig.update_layout(showlegend=True, xaxis_title="epoch (or rung)", yaxis_title=metric,
                       title=f"Per-epoch {metric} of every trial (pruned ones end early)")
+    steps = [s for t in study.get_trials(deepcopy=False) for s in t.intermediate_values]
+    whole_ticks(fig, 1, max(steps, default=1))
     return fig
 
 

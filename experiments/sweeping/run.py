@@ -160,10 +160,11 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
 
 
 def say_waiting(study: optuna.Study, grace_period: float, said: set[int]) -> set[int]:
-    """One line when the set of trials this worker waits for changes; the set now."""
-    ages = heartbeat_ages(study)
+    """One line when the set of trials this worker waits for changes; the set now. (The
+    heartbeat table is read only then, not at every poll.)"""
     running = {t.number for t in study.get_trials(deepcopy=False, states=RUNNING)}
     if running and running != said:
+        ages = heartbeat_ages(study)
         last = ", ".join(f"trial {n} (last heartbeat {ages[n]:.0f} s ago)" if n in ages
                          else f"trial {n}" for n in sorted(running))
         print(f"waiting for {last}: the study's last slots; a trial without a heartbeat for "

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,39 +61,67 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
     """Return (ratings with integer-coded ids, report); raise UserError on bad input."""
     path = Path(path)
     check_data_path(path)
+    wanted = {"user": cfg.user_column, "item": cfg.item_column, "rating": cfg.rating_column}
+    if cfg.timestamp_column:
+        wanted["timestamp"] = cfg.timestamp_column
+    table, bad_lines = _parse(path, cfg, wanted)
+    if bad_lines and cfg.on_bad_lines == "error":
+        raise _bad_lines_error(path, cfg, table, bad_lines, wanted)
+    columns, original_row = _without_missing(path, table, wanted)
+    line_offset = (1 if cfg.header else 0) + 1  # 1-based; exact when no bad line was skipped
+    where = _Where(path, original_row, line_offset, bool(bad_lines))
+    # Ids become integer codes plus one dictionary each, all in Arrow: no Python strings.
+    users = columns["user"].dictionary_encode()
+    items = columns["item"].dictionary_encode()
+    ratings = Ratings(
+        user=users.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+        item=items.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+        user_ids=users.dictionary, item_ids=items.dictionary,
+        rating=_to_number(columns["rating"], "rating", cfg.rating_column, where, integer=False),
+        timestamp=(_to_number(columns["timestamp"], "timestamp", cfg.timestamp_column or "",
+                              where, integer=True) if "timestamp" in columns
+                   else np.zeros(len(original_row), dtype=np.int64)),
+    )
+    return ratings, LoadReport(table.num_rows, table.num_rows - len(original_row),
+                               len(bad_lines))
 
+
+def _options(cfg: DataConfig, wanted: dict[str, str], on_invalid: Any, use_threads: bool = True,
+             ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    """pyarrow's options: every wanted column as a string, only an empty field missing."""
+    return (
+        pacsv.ReadOptions(column_names=None if cfg.header else list(cfg.column_names),
+                          autogenerate_column_names=False, block_size=1 << 24,
+                          use_threads=use_threads),
+        pacsv.ParseOptions(delimiter=cfg.separator, invalid_row_handler=on_invalid),
+        pacsv.ConvertOptions(
+            column_types={col: pa.string() for col in wanted.values()},
+            include_columns=list(wanted.values()),
+            # Only an empty field is missing: ids such as `NA`, `null` or `nan` are ids
+            # (pyarrow's default null strings would drop those rows silently).
+            null_values=[""], strings_can_be_null=True))
+
+
+def _parse(path: Path, cfg: DataConfig, wanted: dict[str, str],
+           ) -> tuple[pa.Table, list[tuple[int | None, str]]]:
+    """The wanted columns as strings, and the lines with a wrong number of fields (skipped);
+    a file that cannot be parsed at all is one UserError saying why."""
     bad_lines: list[tuple[int | None, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         bad_lines.append((row.number, row.text))
         return "skip"
 
-    read_options = pacsv.ReadOptions(
-        column_names=None if cfg.header else list(cfg.column_names),
-        autogenerate_column_names=False,
-        block_size=1 << 24,
-    )
-    parse_options = pacsv.ParseOptions(delimiter=cfg.separator, invalid_row_handler=on_invalid)
-    wanted = {"user": cfg.user_column, "item": cfg.item_column, "rating": cfg.rating_column}
-    if cfg.timestamp_column:
-        wanted["timestamp"] = cfg.timestamp_column
-    convert_options = pacsv.ConvertOptions(
-        column_types={col: pa.string() for col in wanted.values()},
-        include_columns=list(wanted.values()),
-        # Only an empty field is missing: ids such as `NA`, `null` or `nan` are ids (pyarrow's
-        # default null strings would drop those rows silently).
-        null_values=[""],
-        strings_can_be_null=True,
-    )
     undecodable: list[BaseException] = []
+    not_utf8 = UserError(f"data.path={str(path)!r} is not a UTF-8 text ratings file "
+                         "(undecodable bytes)")
     try:
         with _collect_unraisable(undecodable):  # a binary file: pyarrow's row callback fails
-            table = pacsv.read_csv(path, read_options, parse_options, convert_options)
+            table = pacsv.read_csv(path, *_options(cfg, wanted, on_invalid))
     except (pa.ArrowInvalid, pa.ArrowKeyError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         if undecodable or "invalid UTF8" in message or "utf8" in message.lower():
-            raise UserError(f"data.path={str(path)!r} is not a UTF-8 text ratings file "
-                            "(undecodable bytes)") from None
+            raise not_utf8 from None
         if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowInvalid):
             kind = COMPRESSIONS.get(path.suffix)
             compressed = f" (a truncated or not really {kind}-compressed file?)" if kind else ""
@@ -105,34 +134,38 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
                             f"in the file ({message}); check data.header and data.*_column") from None
         raise UserError(f"{path}: cannot parse as {cfg.separator!r}-separated ratings: "
                         f"{message}") from None
-
-    header_lines = 1 if cfg.header else 0
     if undecodable:
-        raise UserError(f"data.path={str(path)!r} is not a UTF-8 text ratings file "
-                        "(undecodable bytes)")
-    if bad_lines and cfg.on_bad_lines == "error":
-        number, text = bad_lines[0]
-        if number is None:  # the parallel parser does not know line numbers: ask a serial one
-            first: list[int | None] = []
+        raise not_utf8
+    return table, bad_lines
 
-            def record(row: pacsv.InvalidRow) -> str:
-                first.append(row.number)
-                return "error" if first else "skip"
 
-            with contextlib.suppress(pa.ArrowInvalid):
-                pacsv.read_csv(path, pacsv.ReadOptions(
-                    column_names=read_options.column_names, use_threads=False),
-                    pacsv.ParseOptions(delimiter=cfg.separator, invalid_row_handler=record),
-                    convert_options)
-            number = first[0] if first else None
-        where = f"line {number}" if number is not None else "a line"
-        expected = len(table.column_names) if cfg.header else len(cfg.column_names)
-        raise UserError(
-            f"{path}: {where} has the wrong number of fields ({text[:80]!r}; expected "
-            f"{expected} separated by {cfg.separator!r}); {len(bad_lines)} such line(s) in all. "
-            "Fix the file or set data.on_bad_lines=skip"
-        )
+def _bad_lines_error(path: Path, cfg: DataConfig, table: pa.Table,
+                     bad_lines: list[tuple[int | None, str]], wanted: dict[str, str],
+                     ) -> UserError:
+    """The first line with a wrong number of fields, by number, and how many there are."""
+    number, text = bad_lines[0]
+    if number is None:  # the parallel parser does not know line numbers: ask a serial one
+        first: list[int | None] = []
 
+        def record(row: pacsv.InvalidRow) -> str:
+            first.append(row.number)
+            return "error"
+
+        with contextlib.suppress(pa.ArrowInvalid):
+            pacsv.read_csv(path, *_options(cfg, wanted, record, use_threads=False))
+        number = first[0] if first else None
+    where = f"line {number}" if number is not None else "a line"
+    expected = len(table.column_names) if cfg.header else len(cfg.column_names)
+    return UserError(
+        f"{path}: {where} has the wrong number of fields ({text[:80]!r}; expected "
+        f"{expected} separated by {cfg.separator!r}); {len(bad_lines)} such line(s) in all. "
+        "Fix the file or set data.on_bad_lines=skip")
+
+
+def _without_missing(path: Path, table: pa.Table, wanted: dict[str, str],
+                     ) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """The columns without rows that miss a field (empty, a blank id, a `NaN` rating), and
+    each kept row's position in the file (for line numbers in errors)."""
     rows_read = table.num_rows
     columns = {name: table.column(col).combine_chunks() for name, col in wanted.items()}
     missing = np.zeros(rows_read, dtype=bool)
@@ -149,24 +182,8 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
         raise UserError(f"data.path={str(path)!r} holds no ratings ({rows_read} data rows, "
                         f"{n_missing} with missing fields)")
     keep = pa.array(~missing)
-    original_row = np.flatnonzero(~missing)  # for line numbers in errors
-    columns = {name: values.filter(keep) for name, values in columns.items()}
-
-    line_offset = header_lines + 1  # 1-based line numbers; exact when no bad line was skipped
-    where = _Where(path, original_row, line_offset, bool(bad_lines))
-    # Ids become integer codes plus one dictionary each, all in Arrow: no Python strings.
-    users = columns["user"].dictionary_encode()
-    items = columns["item"].dictionary_encode()
-    ratings = Ratings(
-        user=users.indices.to_numpy(zero_copy_only=False).astype(np.int32),
-        item=items.indices.to_numpy(zero_copy_only=False).astype(np.int32),
-        user_ids=users.dictionary, item_ids=items.dictionary,
-        rating=_to_number(columns["rating"], "rating", cfg.rating_column, where, integer=False),
-        timestamp=(_to_number(columns["timestamp"], "timestamp", cfg.timestamp_column or "",
-                              where, integer=True) if "timestamp" in columns
-                   else np.zeros(len(original_row), dtype=np.int64)),
-    )
-    return ratings, LoadReport(rows_read, n_missing, len(bad_lines))
+    return ({name: values.filter(keep) for name, values in columns.items()},
+            np.flatnonzero(~missing))
 
 
 @contextlib.contextmanager
@@ -233,20 +250,3 @@ class Ratings:
 
     def __len__(self) -> int:
         return len(self.user)
-
-    @classmethod
-    def from_frame(cls, df: pd.DataFrame) -> Ratings:
-        """From a DataFrame with columns user, item, rating, timestamp (ids as strings)."""
-        users = pa.array(df["user"].astype(str).to_numpy(), pa.string()).dictionary_encode()
-        items = pa.array(df["item"].astype(str).to_numpy(), pa.string()).dictionary_encode()
-        return cls(user=users.indices.to_numpy().astype(np.int32),
-                   item=items.indices.to_numpy().astype(np.int32),
-                   user_ids=users.dictionary, item_ids=items.dictionary,
-                   rating=df["rating"].to_numpy(np.float64),
-                   timestamp=df["timestamp"].to_numpy(np.int64))
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({
-            "user": self.user_ids.take(pa.array(self.user)).to_numpy(zero_copy_only=False),
-            "item": self.item_ids.take(pa.array(self.item)).to_numpy(zero_copy_only=False),
-            "rating": self.rating, "timestamp": self.timestamp})

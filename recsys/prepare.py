@@ -84,55 +84,78 @@ class TrialData:
         return len(self.item_vocab)
 
 
-def prepare(ratings: Ratings | pd.DataFrame, cfg: DataConfig) -> PreparedData:
+def prepare(ratings: Ratings, cfg: DataConfig) -> PreparedData:
     """Steps 1-3: de-duplicate, filter on the whole data, split (see module docstring).
 
     Works on integer codes only; id strings stay in Arrow dictionaries, so 7.8M rows take
     seconds.
     """
-    if isinstance(ratings, pd.DataFrame):
-        ratings = Ratings.from_frame(ratings)
-    rows_in = len(ratings)
-    n_users_all, n_items_all = len(ratings.user_ids), len(ratings.item_ids)
-    # Stable order by time so that "keep the latest rating" is well defined.
-    order = np.argsort(ratings.timestamp, kind="stable")
-    user_code, item_code = ratings.user[order], ratings.item[order]
-    timestamp = ratings.timestamp[order]
-    pair = user_code.astype(np.int64) * max(n_items_all, 1) + item_code
-    keep = ~pd.Series(pair).duplicated(keep="last").to_numpy()
-    duplicates = int((~keep).sum())
-    user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
-
+    user, item, duplicates = _latest_pairs(ratings)
     # Said in every "too little data" error: a file of repeats shrinks to a few pairs here.
-    deduped = (f"; {duplicates} of {rows_in} rows were repeats of a (user, item) pair, only "
-               "the latest kept" if duplicates else "")
-    counts = np.bincount(item_code, minlength=n_items_all)
-    keep = counts[item_code] >= cfg.min_item_ratings
-    _check_not_empty(keep, "data.min_item_ratings", cfg.min_item_ratings, len(item_code),
+    deduped = (f"; {duplicates} of {len(ratings)} rows were repeats of a (user, item) pair, "
+               "only the latest kept" if duplicates else "")
+    user, item = _filtered(user, item, cfg, deduped, len(ratings.user_ids),
+                           len(ratings.item_ids))
+    user_vocab, user = _recoded(ratings.user_ids, user, sort=False)
+    item_vocab, item = _recoded(ratings.item_ids, item, sort=True)  # the catalog, by id
+    split, sample_rank = _split(len(item), cfg, deduped)
+    stats = {
+        "rows_in": len(ratings),
+        "duplicates_dropped": duplicates,
+        "rows_after_filters": len(item),
+        "catalog_items": len(item_vocab),
+        "users": len(user_vocab),
+        "train_pool": int((split == TRAIN).sum()),
+        "validation": int((split == VALID).sum()),
+        "test": int((split == TEST).sum()),
+    }
+    return PreparedData(user_vocab, item_vocab, user, item, split, sample_rank, stats)
+
+
+def _latest_pairs(ratings: Ratings) -> tuple[np.ndarray, np.ndarray, int]:
+    """User and item codes in time order, each (user, item) pair once (its latest rating),
+    and how many repeats were dropped."""
+    order = np.argsort(ratings.timestamp, kind="stable")  # "latest" needs a stable order
+    user, item = ratings.user[order], ratings.item[order]
+    pair = user.astype(np.int64) * max(len(ratings.item_ids), 1) + item
+    keep = ~pd.Series(pair).duplicated(keep="last").to_numpy()
+    return user[keep], item[keep], int((~keep).sum())
+
+
+def _filtered(user: np.ndarray, item: np.ndarray, cfg: DataConfig, deduped: str,
+              n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items below data.min_item_ratings, then users below data.min_user_ratings, dropped
+    (counted on the whole data; one pass each)."""
+    counts = np.bincount(item, minlength=n_items)
+    keep = counts[item] >= cfg.min_item_ratings
+    _check_not_empty(keep, "data.min_item_ratings", cfg.min_item_ratings, len(item),
                      int(counts.max(initial=0)), "ratings per item", deduped)
-    user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
+    user, item = user[keep], item[keep]
     if cfg.min_user_ratings > 1:
-        ucounts = np.bincount(user_code, minlength=n_users_all)
-        keep = ucounts[user_code] >= cfg.min_user_ratings
-        _check_not_empty(keep, "data.min_user_ratings", cfg.min_user_ratings, len(user_code),
-                         int(ucounts.max(initial=0)), "ratings per user", deduped)
-        user_code, item_code, timestamp = user_code[keep], item_code[keep], timestamp[keep]
+        counts = np.bincount(user, minlength=n_users)
+        keep = counts[user] >= cfg.min_user_ratings
+        _check_not_empty(keep, "data.min_user_ratings", cfg.min_user_ratings, len(user),
+                         int(counts.max(initial=0)), "ratings per user", deduped)
+        user, item = user[keep], item[keep]
+    return user, item
 
-    # Re-code to compact vocabularies: the catalog sorted by item id, users by first code.
-    items_used = np.flatnonzero(np.bincount(item_code, minlength=n_items_all))
-    item_vocab = ratings.item_ids.take(pa.array(items_used))
-    by_id = pc.sort_indices(item_vocab).to_numpy()
-    item_vocab = item_vocab.take(pa.array(by_id))
-    remap = np.full(n_items_all, -1, dtype=np.int32)
-    remap[items_used[by_id]] = np.arange(len(by_id), dtype=np.int32)
-    item_code = remap[item_code]
-    users_used = np.flatnonzero(np.bincount(user_code, minlength=n_users_all))
-    user_vocab = ratings.user_ids.take(pa.array(users_used))
-    remap = np.full(n_users_all, -1, dtype=np.int32)
-    remap[users_used] = np.arange(len(users_used), dtype=np.int32)
-    user_code = remap[user_code]
 
-    n = len(item_code)
+def _recoded(ids: pa.Array, codes: np.ndarray, sort: bool) -> tuple[pa.Array, np.ndarray]:
+    """A compact vocabulary of the ids still used (sorted by id, or in code order) and the
+    codes into it."""
+    used = np.flatnonzero(np.bincount(codes, minlength=len(ids)))
+    vocab = ids.take(pa.array(used))
+    if sort:
+        by_id = pc.sort_indices(vocab).to_numpy()
+        vocab, used = vocab.take(pa.array(by_id)), used[by_id]
+    remap = np.full(len(ids), -1, dtype=np.int32)
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    return vocab, remap[codes]
+
+
+def _split(n: int, cfg: DataConfig, deduped: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's split (rows are in time order) and its rank in the seeded permutation of
+    the training pool (-1 outside it): `sample_fraction` keeps the lowest ranks."""
     n_test = int(round(cfg.test_fraction * n))
     n_val = int(round(cfg.val_fraction * n))
     if n - n_test - n_val < 1 or n_test < 1 or n_val < 1:
@@ -149,18 +172,7 @@ def prepare(ratings: Ratings | pd.DataFrame, cfg: DataConfig) -> PreparedData:
     pool = np.flatnonzero(split == TRAIN)
     sample_rank = np.full(n, -1, dtype=np.int32)
     sample_rank[pool[rng.permutation(len(pool))]] = np.arange(len(pool), dtype=np.int32)
-
-    stats = {
-        "rows_in": rows_in,
-        "duplicates_dropped": duplicates,
-        "rows_after_filters": n,
-        "catalog_items": len(item_vocab),
-        "users": len(user_vocab),
-        "train_pool": len(pool),
-        "validation": n_val,
-        "test": n_test,
-    }
-    return PreparedData(user_vocab, item_vocab, user_code, item_code, split, sample_rank, stats)
+    return split, sample_rank
 
 
 def _check_not_empty(keep: np.ndarray, key: str, value: int, before: int, best: int,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 import recsys  # noqa: F401
+from recsys.loading import Ratings
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -29,3 +33,23 @@ def tiny_overrides(tmp_path: Path) -> list[str]:
 def write_lines(path: Path, lines: list[str], newline: str = "\n") -> Path:
     path.write_bytes(newline.join(lines).encode() + newline.encode())
     return path
+
+
+def ratings_from_frame(df: pd.DataFrame) -> Ratings:
+    """Ratings from a DataFrame with columns user, item, rating, timestamp (ids as strings),
+    coded as `read_ratings` codes a file."""
+    users = pa.array(df["user"].astype(str).to_numpy(), pa.string()).dictionary_encode()
+    items = pa.array(df["item"].astype(str).to_numpy(), pa.string()).dictionary_encode()
+    return Ratings(user=users.indices.to_numpy().astype(np.int32),
+                   item=items.indices.to_numpy().astype(np.int32),
+                   user_ids=users.dictionary, item_ids=items.dictionary,
+                   rating=df["rating"].to_numpy(np.float64),
+                   timestamp=df["timestamp"].to_numpy(np.int64))
+
+
+def frame_of(ratings: Ratings) -> pd.DataFrame:
+    """The ratings with their id strings, one row each."""
+    return pd.DataFrame({
+        "user": ratings.user_ids.take(pa.array(ratings.user)).to_numpy(zero_copy_only=False),
+        "item": ratings.item_ids.take(pa.array(ratings.item)).to_numpy(zero_copy_only=False),
+        "rating": ratings.rating, "timestamp": ratings.timestamp})

@@ -4,7 +4,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from conftest import write_lines
+from conftest import frame_of, write_lines
 
 from recsys.config import DataConfig
 from recsys.errors import UserError
@@ -21,7 +21,7 @@ AMAZON_ROWS = [
 def test_amazon_format_keeps_leading_zeros_and_reads_numbers(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "ratings.csv", AMAZON_ROWS)
     ratings, report = read_ratings(path, DataConfig(path=str(path)))
-    df = ratings.to_frame()
+    df = frame_of(ratings)
     assert list(df["item"]) == ["0132793040", "0321732944", "0439886341", "0439886341"]
     assert list(df["user"])[:2] == ["AKM1MP6P0OYPR", "A2CX7LUOHB2NDG"]
     assert df["rating"].tolist() == [5.0, 5.0, 1.0, 3.0]
@@ -36,7 +36,7 @@ def test_crlf_gzip_and_header(tmp_path: Path) -> None:
         fh.write("\r\n".join(lines).encode() + b"\r\n")
     cfg = DataConfig(path=str(path), header=True, user_column="userId", item_column="movieId",
                      rating_column="rating")
-    df = read_ratings(path, cfg)[0].to_frame()
+    df = frame_of(read_ratings(path, cfg)[0])
     assert df["item"].tolist() == ["007", "10"]
     assert df["timestamp"].tolist() == [964982703, 964981247]  # no stray '\r'
     assert df["rating"].tolist() == [4.5, 3.0]
@@ -46,7 +46,7 @@ def test_tab_separated_without_header(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "u.data", ["196\t242\t3\t881250949", "186\t302\t3\t891717742"])
     cfg = DataConfig(separator="\t", column_names=("u", "i", "r", "t"), user_column="u",
                      item_column="i", rating_column="r", timestamp_column="t")
-    df = read_ratings(path, cfg)[0].to_frame()
+    df = frame_of(read_ratings(path, cfg)[0])
     assert df["user"].tolist() == ["196", "186"] and df["item"].tolist() == ["242", "302"]
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ratings_from_frame
 
 from recsys.cache import load_prepared
 from recsys.config import DataConfig, SyntheticConfig
 from recsys.errors import UserError
-from recsys.prepare import TEST, TRAIN, VALID, prepare, select_training
+from recsys.prepare import TEST, TRAIN, VALID, PreparedData, prepare, select_training
 from recsys.synthetic import generate
 
 SMALL = SyntheticConfig(n_users=800, n_items=200, n_interactions=6000)
@@ -20,34 +21,39 @@ def ratings() -> pd.DataFrame:
     return generate(SMALL)
 
 
+def prepare_frame(df: pd.DataFrame, cfg: DataConfig) -> PreparedData:
+    return prepare(ratings_from_frame(df), cfg)
+
+
 def pairs(users: np.ndarray, items: np.ndarray) -> set[tuple[int, int]]:
     return set(zip(users.tolist(), items.tolist(), strict=True))
 
 
 def test_split_is_deterministic_and_disjoint(ratings: pd.DataFrame) -> None:
-    a = prepare(ratings, DataConfig(seed=3))
-    b = prepare(ratings.sample(frac=1.0, random_state=0), DataConfig(seed=3))  # row order
+    a = prepare_frame(ratings, DataConfig(seed=3))
+    b = prepare_frame(ratings.sample(frac=1.0, random_state=0), DataConfig(seed=3))  # row order
     for arr in ("split", "user", "item"):
-        np.testing.assert_array_equal(getattr(a, arr), getattr(prepare(ratings, DataConfig(seed=3)), arr))
+        again = prepare_frame(ratings, DataConfig(seed=3))
+        np.testing.assert_array_equal(getattr(a, arr), getattr(again, arr))
     assert a.stats["test"] == b.stats["test"]
     train = pairs(a.user[a.split == TRAIN], a.item[a.split == TRAIN])
     test = pairs(a.user[a.split == TEST], a.item[a.split == TEST])
     val = pairs(a.user[a.split == VALID], a.item[a.split == VALID])
     assert train and test and val
     assert not train & test and not train & val and not val & test
-    c = prepare(ratings, DataConfig(seed=4))
+    c = prepare_frame(ratings, DataConfig(seed=4))
     assert not np.array_equal(a.split, c.split)
 
 
 def test_duplicate_pairs_are_dropped_keeping_the_latest(ratings: pd.DataFrame) -> None:
     dup = ratings.iloc[[0]].assign(rating=1.0, timestamp=ratings["timestamp"].max() + 1)
-    data = prepare(pd.concat([ratings, dup]), DataConfig())
+    data = prepare_frame(pd.concat([ratings, dup]), DataConfig())
     assert data.stats["duplicates_dropped"] == 1
     assert data.stats["rows_after_filters"] == len(ratings)
 
 
 def test_eval_sets_and_catalog_do_not_depend_on_sample_fraction(ratings: pd.DataFrame) -> None:
-    data = prepare(ratings, DataConfig())
+    data = prepare_frame(ratings, DataConfig())
     small, full = select_training(data, 0.2), select_training(data, 1.0)
     np.testing.assert_array_equal(small.item_vocab, full.item_vocab)
     np.testing.assert_array_equal(small.val_item, full.val_item)
@@ -64,7 +70,7 @@ def test_eval_sets_and_catalog_do_not_depend_on_sample_fraction(ratings: pd.Data
 
 def test_temporal_split_puts_latest_ratings_in_test(ratings: pd.DataFrame) -> None:
     cfg = DataConfig(split="temporal")
-    data = prepare(ratings, cfg)
+    data = prepare_frame(ratings, cfg)
     ts = ratings.sort_values("timestamp", kind="stable")["timestamp"].to_numpy()
     assert ts[data.split == TRAIN].max() <= ts[data.split == VALID].min()
     assert ts[data.split == VALID].max() <= ts[data.split == TEST].min()
@@ -72,11 +78,11 @@ def test_temporal_split_puts_latest_ratings_in_test(ratings: pd.DataFrame) -> No
 
 def test_item_filter_defines_the_catalog_and_can_empty_it(ratings: pd.DataFrame) -> None:
     counts = ratings["item"].value_counts()
-    data = prepare(ratings, DataConfig(min_item_ratings=20))
+    data = prepare_frame(ratings, DataConfig(min_item_ratings=20))
     assert set(data.item_ids.to_pylist()) == set(counts[counts >= 20].index)
     with pytest.raises(UserError, match=r"data.min_item_ratings=100000 drops every rating "
                                         rf"\({len(ratings)} before, 0 after"):
-        prepare(ratings, DataConfig(min_item_ratings=100000))
+        prepare_frame(ratings, DataConfig(min_item_ratings=100000))
 
 
 def test_cache_hit_and_invalidation(tmp_path: Path, ratings: pd.DataFrame) -> None:

@@ -310,10 +310,17 @@ class RunConfig:
         """Build from a plain nested dict (e.g. `OmegaConf.to_container(cfg, resolve=True)`)."""
         groups = tuple(GROUP_TYPES)
         unknown = sorted(set(tree) - set(groups))
-        if unknown:  # e.g. `+foo=1`: a typo that would otherwise change nothing
-            raise UserError(f"{unknown[0]} is not a known setting: the config has the groups "
-                            f"{', '.join(groups)}")
+        if unknown:
+            raise _unknown_setting("", unknown[0], set(groups))
         return cls(**{g: build(GROUP_TYPES[g], tree.get(g, {}), g) for g in groups})
+
+    def with_values(self, values: dict[str, Any]) -> RunConfig:
+        """This config with dotted keys set (`{"model.embedding_dim": 64}`: a trial's
+        suggested values), each checked as `from_dict` checks it."""
+        config = self
+        for key, value in values.items():
+            config = _with_value(config, key.split("."), value, "")
+        return config
 
     def check_data(self, n_users: int, n_items: int) -> None:
         """What the config asks of data with these counts (checked before anything is
@@ -336,6 +343,33 @@ GROUP_TYPES: dict[str, type] = {"data": DataConfig, "model": ModelConfig,
 T = TypeVar("T")
 
 
+def _with_value(section: Any, path: list[str], value: Any, prefix: str) -> Any:
+    """`section` with the field at `path` replaced (its sections rebuilt, so each one's
+    checks run again)."""
+    name, key = path[0], f"{prefix}.{path[0]}" if prefix else path[0]
+    known = {f.name for f in dataclasses.fields(section)}
+    if name not in known:
+        raise _unknown_setting(prefix, name, known)
+    if len(path) > 1:
+        inner = getattr(section, name)
+        if not dataclasses.is_dataclass(inner):
+            raise UserError(f"{'.'.join([key, *path[1:]])} is not a known setting: {key} is a "
+                            "value, not a section")
+        return dataclasses.replace(section, **{name: _with_value(inner, path[1:], value, key)})
+    hint = typing.get_type_hints(type(section))[name]
+    return dataclasses.replace(section, **{name: _typed(value, hint, key)})
+
+
+def _unknown_setting(prefix: str, key: str, known: set[str]) -> UserError:
+    if not prefix:  # e.g. `+foo=1`: a typo that would otherwise change nothing
+        return UserError(f"{key} is not a known setting: the config has the groups "
+                         f"{', '.join(GROUP_TYPES)}")
+    close = difflib.get_close_matches(str(key), sorted(known), n=3)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return UserError(f"{prefix}.{key} is not a known setting{hint}: valid keys are "
+                     f"{sorted(known)}")
+
+
 def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
     """Construct a config dataclass from plain values, checking each against its field's type:
     booleans must be booleans, numbers numbers (finite), lists lists, choices one of theirs,
@@ -347,10 +381,7 @@ def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
     kwargs: dict[str, Any] = {}
     for key, value in (values or {}).items():
         if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=3)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise UserError(f"{prefix}.{key} is not a known setting{hint}: valid keys are "
-                            f"{sorted(known)}")
+            raise _unknown_setting(prefix, key, known)
         kwargs[key] = _typed(value, hints[key], f"{prefix}.{key}")
     return cls(**kwargs)
 

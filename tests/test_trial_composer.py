@@ -8,10 +8,11 @@ from conftest import TINY_SYNTHETIC
 
 from experiments.cli.compose import TrialComposer, compose_run
 from experiments.sweeping.space import format_value
+from recsys.errors import UserError
 
-BASE = [*TINY_SYNTHETIC, "train.epochs=2",
-        # a user's interpolation: must follow the trial's batch size, as a composition would
-        "train.eval_batch_size=${train.batch_size}"]
+BASE = [*TINY_SYNTHETIC, "train.epochs=2"]
+# A user's interpolation: it must follow the trial's batch size, as a composition would.
+LINKED = [*BASE, "train.eval_batch_size=${train.batch_size}"]
 
 
 @pytest.mark.parametrize("chosen", [
@@ -21,16 +22,30 @@ BASE = [*TINY_SYNTHETIC, "train.epochs=2",
     {"optimizer": "sgd", "optimizer.momentum": 0.9, "model.normalize": True,
      "model.tower_layers": [32, 16], "data.sample_fraction": 0.5},
 ])
-def test_typed_values_give_the_tree_text_overrides_give(chosen: dict) -> None:
-    composer = TrialComposer(BASE)
+@pytest.mark.parametrize("base", [BASE, LINKED], ids=["typed", "interpolated"])
+def test_typed_values_give_the_tree_text_overrides_give(chosen: dict, base: list[str]) -> None:
+    composer = TrialComposer(base)
     tree, config = composer(chosen)
     texts = [f"{k}={format_value(v).replace(' ', '')}" for k, v in chosen.items()]
-    expected_tree, expected_config = compose_run([*BASE, *texts])
+    expected_tree, expected_config = compose_run([*base, *texts])
     assert tree == expected_tree
     assert config == expected_config
-    assert tree["train"]["eval_batch_size"] == tree["train"]["batch_size"]
-    again, _ = composer(chosen)  # from the cache: a copy, untouched by the first trial
-    assert again == tree and again is not tree
+    if base is LINKED:
+        assert config.train.eval_batch_size == config.train.batch_size
+    again, again_config = composer(chosen)  # from the cache: a copy, untouched by the first
+    assert again == tree and again is not tree and again_config == config
+
+
+def test_a_bad_value_names_its_key() -> None:
+    composer = TrialComposer(BASE)
+    with pytest.raises(UserError, match=r"^model.embedding_dim='x' is invalid: expected an "
+                                        r"integer$"):
+        composer({"model.embedding_dim": "x"})
+    with pytest.raises(UserError, match=r"model.embedding_dimm is not a known setting \(did "
+                                        r"you mean embedding_dim\?\)"):
+        composer({"model.embedding_dimm": 8})
+    with pytest.raises(UserError, match=r"^optimizer.learning_rate=-1.0 is invalid"):
+        composer({"optimizer": "adam", "optimizer.learning_rate": -1.0})
 
 
 def test_one_composition_per_group_choice() -> None:

@@ -59,7 +59,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         quiet_tensorflow()
         from experiments.sweeping.run import run_study
 
-        return run_study(storage, plan, start, opened=opened)
+        return run_study(storage, plan, start, prepared, opened=opened)
 
     return job
 

@@ -16,19 +16,19 @@ BASELINES_DIR = "baselines"
 class RunWriter:
     """Writes scalars for one run into `<run_dir>/` (event files beside config.yaml).
 
-    With `baseline_runs`, each baseline (popularity, item-kNN, EASE) is a run of its own,
+    With `baseline_curves`, each baseline (popularity, item-kNN, EASE) is a run of its own,
     `<run_dir>/baselines/<name>/`, with the model's `val/top_k` tags at every
     epoch: on TensorBoard's `val/top_k` charts it draws as a flat line beside the model.
     """
 
-    def __init__(self, run_dir: str | Path, ks: tuple[int, ...], baseline_runs: bool = True
+    def __init__(self, run_dir: str | Path, ks: tuple[int, ...], baseline_curves: bool = True
                  ) -> None:
         # The run folder itself: TensorBoard names the run after it (`15` for a study's
         # trial, `runs/<date>` under outputs/), not `.../tensorboard`.
         self.logdir = Path(run_dir)
         self.ks = ks
         self.writer = tf.summary.create_file_writer(str(self.logdir))
-        self.baseline_runs = baseline_runs
+        self.baseline_curves = baseline_curves
         self.baseline_writers: dict[str, tf.summary.SummaryWriter] = {}
 
     def epoch(self, epoch: int, logs: dict[str, float],
@@ -41,7 +41,7 @@ class RunWriter:
                 if f"val_{name}" in logs:
                     tf.summary.scalar(f"val/{name}", logs[f"val_{name}"])
         self.writer.flush()
-        if self.baseline_runs:
+        if self.baseline_curves:
             write_baselines(self.logdir / BASELINES_DIR, baselines, self.ks, [epoch],
                             self.baseline_writers)
 

@@ -74,30 +74,29 @@ def configure_threads(cfg: TrainConfig) -> None:
 
 def run(cfg: RunConfig, run_dir: str | Path | None = None,
         callbacks: list[tf.keras.callbacks.Callback] | None = None,
-        prepared: PreparedData | None = None, baseline_runs: bool = True,
-        final_evaluation: bool = True, note: Callable[[str], None] | None = None) -> RunResult:
+        prepared: PreparedData | None = None, baseline_curves: bool = True,
+        note: Callable[[str], None] | None = None) -> RunResult:
     """Train and evaluate one configuration; write metrics.json, vectors.npz and TensorBoard
     events to `run_dir` (None: no files). `prepared` skips loading when the caller already has
     the data.
 
     Callbacks see `on_epoch_end(epoch, logs)` with `loss` and `val_top_k` in logs; setting
-    `model.stop_training = True` (or raising) ends training early. `baseline_runs`: write the
-    baselines as TensorBoard runs of their own beside the run's (a study writes them once).
-    `note(text)`: progress lines for the console (the baselines' first computation).
-    `final_evaluation=False` (a cheap rung of a multi-fidelity study): no baselines, no final
-    ranking of every pair; the metrics are the kept epoch's on the per-epoch subsample.
+    `model.stop_training = True` (or raising) ends training early. `baseline_curves`: write
+    each baseline as a flat TensorBoard curve of its own under the run's folder (False when
+    the caller writes them once for many runs). `note(text)`: progress lines for the console
+    (the baselines' first computation). Training alone, without the final evaluation and
+    files: `fit(cfg, build(cfg, prepared))`.
     """
     t0 = time.perf_counter()
-    configure_threads(cfg.train)
     cache_info = {"cache": "given"}
     if prepared is None:
         prepared, cache_info = load_prepared(cfg.data)
     setup = build(cfg, prepared)
     t_data = time.perf_counter()
-    baselines = evaluate_baselines(cfg, setup, note) if final_evaluation else {}
+    baselines = evaluate_baselines(cfg, setup, note)
     t_baselines = time.perf_counter()  # booked apart from training
     run_dir = str(run_dir) if run_dir is not None else None
-    writer = RunWriter(run_dir, setup.ks, baseline_runs) if run_dir else None
+    writer = RunWriter(run_dir, setup.ks, baseline_curves) if run_dir else None
     try:
         history, epoch = fit(cfg, setup, callbacks or [], writer,
                              {n: b.metrics for n, b in baselines.items()})
@@ -105,15 +104,8 @@ def run(cfg: RunConfig, run_dir: str | Path | None = None,
         if writer:
             writer.close()
         raise
-    t_train = time.perf_counter()
     seconds = {"data": t_data - t0, "baselines": t_baselines - t_data,
-               "train": t_train - t_baselines}
-    if not final_evaluation:
-        if writer:
-            writer.close()
-        return _rung_result(cfg, history, epoch, setup.data.n_items,
-                            {"data": seconds["data"] + seconds["baselines"],
-                             "train": seconds["train"], "total": time.perf_counter() - t0})
+               "train": time.perf_counter() - t_baselines}
     result = evaluate(cfg, setup, history, epoch, baselines, seconds, run_dir)
     result.data_stats = {**setup.data.stats, "cache": cache_info.get("cache")}
     result.seconds["total"] = time.perf_counter() - t0
@@ -140,6 +132,7 @@ class Setup:
 
 
 def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
+    configure_threads(cfg.train)
     data = select_training(prepared, cfg.data.sample_fraction)
     tf.keras.utils.set_random_seed(cfg.train.seed)
     cfg.check_data(data.n_users, data.n_items)
@@ -184,16 +177,17 @@ def evaluate_baselines(cfg: RunConfig, setup: Setup,
     return cached_baselines(derived_file(cfg.data, "baselines", key), compute)
 
 
-def fit(cfg: RunConfig, setup: Setup, callbacks: list[tf.keras.callbacks.Callback],
-        writer: RunWriter | None, baselines: dict[str, dict[str, float]],
+def fit(cfg: RunConfig, setup: Setup, callbacks: list[tf.keras.callbacks.Callback] | None = None,
+        writer: RunWriter | None = None, baselines: dict[str, dict[str, float]] | None = None,
         ) -> tuple[list[dict[str, float]], int]:
     """The epochs: train, check for divergence, rank the validation sample, stop early on
     train.monitor. Returns the per-epoch history and the 1-based epoch whose weights the
-    model holds at the end (the best one when early stopping keeps weights)."""
+    model holds at the end (the best one when early stopping keeps weights). `writer`:
+    TensorBoard curves, with `baselines` (name -> metrics) drawn beside them."""
     model, data = setup.model, setup.data
     rng = np.random.default_rng(cfg.train.seed)
     n_steps = math.ceil(len(data.train_user) / cfg.train.batch_size)
-    callback_list = tf.keras.callbacks.CallbackList(callbacks, model=model,
+    callback_list = tf.keras.callbacks.CallbackList(callbacks or [], model=model,
                                                     epochs=cfg.train.epochs, steps=n_steps)
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_weights, since_best = -math.inf, 0, None, 0
@@ -214,7 +208,7 @@ def fit(cfg: RunConfig, setup: Setup, callbacks: list[tf.keras.callbacks.Callbac
                 "eval_seconds": time.perf_counter() - start - train_seconds}
         history.append({"epoch": epoch, **logs})
         if writer:
-            writer.epoch(epoch, logs, baselines)
+            writer.epoch(epoch, logs, baselines or {})
         if logs[monitor] > best_score:
             best_score, best_epoch, since_best = logs[monitor], epoch, 0
             best_weights = model.get_weights() if patience else None
@@ -324,17 +318,6 @@ def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter 
     except (OSError, tf.errors.OpError) as exc:  # a full disk: the numbers are still here
         result.write_error = (f"cannot write into {run_dir!r} "
                               f"({getattr(exc, 'strerror', None) or type(exc).__name__})")
-
-
-def _rung_result(cfg: RunConfig, history: list[dict[str, float]], epoch: int, n_items: int,
-                 seconds: dict[str, float]) -> RunResult:
-    """A run without its final evaluation: the kept epoch's per-epoch (subsample) metrics."""
-    kept = history[epoch - 1]
-    return RunResult(
-        metrics={k: v for k, v in kept.items() if k.startswith("val_top_")}, popularity={},
-        intervals={}, baselines={}, evaluation=evaluation_info(cfg, n_items), history=history,
-        epoch=epoch, epochs_run=len(history), seconds=seconds, loss_path="", data_stats={},
-        run_dir=None)
 
 
 def make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,

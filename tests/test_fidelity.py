@@ -53,20 +53,20 @@ def test_per_epoch_validation_fits_the_score_budget() -> None:
         TrainConfig(val_score_budget=0)
 
 
-def test_a_rung_run_reports_the_kept_epoch_on_the_subsample(tmp_path: Path) -> None:
-    from recsys.training import run
+def test_a_rung_is_fit_alone_on_the_validation_subsample(tmp_path: Path) -> None:
+    from recsys.cache import load_prepared
+    from recsys.training import build, fit, run
 
     _, config = compose_run([f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC,
                              "train.epochs=2", "train.val_subsample=200",
                              "train.early_stopping_patience=null"])
-    rung = run(config, final_evaluation=False)
-    assert set(rung.metrics) == {f"val_top_{k}" for k in config.train.top_ks}  # no test
-    assert rung.metrics["val_top_100"] == rung.history[-1]["val_top_100"]
-    assert rung.metrics["val_top_100"] * 200 == pytest.approx(round(rung.metrics["val_top_100"]
-                                                                    * 200))
+    history, epoch = fit(config, build(config, load_prepared(config.data)[0]))  # a rung's run
+    assert epoch == 2 and "test_top_100" not in history[-1]
+    assert history[-1]["val_top_100"] * 200 == pytest.approx(round(history[-1]["val_top_100"]
+                                                                   * 200))  # 200 pairs
     full = run(config)  # the same training; then every validation pair and the test set
-    assert [h["val_top_100"] for h in full.history] == [h["val_top_100"] for h in rung.history]
-    assert "test_top_100" in full.metrics and full.intervals and not rung.intervals
+    assert [h["val_top_100"] for h in full.history] == [h["val_top_100"] for h in history]
+    assert "test_top_100" in full.metrics and full.intervals
 
 
 @pytest.mark.slow

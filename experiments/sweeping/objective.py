@@ -26,7 +26,7 @@ from recsys.cache import load_prepared
 from recsys.config import DataConfig, RunConfig
 from recsys.errors import TrainingDiverged, UserError
 from recsys.prepare import PreparedData
-from recsys.training import run
+from recsys.training import build, fit, run
 
 
 class PruneOnEpoch(tf.keras.callbacks.Callback):
@@ -53,17 +53,19 @@ class Objective:
 
     def __init__(self, space: list[Param], base_overrides: list[str], study_dir: Path,
                  metric: str, rungs: tuple[float, ...] = (),
-                 fidelity: FidelityConfig | None = None) -> None:
+                 fidelity: FidelityConfig | None = None,
+                 data: tuple[DataConfig, PreparedData] | None = None) -> None:
         self.space, self.compose = space, TrialComposer(base_overrides)
         self.trials_dir, self.metric = study_dir / "trials", metric
-        # The prepared data of the last trial's data settings: read once per process, not
-        # once per trial (trials differ in data.sample_fraction, which select_training takes).
-        self.data: tuple[DataConfig, PreparedData] | None = None
+        # The prepared data of the last trial's data settings: read once per process (or
+        # handed in by the caller, who read it already), not once per trial (trials differ in
+        # data.sample_fraction, which select_training takes).
+        self.data = (_data_key(data[0]), data[1]) if data else None
         # More than one rung: scales of the trial's data.sample_fraction, smallest first.
         self.rungs, self.fidelity = rungs, fidelity or FidelityConfig()
 
     def prepared(self, config: RunConfig) -> PreparedData:
-        key = replace(config.data, sample_fraction=1.0)
+        key = _data_key(config.data)
         if self.data is None or self.data[0] != key:
             self.data = (key, load_prepared(config.data)[0])
         return self.data[1]
@@ -95,10 +97,10 @@ class Objective:
             if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
                 self.climb(trial, config, pruning)
                 result = run(config, run_dir, prepared=self.prepared(config),
-                             baseline_runs=False, note=self.note)
+                             baseline_curves=False, note=self.note)
             else:
                 result = run(config, run_dir, callbacks=[pruning],
-                             prepared=self.prepared(config), baseline_runs=False,
+                             prepared=self.prepared(config), baseline_curves=False,
                              note=self.note)
             if result.write_error:  # a full disk: the trial fails with the reason
                 raise OSError(result.write_error)
@@ -125,19 +127,21 @@ class Objective:
         return result.metrics[self.metric]
 
     def climb(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:
-        """Train on each rung's fraction of the trial's data below the last, without artefacts
-        or final evaluation; report the kept epoch's (subsample) metric at the rung's step
-        and stop the trial where successive halving says so."""
+        """Train (`fit` alone: no final evaluation, no files) on each rung's fraction of the
+        trial's data below the last; report the kept epoch's metric on the per-epoch
+        validation subsample at the rung's step and stop the trial where successive halving
+        says so."""
         n, records = len(self.rungs), []
         for rung, scale in enumerate(self.rungs[:-1]):
             fraction = config.data.sample_fraction * scale
             rung_config = replace(config, data=replace(config.data, sample_fraction=fraction))
-            result = run(rung_config, prepared=self.prepared(config),
-                         final_evaluation=False)  # no run_dir: no files
-            value = result.metrics[self.metric]
-            pruning.epochs = result.epochs_run
+            rung_start = time.perf_counter()
+            history, epoch = fit(rung_config, build(rung_config, self.prepared(config)))
+            value = history[epoch - 1][self.metric]  # the kept epoch, on the val subsample
+            pruning.epochs = len(history)
             records.append({"rung": rung + 1, "sample_fraction": fraction, "value": value,
-                            "epochs": result.epochs_run, "seconds": result.seconds["total"]})
+                            "epochs": len(history),
+                            "seconds": time.perf_counter() - rung_start})
             record(trial, rungs=records)
             trial.report(value, step=rung_step(rung, self.fidelity))
             if trial.should_prune():
@@ -152,6 +156,11 @@ class Objective:
         study = getattr(getattr(trial, "study", None), "study_name", None) or "trial"
         with contextlib.suppress(Exception):  # an unwritable run folder: its reason is kept
             write_trial_hparams(run_dir, study, trial.number, chosen, state, last)
+
+
+def _data_key(data: DataConfig) -> DataConfig:
+    """What tells prepared data apart: the data settings but the sample fraction."""
+    return replace(data, sample_fraction=1.0)
 
 
 def resident_mb() -> float:

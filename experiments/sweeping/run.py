@@ -47,6 +47,7 @@ from experiments.sweeping.study import (
 )
 from experiments.sweeping.study_table import format_params, study_table
 from experiments.sweeping.trials import TrialRecord
+from recsys.prepare import PreparedData
 
 EXIT_INTERRUPTED = 130
 MAX_FAILURES_IN_A_ROW = 5
@@ -173,10 +174,13 @@ def say_waiting(study: optuna.Study, grace_period: float, said: set[int]) -> set
 
 
 def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: float,
+              prepared: PreparedData | None = None,
               opened: tuple[optuna.Study, int | None] | None = None) -> int:
     """The sweep command's main process: open (or resume) the study, run its trials here or in
-    worker processes, then `finish_study`. `opened`: what `open_study` returned, when the
-    caller already opened the study (the sweep command does, to refuse a mismatched one early)."""
+    worker processes, then `finish_study`. `prepared`: the base config's data, when the
+    caller has read it (the trials here use it). `opened`: what `open_study` returned, when
+    the caller already opened the study (the sweep command does, to refuse a mismatched one
+    early)."""
     set_up_process()
     n_workers, notice = worker_count(plan.search.n_workers, os.cpu_count() or 1)
     if notice:
@@ -187,7 +191,7 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
     deadline = time.time() + search.timeout if search.timeout else None
     if n_workers == 1 and not search.trials_per_process:
         def run() -> None:
-            trials_here(study, plan, start, deadline)  # never retires: max_trials=0
+            trials_here(study, plan, start, deadline, prepared)  # never retires
     else:
         def run() -> int | None:
             return trials_in_workers(study, plan, n_workers, deadline)
@@ -195,14 +199,15 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
     return code if code is not None else finish_study(study, plan, start)
 
 
-def run_worker(storage: optuna.storages.BaseStorage, plan: SweepPlan) -> int:
+def run_worker(storage: optuna.storages.BaseStorage, plan: SweepPlan,
+               prepared: PreparedData | None = None) -> int:
     """A worker process (`experiments.sweeping.worker`): run the study's trials until it has
     n_trials, or retire (EXIT_RETIRED) after search.trials_per_process of its own."""
     set_up_process()
     study, _ = plan.open_study(storage)  # exactly as the main process: same sampler, pruner
     deadline = float(os.environ[DEADLINE_ENV]) if os.environ.get(DEADLINE_ENV) else None
     retired = guarded(study, plan, lambda: trials_here(
-        study, plan, time.perf_counter(), deadline, plan.search.trials_per_process))
+        study, plan, time.perf_counter(), deadline, prepared, plan.search.trials_per_process))
     return EXIT_RETIRED if retired is True else (retired or 0)
 
 
@@ -235,11 +240,12 @@ def begin_study(study: optuna.Study, plan: SweepPlan, done: int | None, n_worker
 
 
 def trials_here(study: optuna.Study, plan: SweepPlan, start: float, deadline: float | None,
-                max_trials: int = 0) -> bool:
+                prepared: PreparedData | None = None, max_trials: int = 0) -> bool:
     """Run trials in this process (`worker_loop`); True when it retired after max_trials."""
     search = plan.search
     objective = Objective(plan.space, plan.base_overrides, plan.study_dir, search.metric,
-                          plan.rungs, search.fidelity)
+                          plan.rungs, search.fidelity,
+                          (plan.base.data, prepared) if prepared is not None else None)
     keep = KeepBestVectors(max(search.keep_vectors, search.confirm.top_n))
     return worker_loop(study, objective, search.n_trials,
                        Progress(search.n_trials, search.metric, start), plan.study_dir,

@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
     try:
         plan = plan_from_argv(argv, check=False)
         # The main process filled the cache; the rungs follow from the data, as there.
-        plan = plan.with_rungs(load_prepared(plan.base.data)[0].stats["train_pool"])
+        prepared = load_prepared(plan.base.data)[0]  # the trials' data too: read once
+        plan = plan.with_rungs(prepared.stats["train_pool"])
         from experiments.sweeping.study import open_storage
 
         storage = open_storage(plan.search)
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> int:
     quiet_tensorflow()
     from experiments.sweeping.run import run_worker
 
-    return run_worker(storage, plan)
+    return run_worker(storage, plan, prepared)
 
 
 if __name__ == "__main__":

@@ -153,50 +153,61 @@ def parse_param(key: str, expression: Any, base: DictConfig,
     unknown = tags - {"log", "int"}
     if unknown:
         raise UserError(f"{where}: unknown tag(s) {sorted(unknown)}; valid tags are log and int")
-    log = "log" in tags
     if isinstance(value, ChoiceSweep):
-        if log:
-            raise UserError(f"{where}: log scale applies to interval() or range(), not choice()")
-        choices = list(value.list)
-        if any(isinstance(c, (list, dict)) for c in choices):  # Optuna takes scalars only
-            raise UserError(f"{where}: choices that are lists or mappings are not supported "
-                            "(a study stores each choice as one value); search a scalar key "
-                            "instead, e.g. model.embedding_dim: choice(16, 32)")
-        if is_group:
-            missing = [c for c in choices if c not in group_options[key]]
-            if missing:
-                raise UserError(f"{where}: {missing} not in config group {key!r}; available "
-                                f"options are {', '.join(group_options[key])}")
-        return Param(key, str(expression), optuna.distributions.CategoricalDistribution(choices),
-                     is_group=is_group)
-    if is_group:
+        dist = _choice(where, value, "log" in tags, key, group_options.get(key))
+    elif is_group:
         raise UserError(f"{where}: a config group takes choice(...) only")
-    if isinstance(value, RangeSweep):
-        values = _range_ends(value)
-        if not values:
-            raise UserError(f"{where}: the range is empty (range(a, b) excludes b)")
-        integer = all(isinstance(v, int) for v in (value.start, value.stop, value.step))
-        if log and value.step != 1:
-            raise UserError(f"{where}: log scale cannot be combined with a step")
-        _check_log(where, log, values[0])
-        if integer:
-            return Param(key, str(expression), optuna.distributions.IntDistribution(
-                values[0], values[-1], log=log, step=1 if log else value.step))
-        return Param(key, str(expression), optuna.distributions.FloatDistribution(
-            float(values[0]), float(values[-1]), log=log, step=None if log else value.step))
-    if isinstance(value, IntervalSweep):
-        low, high = value.start, value.end
-        if low >= high:
-            raise UserError(f"{where}: interval(low, high) needs low < high")
-        _check_log(where, log, low)
+    elif isinstance(value, RangeSweep):
+        dist = _range(where, value, "log" in tags)
+    elif isinstance(value, IntervalSweep):
         integer = "int" in tags or (isinstance(current, int) and not isinstance(current, bool))
-        if integer:
-            return Param(key, str(expression), optuna.distributions.IntDistribution(
-                int(low), int(high), log=log))
-        return Param(key, str(expression), optuna.distributions.FloatDistribution(
-            float(low), float(high), log=log))
-    raise UserError(f"{where}: unsupported sweep {type(value).__name__}; use choice, range or "
-                    "interval")
+        dist = _interval(where, value, "log" in tags, integer)
+    else:
+        raise UserError(f"{where}: unsupported sweep {type(value).__name__}; use choice, range "
+                        "or interval")
+    return Param(key, str(expression), dist, is_group=is_group)
+
+
+def _choice(where: str, sweep: ChoiceSweep, log: bool, key: str, group: list[str] | None,
+            ) -> Distribution:
+    """choice(...) of scalars, or of a config group's options (`group`: the group's)."""
+    if log:
+        raise UserError(f"{where}: log scale applies to interval() or range(), not choice()")
+    choices = list(sweep.list)
+    if any(isinstance(c, (list, dict)) for c in choices):  # Optuna takes scalars only
+        raise UserError(f"{where}: choices that are lists or mappings are not supported "
+                        "(a study stores each choice as one value); search a scalar key "
+                        "instead, e.g. model.embedding_dim: choice(16, 32)")
+    missing = [c for c in choices if group is not None and c not in group]
+    if missing:
+        raise UserError(f"{where}: {missing} not in config group {key!r}; available options "
+                        f"are {', '.join(group or [])}")
+    return optuna.distributions.CategoricalDistribution(choices)
+
+
+def _range(where: str, sweep: RangeSweep, log: bool) -> Distribution:
+    """range(a, b[, step]), b excluded: integers when every part is one."""
+    values = _range_ends(sweep)
+    if not values:
+        raise UserError(f"{where}: the range is empty (range(a, b) excludes b)")
+    if log and sweep.step != 1:
+        raise UserError(f"{where}: log scale cannot be combined with a step")
+    _check_log(where, log, values[0])
+    if all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
+        return optuna.distributions.IntDistribution(values[0], values[-1], log=log,
+                                                    step=1 if log else sweep.step)
+    return optuna.distributions.FloatDistribution(float(values[0]), float(values[-1]), log=log,
+                                                  step=None if log else sweep.step)
+
+
+def _interval(where: str, sweep: IntervalSweep, log: bool, integer: bool) -> Distribution:
+    low, high = sweep.start, sweep.end
+    if low >= high:
+        raise UserError(f"{where}: interval(low, high) needs low < high")
+    _check_log(where, log, low)
+    if integer:
+        return optuna.distributions.IntDistribution(int(low), int(high), log=log)
+    return optuna.distributions.FloatDistribution(float(low), float(high), log=log)
 
 
 def _range_ends(sweep: RangeSweep) -> list[float]:

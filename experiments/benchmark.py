@@ -35,25 +35,44 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from experiments.cli.console import pipe_safe
+
+if TYPE_CHECKING:
+    from experiments.benchmarks.search import DataSet
 
 
 @pipe_safe
 def main(argv: list[str] | None = None) -> int:
+    args, overrides = arguments().parse_known_args(argv)
+    storage = os.environ.get("OPTUNA_STORAGE", "")
+    if args.mode == "soak" and not storage.startswith(("postgresql", "mysql")):
+        print("error: --mode soak needs OPTUNA_STORAGE set to a PostgreSQL (or MySQL) URL, "
+              "e.g. postgresql+psycopg://user:password@host:5432/db", file=sys.stderr)
+        return 2
+    from experiments.cli.console import quiet_tensorflow
+
+    quiet_tensorflow()
+    print(f"machine: {os.cpu_count()} cores, {platform_line()}", flush=True)
+    for mode, table in TABLES.items():
+        if args.mode == mode or (args.mode == "all" and mode in IN_ALL):
+            print(table(args, overrides), flush=True)
+    return 0
+
+
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("trial", "load", "scale", "steps", "fidelity",
-                                           "fidelity-study",
-                                           "pruning", "search", "knobs", "soak", "all"),
-                        default="trial",
+    parser.add_argument("--mode", choices=(*TABLES, "all"), default="trial",
                         help="which benchmark: trial (notebook vs ours, one trial), load, "
                              "scale (the whole Amazon file's shape), steps, fidelity, "
                              "fidelity-study, pruning, search (the default study beside "
                              "baselines on several data sets), knobs (one change at a time), "
                              "soak (memory over many trials), all")
-    parser.add_argument("--rows", type=int, default=7_800_000,
-                        help="load and scale modes: rows of the generated Amazon-shaped file")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="load and scale modes: rows of the generated Amazon-shaped file "
+                             "(7.8M; fidelity modes: 2M)")
     parser.add_argument("--trials", type=int, default=None,
                         help="pruning mode: trials per study (20); search mode: search.n_trials "
                              "(default: the default study's)")
@@ -80,71 +99,93 @@ def main(argv: list[str] | None = None) -> int:
                              "benchmark writes (0: leave it out)")
     parser.add_argument("--memory-trials", type=int, default=100,
                         help="soak mode: trials of the long-lived worker memory check (0: skip)")
-    args, overrides = parser.parse_known_args(argv)
-    from experiments.cli.console import quiet_tensorflow
+    return parser
 
-    quiet_tensorflow()
-    print(f"machine: {os.cpu_count()} cores, {platform_line()}", flush=True)
-    if args.mode in ("trial", "all"):
-        from experiments.benchmarks.trial import trial_table
 
-        print(trial_table(overrides), flush=True)
-    if args.mode in ("load", "all"):
-        from experiments.benchmarks.load import load_table
+# One function per mode: (parsed flags, Hydra overrides) -> the printed table. Each imports
+# its module only when its mode runs (TensorFlow and Optuna are slow to import).
+Args = argparse.Namespace
 
-        print(load_table(args.rows), flush=True)
-    if args.mode in ("scale", "all"):
-        from experiments.benchmarks.scale import scale_table
 
-        print(scale_table(args.rows, bench_dir()), flush=True)
-    if args.mode == "steps":
-        from experiments.benchmarks.scale import step_table
+def trial(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.trial import trial_table
 
-        print(step_table(), flush=True)
-    if args.mode == "fidelity":  # not in `all`: ~30 min on 2 cores at 2M rows
-        from experiments.benchmarks.fraction_rungs import fidelity_table
+    return trial_table(overrides)
 
-        print(fidelity_table(args.rows if args.rows != 7_800_000 else 2_000_000, bench_dir(),
-                             overrides), flush=True)
-    if args.mode == "fidelity-study":  # not in `all`: ~45 min on 2 cores at 2M rows
-        from experiments.benchmarks.fraction_rungs import fidelity_study_table
 
-        folder = Path(tempfile.mkdtemp(prefix="fidelity-study.", dir=bench_dir()))
-        print(fidelity_study_table(args.rows if args.rows != 7_800_000 else 2_000_000, folder,
-                                   args.trials or 8, overrides), flush=True)
-    if args.mode in ("pruning", "search", "knobs", "all"):
-        from experiments.benchmarks.search import default_data_sets
+def load(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.load import load_table
 
-        data_sets = default_data_sets(args.generated_rows, args.movielens, args.amazon,
-                                      args.dataset, bench_dir(), not args.no_embedded)
-    if args.mode in ("pruning", "all"):
-        from experiments.benchmarks.pruning import pruning_table
+    return load_table(args.rows or 7_800_000)
 
-        folder = Path(tempfile.mkdtemp(prefix="pruning.", dir=bench_dir()))
-        print(pruning_table(data_sets, args.trials or 20, overrides, folder,
-                            args.pruners.split(",") if args.pruners else None), flush=True)
-    if args.mode in ("search", "all"):
-        from experiments.benchmarks.search import search_table
 
-        folder = Path(tempfile.mkdtemp(prefix="search.", dir=bench_dir()))
-        print(search_table(data_sets, overrides, args.trials, folder, args.metric), flush=True)
-    if args.mode in ("knobs", "all"):
-        from experiments.benchmarks.knobs import knobs_table
+def scale(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.scale import scale_table
 
-        print(knobs_table(data_sets, overrides,
-                          args.variants.split(",") if args.variants else None), flush=True)
-    if args.mode == "soak":  # not in `all`: it needs a PostgreSQL server
-        from experiments.benchmarks.soak import soak_table
+    return scale_table(args.rows or 7_800_000, bench_dir())
 
-        storage = os.environ.get("OPTUNA_STORAGE", "")
-        if not storage.startswith(("postgresql", "mysql")):
-            print("error: --mode soak needs OPTUNA_STORAGE set to a PostgreSQL (or MySQL) URL, "
-                  "e.g. postgresql+psycopg://user:password@host:5432/db", file=sys.stderr)
-            return 2
-        folder = Path(tempfile.mkdtemp(prefix="soak.", dir=bench_dir())).resolve()
-        print(soak_table(storage, folder, n_trials=args.trials or 40,
-                         memory_trials=args.memory_trials), flush=True)
-    return 0
+
+def steps(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.scale import step_table
+
+    return step_table()
+
+
+def fidelity(args: Args, overrides: list[str]) -> str:  # ~30 min on 2 cores at 2M rows
+    from experiments.benchmarks.fraction_rungs import fidelity_table
+
+    return fidelity_table(args.rows or 2_000_000, bench_dir(), overrides)
+
+
+def fidelity_study(args: Args, overrides: list[str]) -> str:  # ~45 min at 2M rows
+    from experiments.benchmarks.fraction_rungs import fidelity_study_table
+
+    folder = Path(tempfile.mkdtemp(prefix="fidelity-study.", dir=bench_dir()))
+    return fidelity_study_table(args.rows or 2_000_000, folder, args.trials or 8, overrides)
+
+
+def pruning(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.pruning import pruning_table
+
+    folder = Path(tempfile.mkdtemp(prefix="pruning.", dir=bench_dir()))
+    return pruning_table(data_sets(args), args.trials or 20, overrides, folder,
+                         args.pruners.split(",") if args.pruners else None)
+
+
+def search(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.search import search_table
+
+    folder = Path(tempfile.mkdtemp(prefix="search.", dir=bench_dir()))
+    return search_table(data_sets(args), overrides, args.trials, folder, args.metric)
+
+
+def knobs(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.knobs import knobs_table
+
+    return knobs_table(data_sets(args), overrides,
+                       args.variants.split(",") if args.variants else None)
+
+
+def soak(args: Args, overrides: list[str]) -> str:  # needs a PostgreSQL server
+    from experiments.benchmarks.soak import soak_table
+
+    folder = Path(tempfile.mkdtemp(prefix="soak.", dir=bench_dir())).resolve()
+    return soak_table(os.environ["OPTUNA_STORAGE"], folder, n_trials=args.trials or 40,
+                      memory_trials=args.memory_trials)
+
+
+TABLES = {"trial": trial, "load": load, "scale": scale, "steps": steps, "fidelity": fidelity,
+          "fidelity-study": fidelity_study, "pruning": pruning, "search": search,
+          "knobs": knobs, "soak": soak}
+IN_ALL = ("trial", "load", "scale", "pruning", "search", "knobs")  # the others take long
+
+
+def data_sets(args: Args) -> list[DataSet]:
+    """The search, pruning and knobs modes' data sets (a generated file is written once)."""
+    from experiments.benchmarks.search import default_data_sets
+
+    return default_data_sets(args.generated_rows, args.movielens, args.amazon, args.dataset,
+                             bench_dir(), not args.no_embedded)
 
 
 def bench_dir() -> Path:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -184,19 +185,38 @@ def variant(folder: Path, overrides: list[str], batch: int, scale: float) -> dic
         return json.loads(Path(out.name).read_text())
 
 
+@dataclass
+class Measured:
+    """What scale mode measures on the generated file."""
+
+    prepare_cold: float  # seconds: parse, filter, split, write the cache
+    prepare_cached: float
+    scales: list[float]  # the default study's rungs on this data
+    gflops: float  # this machine's float32 matmul speed
+    results: dict[int, dict[str, Any]]  # batch size -> one full-data trial's figures
+    rung0: dict[str, Any] | None  # the smallest rung's epoch at BATCHES[1]
+
+
 def scale_table(rows: int, folder: Path) -> str:
+    measured = measure(rows, folder)
+    return "\n".join([*measured_rows(rows, measured), *study_estimate_rows(measured)])
+
+
+def _row(label: str, value: str, target: str = "") -> str:
+    return f"{label:<66} {value:>10} {target:>8}"
+
+
+def measure(rows: int, folder: Path) -> Measured:
+    from experiments.cli.compose import compose_run
     from experiments.sweeping.fidelity import rung_scales
     from experiments.sweeping.search_config import FidelityConfig
+    from recsys.cache import load_prepared
 
     path = amazon_shaped_csv(rows, folder / f"amazon_shaped_{rows}.csv")
     cache = Path(tempfile.mkdtemp(prefix="scale-cache.", dir=folder))
     runs = Path(tempfile.mkdtemp(prefix="scale-runs.", dir=folder))
     overrides = data_overrides(path, cache)
-    fidelity = FidelityConfig()
     try:
-        from experiments.cli.compose import compose_run
-        from recsys.cache import load_prepared
-
         _, config = compose_run(overrides)
         start = time.perf_counter()
         prepared, _ = load_prepared(config.data)
@@ -204,7 +224,7 @@ def scale_table(rows: int, folder: Path) -> str:
         start = time.perf_counter()
         load_prepared(config.data)
         cached = time.perf_counter() - start
-        scales = rung_scales(prepared.stats["train_pool"], fidelity)
+        scales = rung_scales(prepared.stats["train_pool"], FidelityConfig())
         del prepared
         gflops = matmul_gflops()
         results = {batch: variant(runs, overrides, batch, 1.0) for batch in BATCHES}
@@ -212,44 +232,52 @@ def scale_table(rows: int, folder: Path) -> str:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(runs, ignore_errors=True)
-    first = results[BATCHES[0]]
+    return Measured(cold, cached, list(scales), gflops, results, rung0)
+
+
+def measured_rows(rows: int, m: Measured) -> list[str]:
+    first, second = m.results[BATCHES[0]], m.results[BATCHES[1]]
     pairs = first["train_pairs"]
-
-    def row(label: str, value: str, target: str = "") -> str:
-        return f"{label:<66} {value:>10} {target:>8}"
-
     lines = [f"scale: {rows:,} rows -> {pairs:,} training pairs, {first['val_pairs']:,} "
              f"validation pairs, {first['catalog']:,} catalog items, {first['users']:,} users; "
-             f"dim {DIM}, {first['optimizer']}; matmul {gflops:.1f} GFLOP/s",
-             row("measure", "value", "target"),
-             row("prepare, cold (parse, filter, split, cache) s", f"{cold:.1f}"),
-             row("prepare, cached s", f"{cached:.2f}")]
+             f"dim {DIM}, {first['optimizer']}; matmul {m.gflops:.1f} GFLOP/s",
+             _row("measure", "value", "target"),
+             _row("prepare, cold (parse, filter, split, cache) s", f"{m.prepare_cold:.1f}"),
+             _row("prepare, cached s", f"{m.prepare_cached:.2f}")]
     for batch in BATCHES:
-        r = results[batch]
-        predicted = pairs * batch * DIM * FLOP_PER_SCORE / (gflops * 1e9)
-        lines += [row(f"epoch s, batch {batch} ({r['loss_path']} loss)", f"{r['epoch_seconds']:.1f}"),
-                  row("  FLOP estimate s (pairs x batch x dim x 6)", f"{predicted:.1f}"),
-                  row("  measured / estimate", f"{r['epoch_seconds'] / predicted:.2f}x",
-                      "<= 1.5x" if batch == BATCHES[0] else "")]
-    if rung0:
-        lines += [row(f"epoch s, batch {BATCHES[1]}, smallest rung ({scales[0]:.3g} of the pairs)",
-                      f"{rung0['epoch_seconds']:.1f}"),
-                  row("  / (all pairs' epoch x the rung's share)",
-                      f"{rung0['epoch_seconds'] / (results[BATCHES[1]]['epoch_seconds'] * scales[0]):.2f}x")]
-    lines += [row(f"per-epoch validation s, subsample ({first['val_epoch_pairs']:,} pairs)",
-                  f"{first['val_epoch_seconds']:.2f}", "<= 5"),
-              row("per-epoch validation s, every pair", f"{first['val_full_seconds']:.1f}"),
-              row("final evaluation s (every val + test pair, intervals)",
-                  f"{first['final_eval_seconds']:.1f}"),
-              row("peak memory of one trial GB (batch 8192 / 1024)",
-                  f"{first['peak_gb']:.1f}/{results[BATCHES[1]]['peak_gb']:.1f}", "<= 6"),
-              row("disk of a trial that keeps vectors MB (float32)", f"{first['disk_mb']:.0f}"),
-              row("disk of a trial without vectors MB (search.keep_vectors)",
-                  f"{first['disk_mb'] - first['vectors_mb']:.1f}", "<= 50")]
-    # The study: each trial trains EPOCHS epochs per rung at the default space's mean epoch
-    # cost (steps and scores scale with the rung's share of the pairs), validates each epoch on
-    # the subsample, and only trials on the last rung pay the final evaluation.
-    epoch = mean_epoch_seconds(pairs, {b: results[b]["epoch_seconds"] for b in BATCHES})
+        r = m.results[batch]
+        predicted = pairs * batch * DIM * FLOP_PER_SCORE / (m.gflops * 1e9)
+        lines += [_row(f"epoch s, batch {batch} ({r['loss_path']} loss)",
+                       f"{r['epoch_seconds']:.1f}"),
+                  _row("  FLOP estimate s (pairs x batch x dim x 6)", f"{predicted:.1f}"),
+                  _row("  measured / estimate", f"{r['epoch_seconds'] / predicted:.2f}x",
+                       "<= 1.5x" if batch == BATCHES[0] else "")]
+    if m.rung0:
+        share = m.scales[0]
+        lines += [_row(f"epoch s, batch {BATCHES[1]}, smallest rung ({share:.3g} of the pairs)",
+                       f"{m.rung0['epoch_seconds']:.1f}"),
+                  _row("  / (all pairs' epoch x the rung's share)",
+                       f"{m.rung0['epoch_seconds'] / (second['epoch_seconds'] * share):.2f}x")]
+    return lines + [
+        _row(f"per-epoch validation s, subsample ({first['val_epoch_pairs']:,} pairs)",
+             f"{first['val_epoch_seconds']:.2f}", "<= 5"),
+        _row("per-epoch validation s, every pair", f"{first['val_full_seconds']:.1f}"),
+        _row("final evaluation s (every val + test pair, intervals)",
+             f"{first['final_eval_seconds']:.1f}"),
+        _row("peak memory of one trial GB (batch 8192 / 1024)",
+             f"{first['peak_gb']:.1f}/{second['peak_gb']:.1f}", "<= 6"),
+        _row("disk of a trial that keeps vectors MB (float32)", f"{first['disk_mb']:.0f}"),
+        _row("disk of a trial without vectors MB (search.keep_vectors)",
+             f"{first['disk_mb'] - first['vectors_mb']:.1f}", "<= 50")]
+
+
+def study_estimate_rows(m: Measured) -> list[str]:
+    """The study: each trial trains EPOCHS epochs per rung at the default space's mean epoch
+    cost (steps and scores scale with the rung's share of the pairs), validates each epoch on
+    the subsample, and only trials on the last rung pay the final evaluation."""
+    first = m.results[BATCHES[0]]
+    epoch = mean_epoch_seconds(first["train_pairs"],
+                               {b: m.results[b]["epoch_seconds"] for b in BATCHES})
     val, final, select = (first["val_epoch_seconds"], first["final_eval_seconds"],
                           first["data_seconds"])
 
@@ -257,26 +285,29 @@ def scale_table(rows: int, folder: Path) -> str:
         return select + EPOCHS * (share * epoch + val) + (final if last else 0.0)
 
     plain = N_TRIALS * rung_cost(1.0, True)
-    lines += [row(f"estimate: mean epoch s over batches {min(SPACE_BATCHES)}..{max(SPACE_BATCHES)}",
-                  f"{epoch:.0f}"),
-              row(f"estimate: {N_TRIALS}-trial study h, every trial on all pairs",
+    lines = [_row(f"estimate: mean epoch s over batches {min(SPACE_BATCHES)}.."
+                  f"{max(SPACE_BATCHES)}", f"{epoch:.0f}"),
+             _row(f"estimate: {N_TRIALS}-trial study h, every trial on all pairs",
                   f"{plain / 3600:.1f}")]
+    from experiments.sweeping.search_config import FidelityConfig
+
+    factor = FidelityConfig().reduction_factor  # the default study's
     for label, trend in (("i.i.d. trials", 0.0), ("improving trials", 0.05)):
-        counts = asha_counts(len(scales), fidelity.reduction_factor, trend)
-        hours = sum(n * rung_cost(share, r == len(scales) - 1)
-                    for r, (n, share) in enumerate(zip(counts, scales, strict=True))) / 3600
+        counts = asha_counts(len(m.scales), factor, trend)
+        hours = sum(n * rung_cost(share, r == len(m.scales) - 1)
+                    for r, (n, share) in enumerate(zip(counts, m.scales, strict=True))) / 3600
         reach = "/".join(f"{n:.1f}" for n in counts)
-        lines.append(row(f"estimate: {N_TRIALS}-trial study h, {len(scales)} rungs ({label}: "
-                         f"{reach})", f"{hours:.1f}", "<= 8"))
+        lines.append(_row(f"estimate: {N_TRIALS}-trial study h, {len(m.scales)} rungs "
+                          f"({label}: {reach})", f"{hours:.1f}", "<= 8"))
     folder_gb = (3 * first["disk_mb"] + (N_TRIALS - 3) * (first["disk_mb"] - first["vectors_mb"])
                  ) / 1e3
-    lines += [row(f"estimate: {N_TRIALS}-trial study folder GB (3 keep vectors)",
-                  f"{folder_gb:.2f}", "<= 2"),
-              f"estimate: {EPOCHS} epochs per trial and rung (assumed, not measured), the mean "
-              "epoch over the space's batch sizes from a per-step + per-score fit to the two "
-              "measured batches; trials reaching each rung: Optuna's SuccessiveHalvingPruner "
-              f"over 200 simulated {N_TRIALS}-trial studies (improving: +0.05 sd per trial)"]
-    return "\n".join(lines)
+    return lines + [
+        _row(f"estimate: {N_TRIALS}-trial study folder GB (3 keep vectors)",
+             f"{folder_gb:.2f}", "<= 2"),
+        f"estimate: {EPOCHS} epochs per trial and rung (assumed, not measured), the mean "
+        "epoch over the space's batch sizes from a per-step + per-score fit to the two "
+        "measured batches; trials reaching each rung: Optuna's SuccessiveHalvingPruner "
+        f"over 200 simulated {N_TRIALS}-trial studies (improving: +0.05 sd per trial)"]
 
 
 def main(argv: list[str]) -> int:

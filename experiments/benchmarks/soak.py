@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -54,37 +55,61 @@ def start(command: list[str], home: Path, log: str) -> subprocess.Popen:
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+@dataclass
+class Soaked:
+    """What happened while the two commands ran."""
+
+    procs: list[subprocess.Popen]  # the last command of each machine
+    events: list[str]  # the faults, in order
+    complete_seen: set[int]  # trials ever seen COMPLETE (none may be lost later)
+    wall: float
+    interrupted: bool  # the SIGINT moment was reached
+
+
 def soak_table(storage: str, folder: Path, n_trials: int = 40, seed: int = 0,
                memory_trials: int = 100) -> str:
     os.environ["OPTUNA_STORAGE"] = storage
-    rng = random.Random(seed)
     name = f"soak_{int(time.time())}"
     homes = [folder / "machine_a", folder / "machine_b"]
     for home in homes:
         home.mkdir(parents=True, exist_ok=True)
+    soaked = run_with_faults(storage, name, homes, n_trials, random.Random(seed))
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    states = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+    lines = [f"soak: study {name!r}, 2 commands x 2 workers, {n_trials} trials, "
+             f"{soaked.wall:.0f} s; trial states: {states}", *[f"  {e}" for e in soaked.events],
+             f"{'check':<40} {'measured':>16} {'target':>8}  ok"]
+    lines += [f"{c:<40} {m:>16} {t:>8}  {'yes' if ok else 'NO'}"
+              for c, m, t, ok in checks(storage, name, homes, n_trials, soaked)]
+    if not soaked.interrupted:
+        lines.append("  (the SIGINT moment was not reached)")
+    if memory_trials:
+        lines.append(memory_table(folder, memory_trials))
+    return "\n".join(lines)
+
+
+def run_with_faults(storage: str, name: str, homes: list[Path], n_trials: int,
+                    rng: random.Random) -> Soaked:
+    """Both commands until they end, with two SIGKILLs of a worker and one SIGINT of a
+    command (then run again) at random moments of the first half of the study."""
     commands = [sweep_command(h, name, n_trials, "search.n_workers=2", "train.epochs=4")
                 for h in homes]
     started = time.perf_counter()
     procs = [start(c, h, "sweep.log") for c, h in zip(commands, homes, strict=True)]
     events: list[str] = []
     complete_seen: set[int] = set()
-
-    def watch() -> list[optuna.trial.FrozenTrial]:
-        try:
-            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
-        except (KeyError, Exception):
-            return []
-        complete_seen.update(t.number for t in trials
-                             if t.state == optuna.trial.TrialState.COMPLETE)
-        return trials
-
-    # Two SIGKILLs and one SIGINT at random moments of the first half of the study.
     moments = sorted(rng.sample(range(3, n_trials // 2), 3))
     actions = ["kill", "kill", "sigint"]
     rng.shuffle(actions)
     interrupted = False
     while any(p.poll() is None for p in procs):
-        done = sum(t.state in FINISHED for t in watch())
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+        except Exception:  # not created yet
+            trials = []
+        complete_seen.update(t.number for t in trials
+                             if t.state == optuna.trial.TrialState.COMPLETE)
+        done = sum(t.state in FINISHED for t in trials)
         if moments and done >= moments[0]:
             action = actions[0]
             alive = [i for i, p in enumerate(procs) if p.poll() is None
@@ -107,39 +132,37 @@ def soak_table(storage: str, folder: Path, n_trials: int = 40, seed: int = 0,
                 procs[i] = start(commands[i], homes[i], "sweep.log")
                 interrupted = True
         time.sleep(0.5)
-    wall = time.perf_counter() - started
-    trials = watch()
+    return Soaked(procs, events, complete_seen, time.perf_counter() - started, interrupted)
+
+
+def checks(storage: str, name: str, homes: list[Path], n_trials: int, soaked: Soaked,
+           ) -> list[tuple[str, str, str, bool]]:
+    """(check, measured, target, ok) for each count that must hold after the faults."""
     study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials()
+    complete = optuna.trial.TrialState.COMPLETE
     finished = [t for t in trials if t.state in FINISHED]
     params = [tuple(sorted(t.params.items())) for t in finished]
-    lost = sorted(n for n in complete_seen if trials[n].state != optuna.trial.TrialState.COMPLETE)
+    lost = sorted(n for n in soaked.complete_seen if trials[n].state != complete)
     exports = []
     for home in homes:
         best = home / name / "best" / "params.json"
         ok = best.is_file() and json.loads(best.read_text())["trial"] == study.best_trial.number
         exports.append(ok and (home / name / "report" / "summary.md").is_file())
-    states = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
-    rows = [
+    running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+    procs = soaked.procs
+    return [
         ("finished (complete or pruned) trials", f"{len(finished)}", f"== {n_trials}",
          len(finished) == n_trials),
         ("completed trials lost", f"{len(lost)}", "== 0", not lost),
         ("repeated parameter sets among finished", f"{len(params) - len(set(params))}", "== 0",
          len(params) == len(set(params))),
-        ("trials left RUNNING", f"{states['running']}", "== 0", states["running"] == 0),
+        ("trials left RUNNING", f"{running}", "== 0", running == 0),
         ("best/ and report/ match the storage", f"{sum(exports)} of 2 machines", "2 of 2",
          all(exports)),
         ("exit codes of the last commands", " ".join(str(p.returncode) for p in procs), "0 0",
          all(p.returncode == 0 for p in procs)),
     ]
-    lines = [f"soak: study {name!r}, 2 commands x 2 workers, {n_trials} trials, {wall:.0f} s; "
-             f"trial states: {states}", *[f"  {e}" for e in events],
-             f"{'check':<40} {'measured':>16} {'target':>8}  ok"]
-    lines += [f"{c:<40} {m:>16} {t:>8}  {'yes' if ok else 'NO'}" for c, m, t, ok in rows]
-    if not interrupted:
-        lines.append("  (the SIGINT moment was not reached)")
-    if memory_trials:
-        lines.append(memory_table(folder, memory_trials))
-    return "\n".join(lines)
 
 
 def memory_table(folder: Path, n_trials: int) -> str:

@@ -30,6 +30,7 @@ from experiments.sweeping.plan import (
     mark_study_folder,
     plan_sweep,
 )
+from recsys.cache import HeldData
 from recsys.memory import check_fits
 
 
@@ -59,7 +60,8 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         quiet_tensorflow()
         from experiments.sweeping.run import run_study
 
-        return run_study(storage, plan, start, prepared, opened=opened)
+        return run_study(storage, plan, start, HeldData().hold(plan.base.data, prepared),
+                         opened=opened)
 
     return job
 

@@ -118,6 +118,26 @@ def load_prepared(cfg: DataConfig) -> tuple[PreparedData, dict[str, object]]:
     return data, {"cache": "miss", "source": str(path), "key": key, "notice": notice}
 
 
+class HeldData:
+    """Prepared data held in memory for a process's later runs (a study's trials, its
+    confirmation runs): read once, not once per run. Runs whose data settings differ only in
+    data.sample_fraction share it (`select_training` applies the fraction)."""
+
+    def __init__(self) -> None:
+        self.key: DataConfig | None = None
+        self.data: PreparedData | None = None
+
+    def hold(self, cfg: DataConfig, data: PreparedData) -> HeldData:
+        self.key, self.data = dataclasses.replace(cfg, sample_fraction=1.0), data
+        return self
+
+    def get(self, cfg: DataConfig) -> PreparedData:
+        if self.data is None or self.key != dataclasses.replace(cfg, sample_fraction=1.0):
+            self.hold(cfg, load_prepared(cfg)[0])
+        assert self.data is not None
+        return self.data
+
+
 def _prepare_from_file(path: Path, cfg: DataConfig) -> PreparedData:
     df, report = read_ratings(path, cfg)
     data = prepare(df, cfg)

@@ -373,7 +373,20 @@ def test_exclude_seen_leaves_out_training_items(study_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_confirmation_retrains_the_best_trials_and_best_is_the_mean_winner(
-        tmp_path: Path, capsys) -> None:
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recsys.cache
+    import recsys.training
+    from experiments.cli import console
+
+    reads = []  # the prepared data is read once, by the set-up; trials and confirmation reuse it
+
+    def counted(cfg):  # noqa: ANN001, ANN202
+        reads.append(cfg)
+        return load_prepared(cfg)
+
+    load_prepared = recsys.cache.load_prepared
+    for module in (recsys.cache, recsys.training, console):  # each binds the name
+        monkeypatch.setattr(module, "load_prepared", counted)
     args = sweep_args(tmp_path, "confirm", 3, "search.pruner.name=none", "~search.params",
                       "+search.params={optimizer.learning_rate: 'tag(log, interval(0.02, 0.3))'}",
                       "~search.conditional_params", "optimizer=adagrad", "search.confirm.top_n=2",
@@ -381,6 +394,7 @@ def test_confirmation_retrains_the_best_trials_and_best_is_the_mean_winner(
     args.remove(SPACE)
     args.remove("~search.params")
     assert sweep.main(args) == 0
+    assert len(reads) == 1  # not 1 + 1 for the trials + 4 for the confirmation runs
     out = capsys.readouterr().out
     study = load(tmp_path, "confirm")
     record = study.user_attrs["confirm"]

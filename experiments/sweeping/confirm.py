@@ -13,23 +13,29 @@ from __future__ import annotations
 import copy
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from experiments.sweeping.search_config import ConfirmConfig
 from experiments.sweeping.trials import TrialRecord, ranked
 
+if TYPE_CHECKING:
+    from recsys.cache import HeldData
+
 SEED_STEP = 1_000_003  # confirmation seed j of a trial: its own seed + j * SEED_STEP
 
 
-def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str,
-                    study_dir: Path) -> optuna.trial.FrozenTrial | None:
+def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str, study_dir: Path,
+                    data: HeldData | None = None) -> optuna.trial.FrozenTrial | None:
     """Train the best trials again, record every run, return the trial with the best mean
-    validation score (None when the study has no complete trial)."""
+    validation score (None when the study has no complete trial). `data`: prepared data the
+    process holds already."""
+    from recsys.cache import HeldData
     from recsys.config import RunConfig
     from recsys.training import run
 
+    data = data or HeldData()
     best = ranked(study)[:cfg.top_n]
     if not best:
         return None
@@ -45,7 +51,8 @@ def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str,
             seed = done["seeds"][0] + len(done["seeds"]) * SEED_STEP
             tree["train"]["seed"] = seed
             run_dir = study_dir / "trials" / key / f"confirm_seed_{seed}"
-            result = run(RunConfig.from_dict(tree), run_dir)
+            config = RunConfig.from_dict(tree)
+            result = run(config, run_dir, prepared=data.get(config.data))
             done = {"seeds": [*done["seeds"], seed], "val": [*done["val"], result.metrics[metric]],
                     "test": [*done["test"], result.metrics[test_metric]]}
             record[key] = done

@@ -22,10 +22,9 @@ from experiments.sweeping.processes import check_stop
 from experiments.sweeping.search_config import FidelityConfig
 from experiments.sweeping.space import Param, suggest
 from experiments.sweeping.trials import record
-from recsys.cache import load_prepared
-from recsys.config import DataConfig, RunConfig
+from recsys.cache import HeldData
+from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged, UserError
-from recsys.prepare import PreparedData
 from recsys.training import build, fit, run
 
 
@@ -53,22 +52,12 @@ class Objective:
 
     def __init__(self, space: list[Param], base_overrides: list[str], study_dir: Path,
                  metric: str, rungs: tuple[float, ...] = (),
-                 fidelity: FidelityConfig | None = None,
-                 data: tuple[DataConfig, PreparedData] | None = None) -> None:
+                 fidelity: FidelityConfig | None = None, data: HeldData | None = None) -> None:
         self.space, self.compose = space, TrialComposer(base_overrides)
         self.trials_dir, self.metric = study_dir / "trials", metric
-        # The prepared data of the last trial's data settings: read once per process (or
-        # handed in by the caller, who read it already), not once per trial (trials differ in
-        # data.sample_fraction, which select_training takes).
-        self.data = (_data_key(data[0]), data[1]) if data else None
+        self.data = data or HeldData()  # read once per process, not once per trial
         # More than one rung: scales of the trial's data.sample_fraction, smallest first.
         self.rungs, self.fidelity = rungs, fidelity or FidelityConfig()
-
-    def prepared(self, config: RunConfig) -> PreparedData:
-        key = _data_key(config.data)
-        if self.data is None or self.data[0] != key:
-            self.data = (key, load_prepared(config.data)[0])
-        return self.data[1]
 
     @staticmethod
     def note(text: str) -> None:
@@ -96,11 +85,11 @@ class Objective:
             write_run_config(run_dir, tree, overrides)
             if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
                 self.climb(trial, config, pruning)
-                result = run(config, run_dir, prepared=self.prepared(config),
+                result = run(config, run_dir, prepared=self.data.get(config.data),
                              baseline_curves=False, note=self.note)
             else:
                 result = run(config, run_dir, callbacks=[pruning],
-                             prepared=self.prepared(config), baseline_curves=False,
+                             prepared=self.data.get(config.data), baseline_curves=False,
                              note=self.note)
             if result.write_error:  # a full disk: the trial fails with the reason
                 raise OSError(result.write_error)
@@ -136,7 +125,7 @@ class Objective:
             fraction = config.data.sample_fraction * scale
             rung_config = replace(config, data=replace(config.data, sample_fraction=fraction))
             rung_start = time.perf_counter()
-            history, epoch = fit(rung_config, build(rung_config, self.prepared(config)))
+            history, epoch = fit(rung_config, build(rung_config, self.data.get(config.data)))
             value = history[epoch - 1][self.metric]  # the kept epoch, on the val subsample
             pruning.epochs = len(history)
             records.append({"rung": rung + 1, "sample_fraction": fraction, "value": value,
@@ -156,11 +145,6 @@ class Objective:
         study = getattr(getattr(trial, "study", None), "study_name", None) or "trial"
         with contextlib.suppress(Exception):  # an unwritable run folder: its reason is kept
             write_trial_hparams(run_dir, study, trial.number, chosen, state, last)
-
-
-def _data_key(data: DataConfig) -> DataConfig:
-    """What tells prepared data apart: the data settings but the sample fraction."""
-    return replace(data, sample_fraction=1.0)
 
 
 def resident_mb() -> float:

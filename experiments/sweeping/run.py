@@ -47,7 +47,7 @@ from experiments.sweeping.study import (
 )
 from experiments.sweeping.study_table import format_params, study_table
 from experiments.sweeping.trials import TrialRecord
-from recsys.prepare import PreparedData
+from recsys.cache import HeldData
 
 EXIT_INTERRUPTED = 130
 MAX_FAILURES_IN_A_ROW = 5
@@ -174,13 +174,13 @@ def say_waiting(study: optuna.Study, grace_period: float, said: set[int]) -> set
 
 
 def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: float,
-              prepared: PreparedData | None = None,
+              data: HeldData | None = None,
               opened: tuple[optuna.Study, int | None] | None = None) -> int:
     """The sweep command's main process: open (or resume) the study, run its trials here or in
-    worker processes, then `finish_study`. `prepared`: the base config's data, when the
-    caller has read it (the trials here use it). `opened`: what `open_study` returned, when
-    the caller already opened the study (the sweep command does, to refuse a mismatched one
-    early)."""
+    worker processes, then `finish_study`. `data`: the prepared data the caller read (trials
+    and confirmation runs here use it). `opened`: what `open_study` returned, when the caller
+    already opened the study (the sweep command does, to refuse a mismatched one early)."""
+    data = data or HeldData()
     set_up_process()
     n_workers, notice = worker_count(plan.search.n_workers, os.cpu_count() or 1)
     if notice:
@@ -191,23 +191,23 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
     deadline = time.time() + search.timeout if search.timeout else None
     if n_workers == 1 and not search.trials_per_process:
         def run() -> None:
-            trials_here(study, plan, start, deadline, prepared)  # never retires
+            trials_here(study, plan, start, deadline, data)  # never retires
     else:
         def run() -> int | None:
             return trials_in_workers(study, plan, n_workers, deadline)
     code = guarded(study, plan, run)
-    return code if code is not None else finish_study(study, plan, start)
+    return code if code is not None else finish_study(study, plan, start, data)
 
 
 def run_worker(storage: optuna.storages.BaseStorage, plan: SweepPlan,
-               prepared: PreparedData | None = None) -> int:
+               data: HeldData | None = None) -> int:
     """A worker process (`experiments.sweeping.worker`): run the study's trials until it has
     n_trials, or retire (EXIT_RETIRED) after search.trials_per_process of its own."""
     set_up_process()
     study, _ = plan.open_study(storage)  # exactly as the main process: same sampler, pruner
     deadline = float(os.environ[DEADLINE_ENV]) if os.environ.get(DEADLINE_ENV) else None
     retired = guarded(study, plan, lambda: trials_here(
-        study, plan, time.perf_counter(), deadline, prepared, plan.search.trials_per_process))
+        study, plan, time.perf_counter(), deadline, data, plan.search.trials_per_process))
     return EXIT_RETIRED if retired is True else (retired or 0)
 
 
@@ -240,12 +240,11 @@ def begin_study(study: optuna.Study, plan: SweepPlan, done: int | None, n_worker
 
 
 def trials_here(study: optuna.Study, plan: SweepPlan, start: float, deadline: float | None,
-                prepared: PreparedData | None = None, max_trials: int = 0) -> bool:
+                data: HeldData | None = None, max_trials: int = 0) -> bool:
     """Run trials in this process (`worker_loop`); True when it retired after max_trials."""
     search = plan.search
     objective = Objective(plan.space, plan.base_overrides, plan.study_dir, search.metric,
-                          plan.rungs, search.fidelity,
-                          (plan.base.data, prepared) if prepared is not None else None)
+                          plan.rungs, search.fidelity, data)
     keep = KeepBestVectors(max(search.keep_vectors, search.confirm.top_n))
     return worker_loop(study, objective, search.n_trials,
                        Progress(search.n_trials, search.metric, start), plan.study_dir,
@@ -291,7 +290,8 @@ def guarded(study: optuna.Study, plan: SweepPlan, run: Callable[[], Any]) -> Any
         return EXIT_INTERRUPTED
 
 
-def finish_study(study: optuna.Study, plan: SweepPlan, start: float) -> int:
+def finish_study(study: optuna.Study, plan: SweepPlan, start: float,
+                 data: HeldData | None = None) -> int:
     """After the trials: confirm the winners, write TensorBoard baselines, best/ and report/,
     and print the table and the next steps."""
     search, study_dir = plan.search, plan.study_dir
@@ -305,7 +305,7 @@ def finish_study(study: optuna.Study, plan: SweepPlan, start: float) -> int:
     chosen = None
     if search.confirm.top_n:
         try:
-            chosen = confirm_winners(study, search.confirm, search.metric, study_dir)
+            chosen = confirm_winners(study, search.confirm, search.metric, study_dir, data)
         except KeyboardInterrupt:
             print("interrupted during confirmation: the runs so far are kept; run the same "
                   "command again to finish it", flush=True)

@@ -12,7 +12,7 @@ import sys
 from experiments.cli.console import quiet_tensorflow
 from experiments.sweeping.plan import plan_from_argv
 from experiments.sweeping.processes import stop_with_parent
-from recsys.cache import load_prepared
+from recsys.cache import HeldData
 from recsys.errors import UserError
 
 
@@ -21,8 +21,8 @@ def main(argv: list[str]) -> int:
     try:
         plan = plan_from_argv(argv, check=False)
         # The main process filled the cache; the rungs follow from the data, as there.
-        prepared = load_prepared(plan.base.data)[0]  # the trials' data too: read once
-        plan = plan.with_rungs(prepared.stats["train_pool"])
+        data = HeldData()  # read once here, for the rungs and every trial of this process
+        plan = plan.with_rungs(data.get(plan.base.data).stats["train_pool"])
         from experiments.sweeping.study import open_storage
 
         storage = open_storage(plan.search)
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     quiet_tensorflow()
     from experiments.sweeping.run import run_worker
 
-    return run_worker(storage, plan, prepared)
+    return run_worker(storage, plan, data)
 
 
 if __name__ == "__main__":

@@ -190,12 +190,12 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
     search = plan.search
     deadline = time.time() + search.timeout if search.timeout else None
     if n_workers == 1 and not search.trials_per_process:
-        def run() -> None:
+        def run_trials() -> None:
             trials_here(study, plan, start, deadline, data)  # never retires
     else:
-        def run() -> int | None:
+        def run_trials() -> int | None:
             return trials_in_workers(study, plan, n_workers, deadline)
-    code = guarded(study, plan, run)
+    code = guarded(study, plan, run_trials)
     return code if code is not None else finish_study(study, plan, start, data)
 
 

@@ -367,14 +367,14 @@ def test_report_into_a_folder_it_cannot_write(tmp_path: Path, capsys) -> None:
 
 def test_a_failed_trial_records_why_even_when_its_folder_cannot_be_written(
         tmp_path: Path) -> None:
-    from experiments.cli.compose import compose_config
+    from experiments.cli.compose import compose_run
     from experiments.sweeping.objective import Objective
     from experiments.sweeping.plan import group_options
     from experiments.sweeping.space import parse_space
 
     overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN]
     space = parse_space({"model.embedding_dim": "choice(8, 16)"}, {},
-                        compose_config("train", overrides), group_options())
+                        compose_run(overrides)[1], group_options())
     (tmp_path / "study" / "trials").mkdir(parents=True)
     (tmp_path / "study" / "trials" / "3").write_text("not a folder")
     trial = optuna.trial.FixedTrial({"model.embedding_dim": 8}, number=3)

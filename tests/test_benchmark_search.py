@@ -43,13 +43,13 @@ def test_search_mode_prints_every_method_for_every_data_set(tmp_path: Path) -> N
 
 
 def test_enqueued_config_keys_map_to_the_active_conditional_names() -> None:
-    from experiments.cli.compose import compose_config
+    from experiments.cli.compose import compose_run
 
     space = parse_space(
         {"optimizer": "choice(adam, adagrad)"},
         {"optimizer=adam": {"optimizer.learning_rate": "tag(log, interval(0.0005, 0.02))"},
          "optimizer=adagrad": {"optimizer.learning_rate": "tag(log, interval(0.02, 1.0))"}},
-        compose_config("train", []), group_options())
+        compose_run([])[1], group_options())
     names = [p.optuna_name for p in space]
     assert names == ["optimizer", "optimizer.learning_rate[optimizer=adam]",
                      "optimizer.learning_rate[optimizer=adagrad]"]

@@ -5,15 +5,16 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from experiments.cli.compose import compose_config
+from experiments.cli.compose import compose_run
 from experiments.sweeping.plan import group_options
 from experiments.sweeping.space import parse_space, suggest
+from recsys.config import RunConfig
 from recsys.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def base():
-    return compose_config("train", [])
+def base() -> RunConfig:
+    return compose_run([])[1]
 
 
 @pytest.mark.parametrize(("key", "expression", "expected"), [
@@ -137,13 +138,13 @@ def test_a_second_process_on_the_same_study_does_not_repeat_parameters(name: str
 
 
 def test_a_condition_no_choice_can_reach_is_noted() -> None:
-    from experiments.cli.compose import compose_config
+    from experiments.cli.compose import compose_run
     from experiments.sweeping.space import dead_conditions
 
     space = parse_space({"optimizer": "choice(adam, adagrad)"},
                         {"optimizer=sgd": {"optimizer.momentum": "interval(0.0, 0.9)"},
                          "optimizer=adam": {"optimizer.learning_rate": "interval(0.001, 0.01)"}},
-                        compose_config("train", []), group_options())
+                        compose_run([])[1], group_options())
     assert dead_conditions(space) == [
         "note: search.conditional_params optimizer=sgd can never hold (optimizer takes adam, "
         "adagrad): optimizer.momentum is never suggested under it"]

@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from experiments import sweep, train
-from experiments.cli.compose import compose_config
+from experiments.cli.compose import compose_run
 from experiments.sweeping.objective import Objective
 from experiments.sweeping.plan import group_options
 from experiments.sweeping.space import parse_space
@@ -236,7 +236,7 @@ def test_diverging_trial_fails_with_reason_and_study_completes(tmp_path: Path) -
 
 def test_objective_with_fixed_trial(tmp_path: Path) -> None:
     overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN]
-    base = compose_config("train", overrides)
+    base = compose_run(overrides)[1]
     space = parse_space({"model.embedding_dim": "choice(8, 16)",
                          "optimizer.learning_rate": "tag(log, interval(0.01, 0.5))"}, {}, base,
                         group_options())

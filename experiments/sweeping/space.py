@@ -17,6 +17,7 @@ with `tag(int, interval(...))`), floats otherwise. `log` is valid on intervals a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,9 @@ import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from recsys.config import RunConfig
 from recsys.errors import UserError
 
 Distribution = optuna.distributions.BaseDistribution
@@ -60,8 +62,8 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def parse_space(params: Mapping[str, Any], conditional: Mapping[str, Any],
-                base: DictConfig, group_options: Mapping[str, list[str]]) -> list[Param]:
-    """Parse every parameter, checking keys against the composed base config."""
+                base: RunConfig, group_options: Mapping[str, list[str]]) -> list[Param]:
+    """Parse every parameter, checking keys against the typed base config."""
     space = [parse_param(key, expr, base, group_options) for key, expr in flatten(params).items()]
     for condition, block in (conditional or {}).items():
         if "=" not in condition:
@@ -130,12 +132,12 @@ def _yaml_value(text: str) -> Any:
     return OmegaConf.create({"v": text})["v"] if text not in ("true", "false") else text == "true"
 
 
-def parse_param(key: str, expression: Any, base: DictConfig,
+def parse_param(key: str, expression: Any, base: RunConfig,
                 group_options: Mapping[str, list[str]], allow_missing: bool = False) -> Param:
     where = f"search.params.{key}={expression}"
     is_group = key in group_options
-    current = None if is_group else OmegaConf.select(base, key, default="<missing>")
-    if current == "<missing>" and not allow_missing:
+    current = None if is_group else _current(base, key)
+    if current is _SKIP and not allow_missing:
         raise UserError(f"search parameter {key!r} is not a config key (check the spelling; "
                         f"e.g. model.embedding_dim, optimizer.learning_rate, or a group such as "
                         f"{sorted(group_options)})")
@@ -166,6 +168,17 @@ def parse_param(key: str, expression: Any, base: DictConfig,
         raise UserError(f"{where}: unsupported sweep {type(value).__name__}; use choice, range "
                         "or interval")
     return Param(key, str(expression), dist, is_group=is_group)
+
+
+def _current(base: RunConfig, key: str) -> Any:
+    """The base config's value at a dotted key (`_SKIP`: no such setting)."""
+    node: Any = base
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {f.name for f in
+                                                              dataclasses.fields(node)}:
+            return _SKIP
+        node = getattr(node, part)
+    return node
 
 
 def _choice(where: str, sweep: ChoiceSweep, log: bool, key: str, group: list[str] | None,

@@ -1,5 +1,6 @@
-"""The Optuna objective: one trial = one Hydra-composed training run, pruned per epoch, or (on
-large data, fidelity.py) training runs on growing data fractions, pruned between them."""
+"""The Optuna objective: one trial = one training run of the suggested values set on the base
+config (`TrialComposer`), pruned per epoch, or (on large data, fidelity.py) training on growing
+data fractions first (`fit` alone), pruned between them."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class PruneOnEpoch(tf.keras.callbacks.Callback):
 
 
 class Objective:
-    """Compose the trial's config, train, and return the validation metric."""
+    """Build the trial's config, train, and return the validation metric."""
 
     def __init__(self, space: list[Param], base_overrides: list[str], study_dir: Path,
                  metric: str, rungs: tuple[float, ...] = (),

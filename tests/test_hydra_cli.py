@@ -53,6 +53,15 @@ def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path: Path) -> 
     assert bad.returncode != 0 and "embedding_dimm" in bad.stderr
 
 
+def test_hydra_flag_we_cannot_serve_is_one_line(tmp_path: Path, capsys) -> None:
+    from experiments import train
+
+    assert train.main(["--experimental-rerun", str(tmp_path / "job.pickle")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: --experimental-rerun is not supported: re-run a run's or a study's "
+                   "saved config with --config PATH/config.yaml")
+
+
 def test_multirun_gives_each_job_its_own_run_folder(tmp_path: Path) -> None:
     proc = command("experiments.train", "-m", *TINY_SYNTHETIC, *TINY_TRAIN, "train.epochs=1",
                    f"data.cache_dir={tmp_path / 'cache'}", "model.embedding_dim=8,16",

@@ -17,8 +17,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import hydra
 import yaml
+from hydra import version
+from hydra._internal.utils import _run_hydra, get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -108,24 +109,23 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
             print(f"error: {exc}", file=sys.stderr)
             codes.append(EXIT_USER_ERROR)
 
-    app = hydra.main(config_path=str(config_dir), config_name=config_name,
-                     version_base="1.3")(task_function)
-    saved_argv = sys.argv
+    # What `hydra.main` does with sys.argv, done with our list instead: no global state is
+    # swapped (hydra-core is pinned, so its `_run_hydra` entry is a known one).
+    version.setbase("1.3")
+    parser = get_args_parser()
+    parsed = parser.parse_args(args)  # argparse's own usage error and exit 2 on a bad flag
+    if parsed.experimental_rerun is not None:  # needs Hydra's pickled job, never written here
+        raise UserError("--experimental-rerun is not supported: re-run a run's or a study's "
+                        "saved config with --config PATH/config.yaml")
     # Hydra's logging set-up would replace every handler in the process (absl's included:
     # it closes the stream it was given); the commands print instead.
-    # Hydra's argparse takes one run of overrides: put ours inside the user's (after
-    # `--cfg job` or before `-m`, a second run would be "unrecognized arguments").
-    first = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")),
-                 len(args))
-    sys.argv = [saved_argv[0] if saved_argv else config_name, *args[:first],
-                "hydra/job_logging=none", "hydra/hydra_logging=none", *args[first:]]
+    parsed.overrides = [*parsed.overrides, "hydra/job_logging=none", "hydra/hydra_logging=none"]
     try:
-        app()
+        _run_hydra(args=parsed, args_parser=parser, task_function=task_function,
+                   config_path=str(config_dir), config_name=config_name)
     except SystemExit as exc:  # --help, --cfg, ... and Hydra's own errors end this way
         if exc.code not in (0, None):
             return exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = saved_argv
     return next((c for c in codes if c != 0), 0)
 
 

@@ -107,3 +107,24 @@ def test_a_multi_fidelity_study_prunes_between_rungs(tmp_path: Path,
     assert sweep.main([*args, "search.fidelity.max_rungs=2", "search.n_trials=4"]) == 2
     assert "search.fidelity.rungs ([0.111111, 0.333333, 1.0] -> [0.333333, 1.0])" in \
         capsys.readouterr().err
+
+
+def test_rungs_rank_on_any_validation_metric(tmp_path: Path) -> None:
+    """A study ranked on NDCG@10 climbs the rungs on NDCG@10 too (a rung's figures were once
+    its top-k accuracies alone: every such trial failed with a KeyError)."""
+    from experiments.sweeping.objective import Objective
+    from experiments.sweeping.plan import group_options
+    from experiments.sweeping.space import parse_space
+
+    overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, "train.epochs=1",
+                 "train.monitor=val_ndcg_10"]
+    space = parse_space({"model.embedding_dim": "choice(8, 16)"}, {}, compose_run(overrides)[1],
+                        group_options())
+    objective = Objective(space, overrides, tmp_path / "study", "val_ndcg_10",
+                          rungs=(1 / 3, 1.0))
+    trial = optuna.trial.FixedTrial({"model.embedding_dim": 8}, number=0)
+    value = objective(trial)
+    [rung] = trial.user_attrs["rungs"]
+    assert rung["sample_fraction"] == pytest.approx(1 / 3) and 0 <= rung["value"] <= 1
+    metrics = json.loads((tmp_path / "study" / "trials" / "0" / "metrics.json").read_text())
+    assert value == metrics["metrics"]["val_ndcg_10"]

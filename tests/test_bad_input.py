@@ -374,7 +374,7 @@ def test_a_failed_trial_records_why_even_when_its_folder_cannot_be_written(
 
     overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN]
     space = parse_space({"model.embedding_dim": "choice(8, 16)"}, {},
-                        compose_run(overrides)[1], group_options())
+                        compose_run(overrides)[0], group_options())
     (tmp_path / "study" / "trials").mkdir(parents=True)
     (tmp_path / "study" / "trials" / "3").write_text("not a folder")
     trial = optuna.trial.FixedTrial({"model.embedding_dim": 8}, number=3)

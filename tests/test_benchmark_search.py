@@ -49,7 +49,7 @@ def test_enqueued_config_keys_map_to_the_active_conditional_names() -> None:
         {"optimizer": "choice(adam, adagrad)"},
         {"optimizer=adam": {"optimizer.learning_rate": "tag(log, interval(0.0005, 0.02))"},
          "optimizer=adagrad": {"optimizer.learning_rate": "tag(log, interval(0.02, 1.0))"}},
-        compose_run([])[1], group_options())
+        compose_run([])[0], group_options())
     names = [p.optuna_name for p in space]
     assert names == ["optimizer", "optimizer.learning_rate[optimizer=adam]",
                      "optimizer.learning_rate[optimizer=adagrad]"]

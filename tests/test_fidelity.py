@@ -118,7 +118,7 @@ def test_rungs_rank_on_any_validation_metric(tmp_path: Path) -> None:
 
     overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, "train.epochs=1",
                  "train.monitor=val_ndcg_10"]
-    space = parse_space({"model.embedding_dim": "choice(8, 16)"}, {}, compose_run(overrides)[1],
+    space = parse_space({"model.embedding_dim": "choice(8, 16)"}, {}, compose_run(overrides)[0],
                         group_options())
     objective = Objective(space, overrides, tmp_path / "study", "val_ndcg_10",
                           rungs=(1 / 3, 1.0))

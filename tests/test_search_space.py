@@ -8,13 +8,12 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from experiments.cli.compose import compose_run
 from experiments.sweeping.plan import group_options
 from experiments.sweeping.space import parse_space, suggest
-from recsys.config import RunConfig
 from recsys.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def base() -> RunConfig:
-    return compose_run([])[1]
+def base() -> dict:
+    return compose_run([])[0]
 
 
 @pytest.mark.parametrize(("key", "expression", "expected"), [
@@ -52,6 +51,8 @@ def test_plain_value_is_fixed(base) -> None:
     ({"optimizer": "tag(log, choice(adam, sgd))"}, "log scale applies to interval"),
     ({"optimizer.learning_rate": "tag(log, interval(0, 1))"}, "log-scale bound must be > 0"),
     ({"model.embeding_dim": "choice(8, 16)"}, "'model.embeding_dim' is not a config key"),
+    # the base optimizer (adam) has no momentum: as an override, Hydra would refuse it too
+    ({"optimizer.momentum": "interval(0.0, 0.9)"}, "'optimizer.momentum' is not a config key"),
     ({"optimizer": "choice(adam, adamw)"}, r"\['adamw'\] not in config group 'optimizer'.*adagrad"),
     ({"train.epochs": "range(5, 5)"}, "range is empty"),
     ({"model.l2": "interval(1.0, 0.5)"}, "needs low < high"),
@@ -144,7 +145,7 @@ def test_a_condition_no_choice_can_reach_is_noted() -> None:
     space = parse_space({"optimizer": "choice(adam, adagrad)"},
                         {"optimizer=sgd": {"optimizer.momentum": "interval(0.0, 0.9)"},
                          "optimizer=adam": {"optimizer.learning_rate": "interval(0.001, 0.01)"}},
-                        compose_run([])[1], group_options())
+                        compose_run([])[0], group_options())
     assert dead_conditions(space) == [
         "note: search.conditional_params optimizer=sgd can never hold (optimizer takes adam, "
         "adagrad): optimizer.momentum is never suggested under it"]

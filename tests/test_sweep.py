@@ -236,7 +236,7 @@ def test_diverging_trial_fails_with_reason_and_study_completes(tmp_path: Path) -
 
 def test_objective_with_fixed_trial(tmp_path: Path) -> None:
     overrides = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN]
-    base = compose_run(overrides)[1]
+    base = compose_run(overrides)[0]
     space = parse_space({"model.embedding_dim": "choice(8, 16)",
                          "optimizer.learning_rate": "tag(log, interval(0.01, 0.5))"}, {}, base,
                         group_options())

@@ -95,7 +95,7 @@ def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> Swe
         base_overrides = [*base_overrides, f"train.monitor={search.metric}"]
         tree = {**tree, "train": {**tree["train"], "monitor": search.metric}}
         base = RunConfig.from_dict(tree)
-    space = parse_space(search.params, search.conditional_params, base, group_options())
+    space = parse_space(search.params, search.conditional_params, tree, group_options())
     if check:
         for note in dead_conditions(space):
             print(note, flush=True)

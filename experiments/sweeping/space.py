@@ -17,7 +17,6 @@ with `tag(int, interval(...))`), floats otherwise. `log` is valid on intervals a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,6 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSw
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from recsys.config import RunConfig
 from recsys.errors import UserError
 
 Distribution = optuna.distributions.BaseDistribution
@@ -62,8 +60,9 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def parse_space(params: Mapping[str, Any], conditional: Mapping[str, Any],
-                base: RunConfig, group_options: Mapping[str, list[str]]) -> list[Param]:
-    """Parse every parameter, checking keys against the typed base config."""
+                base: Mapping[str, Any], group_options: Mapping[str, list[str]]) -> list[Param]:
+    """Parse every parameter, checking keys against the base training config (the composed
+    tree: a key the chosen group options do not hold is refused, as an override would be)."""
     space = [parse_param(key, expr, base, group_options) for key, expr in flatten(params).items()]
     for condition, block in (conditional or {}).items():
         if "=" not in condition:
@@ -132,7 +131,7 @@ def _yaml_value(text: str) -> Any:
     return OmegaConf.create({"v": text})["v"] if text not in ("true", "false") else text == "true"
 
 
-def parse_param(key: str, expression: Any, base: RunConfig,
+def parse_param(key: str, expression: Any, base: Mapping[str, Any],
                 group_options: Mapping[str, list[str]], allow_missing: bool = False) -> Param:
     where = f"search.params.{key}={expression}"
     is_group = key in group_options
@@ -170,14 +169,13 @@ def parse_param(key: str, expression: Any, base: RunConfig,
     return Param(key, str(expression), dist, is_group=is_group)
 
 
-def _current(base: RunConfig, key: str) -> Any:
-    """The base config's value at a dotted key (`_SKIP`: no such setting)."""
+def _current(base: Mapping[str, Any], key: str) -> Any:
+    """The base tree's value at a dotted key (`_SKIP`: no such setting)."""
     node: Any = base
     for part in key.split("."):
-        if not dataclasses.is_dataclass(node) or part not in {f.name for f in
-                                                              dataclasses.fields(node)}:
+        if not isinstance(node, Mapping) or part not in node:
             return _SKIP
-        node = getattr(node, part)
+        node = node[part]
     return node
 
 

@@ -22,6 +22,8 @@ import sqlalchemy
 from conftest import REPO, TINY_SYNTHETIC
 from sqlalchemy.engine import make_url
 
+from experiments.sweeping.study import requeue_interrupted
+
 PG_URL = os.environ.get("RECSYS_TEST_POSTGRES_URL")
 if not PG_URL and os.environ.get("CI") == "true":
     raise RuntimeError("CI must run the PostgreSQL tests: RECSYS_TEST_POSTGRES_URL is not set")
@@ -145,16 +147,25 @@ def test_sigint_records_the_trial_and_rerun_reaches_n_trials(tmp_path: Path) -> 
     assert proc.returncode == 130, out[-2000:]
     assert "Run the same command again to resume" in out
     assert "Traceback" not in out
+    assert "queued to run again" in out
     study = optuna.load_study(study_name=name, storage=storage)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-    assert study.trials[-1].state == optuna.trial.TrialState.FAIL
+    # The interrupted trial says why it failed; the rerun runs its parameters again.
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and "interrupted" in failed[0].user_attrs["reason"]
 
     # The rerun trains shorter trials, allowed explicitly (the study's base had 100 epochs).
     rerun = subprocess.run(args(tmp_path, name, storage, 3, "search.allow_changed_base=true"),
                            cwd=REPO, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming study" in rerun.stdout
-    assert len(finished(optuna.load_study(study_name=name, storage=storage))) == 3
+    assert f"queued again: the parameters of interrupted trial(s) {failed[0].number}" \
+        in rerun.stdout
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert len(finished(study)) == 3
+    rerun_of_failed = [t for t in finished(study)
+                       if t.user_attrs.get("requeued_from") == failed[0].number]
+    assert len(rerun_of_failed) == 1 and rerun_of_failed[0].params == failed[0].params
 
 
 @pytest.mark.slow
@@ -243,6 +254,13 @@ def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path) -> None:
     study = optuna.load_study(study_name=name, storage=storage)
     assert len(finished(study)) < 4
     assert all(t.datetime_start is None or t.datetime_start <= killed_at for t in study.trials)
+    # Each trial a worker failed on its way out is queued again, once, with its parameters.
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and sorted(requeue_interrupted(study)) == [t.number for t in failed]
+    assert requeue_interrupted(study) == []
+    waiting = {t.user_attrs.get("requeued_from"): t for t in study.trials
+               if t.state == optuna.trial.TrialState.WAITING}
+    assert all(waiting[t.number].system_attrs["fixed_params"] == t.params for t in failed)
 
 
 @pytest.mark.slow

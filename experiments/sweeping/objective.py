@@ -22,7 +22,7 @@ from experiments.sweeping.hparams import write_trial_hparams
 from experiments.sweeping.processes import check_stop
 from experiments.sweeping.search_config import FidelityConfig
 from experiments.sweeping.space import Param, suggest
-from experiments.sweeping.trials import record
+from experiments.sweeping.trials import INTERRUPTED, record
 from recsys.cache import HeldData
 from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged, UserError
@@ -76,10 +76,11 @@ class Objective:
         if getattr(storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
             storage.record_heartbeat(trial._trial_id)
         record(trial, started=trial.number, worker=f"{socket.gethostname()}:{os.getpid()}")
-        overrides, chosen = suggest(trial, self.space)
         run_dir = self.trials_dir / str(trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
-        try:  # every failure, writing the run folder included, records its reason
+        chosen: dict[str, Any] = {}
+        try:  # every failure, suggesting and writing the run folder included, records its reason
+            overrides, chosen = suggest(trial, self.space)
             tree, config = self.compose(chosen)
             # The config: for best/ on a machine other than this one.
             record(trial, overrides=overrides, config=tree, run_dir=str(run_dir))
@@ -100,6 +101,10 @@ class Objective:
                          if pruning.last else None)
             record(trial, seconds=time.perf_counter() - start, epochs=pruning.epochs,
                    reason=str(exc))
+            raise
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, or the main process gone: run it again
+            self.session(trial, run_dir, chosen, "failed")
+            note_interrupted(trial, time.perf_counter() - start, pruning.epochs)
             raise
         except Exception as exc:  # recorded on the trial; the study goes on (run.py: catch)
             self.session(trial, run_dir, chosen, "failed")
@@ -146,6 +151,14 @@ class Objective:
         study = getattr(getattr(trial, "study", None), "study_name", None) or "trial"
         with contextlib.suppress(Exception):  # an unwritable run folder: its reason is kept
             write_trial_hparams(run_dir, study, trial.number, chosen, state, last)
+
+
+def note_interrupted(trial: optuna.Trial, seconds: float, epochs: int) -> None:
+    """Why the trial failed. Its parameters are queued again by the next run
+    (`study.requeue_interrupted`): storage writes here, where the interrupt may have cut one
+    short, are kept to this one best-effort record."""
+    with contextlib.suppress(Exception):
+        record(trial, reason=INTERRUPTED, seconds=seconds, epochs=epochs)
 
 
 def resident_mb() -> float:

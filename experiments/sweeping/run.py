@@ -43,6 +43,7 @@ from experiments.sweeping.study import (
     fail_dead_trials,
     heartbeat_ages,
     mask_url,
+    requeue_interrupted,
     storage_lost,
 )
 from experiments.sweeping.study_table import format_params, study_table
@@ -131,8 +132,11 @@ def worker_loop(study: optuna.Study, objective: Objective, n_trials: int, progre
     waiting_for: set[int] = set()
     while True:
         check_stop()  # a signal whose interrupt was swallowed: start nothing new
-        fail_dead_trials(study, grace_period)  # a killed worker's trial: FAIL + queued again
         with claim:  # counted and started under one lock: no trial beyond n_trials
+            fail_dead_trials(study, grace_period)  # a killed worker's trial: FAIL + queued again
+            if queued := requeue_interrupted(study):
+                print(f"queued again: the parameters of interrupted trial(s) "
+                      f"{', '.join(map(str, queued))}", flush=True)
             finished = len(study.get_trials(deepcopy=False, states=FINISHED))
             running = len(study.get_trials(deepcopy=False, states=RUNNING))
             if finished >= n_trials:
@@ -285,7 +289,8 @@ def guarded(study: optuna.Study, plan: SweepPlan, run: Callable[[], Any]) -> Any
     except KeyboardInterrupt:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         print(f"interrupted after {finished} of {plan.search.n_trials} finished trials; the "
-              "running trial was recorded as failed. Run the same command again to resume.",
+              "running trial was recorded as failed and queued to run again. Run the same command "
+              "again to resume.",
               flush=True)
         return EXIT_INTERRUPTED
 

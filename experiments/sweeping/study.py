@@ -24,7 +24,7 @@ from experiments.sweeping.search_config import (
     SamplerConfig,
     SearchConfig,
 )
-from experiments.sweeping.trials import TrialRecord
+from experiments.sweeping.trials import INTERRUPTED, TrialRecord
 from recsys.errors import UserError
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -189,6 +189,27 @@ def fail_dead_trials(study: optuna.Study, grace_period: float) -> None:
             failed = copy.deepcopy(storage.get_trial(trial._trial_id))
             failed.user_attrs.pop("reason")
             retry(study, failed)
+
+
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """Queue again the parameters of every interrupted trial (Ctrl-C, SIGTERM, a worker whose
+    main process died): Optuna fails such a trial and never runs it again, which would lose
+    an enqueued start point. A failed trial counts as interrupted when it says so, or when it
+    started and stored no reason at all (the interrupt cut the objective's own record short);
+    one already run again (by this or by Optuna's heartbeat retry) is left alone. Returns the
+    numbers queued again. Call it under the study's claim lock: two workers would queue twice."""
+    trials = study.get_trials(deepcopy=False)
+    rerun = {t.user_attrs.get("requeued_from") for t in trials} | {
+        t.system_attrs.get("failed_trial") for t in trials}
+    queued = []
+    for trial in trials:
+        record = TrialRecord.of(trial)
+        if trial.state != optuna.trial.TrialState.FAIL or trial.number in rerun \
+                or record.started is None or record.reason not in ("", INTERRUPTED):
+            continue
+        study.enqueue_trial(dict(trial.params), user_attrs={"requeued_from": trial.number})
+        queued.append(trial.number)
+    return queued
 
 
 def trial_seed(seed: int, number: int) -> int:

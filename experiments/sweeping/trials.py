@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 
 COMPLETE = (optuna.trial.TrialState.COMPLETE,)
+INTERRUPTED = "interrupted (Ctrl-C, SIGTERM or its main process gone); queued to run again"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class TrialRecord:
     evaluation: dict[str, Any] = field(default_factory=dict)  # how the numbers were computed
     reason: str = ""  # why it was pruned or failed
     rungs: list[dict[str, Any]] = field(default_factory=list)  # multi-fidelity: each rung
+    requeued_from: int | None = None  # the interrupted trial whose parameters this one reruns
 
     @classmethod
     def of(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:

@@ -26,6 +26,7 @@ from experiments.sweeping.fidelity import describe
 from experiments.sweeping.outputs import remove_leftovers
 from experiments.sweeping.plan import (
     check_study_folder,
+    check_study_identity,
     ensure_writable,
     mark_study_folder,
     plan_sweep,
@@ -44,14 +45,16 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     if len(plan.rungs) > 1:
         pairs = prepared.stats["train_pool"] * plan.base.data.sample_fraction
         print(describe(plan.rungs, pairs, plan.search.fidelity), flush=True)
-    from experiments.sweeping.study import open_storage
+    from experiments.sweeping.study import open_storage, stored_study_attrs
 
-    check_study_folder(plan.study_dir, plan.search.study_name)
+    name, url = plan.search.study_name, plan.search.storage
+    check_study_folder(plan.study_dir, name, url)
     storage = open_storage(plan.search)  # bad URL or refused connection: stop here
+    check_study_identity(plan.study_dir, name, stored_study_attrs(storage, name))
     ensure_writable(plan.study_dir, "search.dir")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines report the study
     opened = plan.open_study(storage)  # a mismatched stored study is refused here
-    mark_study_folder(plan.study_dir, plan.search.study_name)
+    mark_study_folder(plan.study_dir, name, url, opened[0])
     if removed := remove_leftovers(plan.study_dir):
         print(f"note: removed {removed} temporary file(s) left in {plan.study_dir} by an "
               "interrupted run", flush=True)

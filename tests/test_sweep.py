@@ -462,3 +462,32 @@ def test_report_keeps_best_model_when_the_trial_folder_is_gone_and_names_a_bad_f
         if moved.exists():
             moved.rename(run_dir)
         vectors.write_bytes(saved)
+
+
+@pytest.mark.slow
+def test_a_study_folder_belongs_to_one_storage_and_study(tmp_path: Path, capsys) -> None:
+    """The same study name on another storage, or a study created afresh after its database
+    was deleted, would start over in the folder of the first: refused, the folder untouched."""
+    args = sweep_args(tmp_path, "own", 1)
+    assert sweep.main(args) == 0
+    folder = tmp_path / "own"
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert sweep.main([*args, f"search.storage={other}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: search.dir='{folder}' holds study 'own' of search.storage="
+                   f"'sqlite:///{folder / 'study.db'}', not of '{other}': its trials/, best/ "
+                   "and report/ would be overwritten; use another search.dir, or the study's "
+                   "own storage to resume it"]
+
+    moved = folder / "study.db"
+    moved.rename(tmp_path / "study.db.bak")
+    assert sweep.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no study of that name (was its database deleted" in err[0]
+    (tmp_path / "study.db.bak").rename(moved)
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "other.db").exists()  # refused before the storage is opened
+    assert sweep.main(args) == 0  # its own storage resumes it as before

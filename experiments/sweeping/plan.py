@@ -4,8 +4,10 @@ space; built by the sweep command and, from the same command line, by each worke
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from dataclasses import dataclass, replace
+import uuid
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from experiments.cli.compose import (
     compose_config,
     job_config,
 )
+from experiments.cli.secrets import mask_secrets
 from experiments.sweeping.search_config import SearchConfig
 from experiments.sweeping.space import (
     Param,
@@ -28,6 +31,7 @@ from experiments.sweeping.space import (
 )
 from recsys.config import RunConfig, validation_metrics
 from recsys.errors import UserError
+from recsys.files import write_text_atomic
 
 GROUPS = (*TRAIN_GROUPS, "experiment")  # conf/experiment/ presets choose among the others
 
@@ -171,29 +175,88 @@ def ensure_writable(folder: Path, key: str) -> None:
                         f"set {key} to one") from None
 
 
-STUDY_MARK = ".study-name"  # which study a study folder belongs to
+STUDY_MARK = ".study-name"  # which study (name, storage, token) a study folder belongs to
+TOKEN_ATTR = "folder_token"  # the study's own copy of the token (a study user attribute)
 
 
-def check_study_folder(folder: Path, name: str) -> None:
+@dataclass(frozen=True)
+class FolderOwner:
+    """The one study a study folder belongs to, recorded when the study first writes there:
+    its name, its storage (password masked) and a token the study keeps too, so that a study
+    of the same name in another storage, or one created afresh after study.db was deleted,
+    is told apart. A folder from before the record holds only the name (or nothing)."""
+
+    name: str
+    storage: str = ""
+    token: str = ""
+
+    @classmethod
+    def read(cls, folder: Path) -> FolderOwner | None:
+        mark = folder / STUDY_MARK
+        if not mark.is_file():
+            return None
+        text = mark.read_text().strip()
+        with contextlib.suppress(ValueError, TypeError):
+            fields = json.loads(text)
+            if isinstance(fields, dict):
+                return cls(**{k: str(fields.get(k, "")) for k in ("name", "storage", "token")})
+        return cls(name=text)  # a name alone: the old record
+
+    def write(self, folder: Path) -> None:
+        with contextlib.suppress(OSError):
+            write_text_atomic(folder / STUDY_MARK, json.dumps(asdict(self)) + "\n")
+
+
+def check_study_folder(folder: Path, name: str, storage: str) -> None:
     """A study folder holds one study: refuse to write trials/, best/ and report/ over
-    another study's (its name is in `.study-name`; a folder from before the mark is known by
-    the studies in its study.db)."""
-    mark = folder / STUDY_MARK
-    owner = mark.read_text().strip() if mark.is_file() else None
+    another study's (named in `.study-name`; a folder from before the mark is known by the
+    studies in its study.db), or over a same-named study's in another storage."""
+    owner = FolderOwner.read(folder)
     if owner is None and (folder / "study.db").is_file() and (folder / "trials").is_dir():
         import optuna
 
         with contextlib.suppress(Exception):  # unreadable: the storage check says so later
             names = [s.study_name for s in optuna.get_all_study_summaries(
                 f"sqlite:///{folder / 'study.db'}")]
-            owner = names[0] if len(names) == 1 else None
-    if owner is not None and owner != name:
-        raise UserError(f"search.dir={str(folder)!r} holds study {owner!r}, not "
+            owner = FolderOwner(names[0]) if len(names) == 1 else None
+    if owner is not None and owner.name != name:
+        raise UserError(f"search.dir={str(folder)!r} holds study {owner.name!r}, not "
                         f"{name!r}: its trials/, best/ and report/ would be overwritten; use "
                         f"another search.dir (the default, outputs/sweeps/{name}, is the "
-                        f"study's own) or search.study_name={owner}")
+                        f"study's own) or search.study_name={owner.name}")
+    masked = mask_secrets(storage)
+    if owner is not None and owner.storage and owner.storage != masked:
+        raise UserError(f"search.dir={str(folder)!r} holds study {name!r} of search.storage="
+                        f"{owner.storage!r}, not of {masked!r}: its trials/, best/ and report/ "
+                        "would be overwritten; use another search.dir, or the study's own "
+                        "storage to resume it")
 
 
-def mark_study_folder(folder: Path, name: str) -> None:
-    with contextlib.suppress(OSError):
-        (folder / STUDY_MARK).write_text(name + "\n")
+def check_study_identity(folder: Path, name: str, stored: dict[str, Any] | None) -> None:
+    """The folder's study must be the storage's study of that name: `stored` is the storage's
+    study's user attributes (None: the storage has no such study, so one would be created)."""
+    owner = FolderOwner.read(folder)
+    if owner is None or not owner.token or not has_trials(folder):
+        return
+    token = (stored or {}).get(TOKEN_ATTR)
+    if stored is None or (token and token != owner.token):
+        what = ("has no study of that name (was its database deleted or moved?)"
+                if stored is None else "holds another study of that name")
+        raise UserError(f"search.dir={str(folder)!r} holds the trials of study {name!r}, but "
+                        f"search.storage={owner.storage!r} {what}: starting afresh would "
+                        "overwrite its trials/, best/ and report/; restore the storage, or "
+                        "move the folder away or use another search.dir to start anew")
+
+
+def mark_study_folder(folder: Path, name: str, storage: str, study: Any) -> None:
+    """Record the folder's owner; the study gets the same token if it has none yet."""
+    token = study.user_attrs.get(TOKEN_ATTR)
+    if not token:
+        token = uuid.uuid4().hex
+        study.set_user_attr(TOKEN_ATTR, token)
+    FolderOwner(name, mask_secrets(storage), token).write(folder)
+
+
+def has_trials(folder: Path) -> bool:
+    trials = folder / "trials"
+    return trials.is_dir() and any(p.is_dir() for p in trials.iterdir())

@@ -81,6 +81,14 @@ def open_storage(search: SearchConfig) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
+def stored_study_attrs(storage: optuna.storages.BaseStorage, name: str) -> dict[str, Any] | None:
+    """The user attributes of the storage's study `name`; None when it has no such study."""
+    try:
+        return dict(optuna.load_study(study_name=name, storage=storage).user_attrs)
+    except KeyError:
+        return None
+
+
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite storage URL (None for other storages and memory)."""
     try:

@@ -24,4 +24,4 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
 
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")

@@ -491,3 +491,27 @@ def test_a_study_folder_belongs_to_one_storage_and_study(tmp_path: Path, capsys)
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
     assert not (tmp_path / "other.db").exists()  # refused before the storage is opened
     assert sweep.main(args) == 0  # its own storage resumes it as before
+
+
+@pytest.mark.slow
+def test_a_full_disk_leaves_the_old_report_page_whole(study_dir: Path) -> None:
+    """report/ on a 2 MB tmpfs (the page is ~4.8 MB): writing fails, and index.html is the old
+    page, not the first part of a new one (mounting needs root, as CI runs; else skipped)."""
+    import subprocess
+
+    from experiments.sweeping.outputs import write_report
+
+    disk = study_dir / "small-disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        old = "<html><body>the previous report</body></html>\n"
+        (disk / "index.html").write_text(old)
+        with pytest.raises(OSError):
+            write_report(load(study_dir, "s"), disk, "val_top_100")
+        assert (disk / "index.html").read_text() == old
+        assert not [p.name for p in disk.iterdir() if ".tmp" in p.name]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

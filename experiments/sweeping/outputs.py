@@ -15,6 +15,7 @@ from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.report_page import write_index
 from experiments.sweeping.study_table import study_table
 from experiments.sweeping.trials import TrialRecord, ranked
+from recsys.files import atomic_path, write_text_atomic
 
 
 def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
@@ -45,12 +46,12 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
             fig.set_size_inches(8, 5)
             fig.tight_layout()
-            fig.savefig(report_dir / f"{name}.png", dpi=100)
+            with atomic_path(report_dir / f"{name}.png", ".png") as tmp:  # whole or absent
+                fig.savefig(tmp, dpi=100)
             plt.close(fig)
         except (ValueError, RuntimeError) as exc:
             notes.append(f"{name}.png: not drawn ({exc}).")
-    summary = report_dir / "summary.md"
-    summary.write_text(summary_markdown(study, metric, notes))
+    write_text_atomic(report_dir / "summary.md", summary_markdown(study, metric, notes))
     for old in ("optimization_history", "param_importances", "parallel_coordinate", "slice",
                 "intermediate_values"):  # earlier versions' separate pages
         with contextlib.suppress(OSError):
@@ -85,7 +86,7 @@ def remove_leftovers(study_dir: Path, older_than_s: float = 3600) -> int:
     """Temporary files and folders a killed process left in a study folder (a half-built
     best/, a trial's unfinished config or vectors). Only old ones: a live writer is fast."""
     now, removed = time.time(), 0
-    patterns = (".best.*", "trials/*/.*.tmp*")
+    patterns = (".best.*", "trials/*/.*.tmp*", "report/.*.tmp*")
     for path in [p for pattern in patterns for p in study_dir.glob(pattern)]:
         try:
             if now - path.lstat().st_mtime < older_than_s:

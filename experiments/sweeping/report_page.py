@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from experiments.sweeping.study_table import study_table
+from recsys.files import write_text_atomic
 
 PRUNED = optuna.trial.TrialState.PRUNED
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -208,5 +209,5 @@ td:last-child {{ min-width: 20em; overflow-wrap: anywhere; }}
 </body></html>
 """
     path = report_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page)  # a full disk leaves the old page, not half a new one
     return path

@@ -15,6 +15,8 @@ invocation; each mode prints a table.
                                                      # popularity, notebook, fixed recipe, study
     python -m experiments.benchmark --mode knobs [--movielens PATH] [--amazon PATH]
                                                      # one change at a time from the fixed recipe
+    python -m experiments.benchmark --mode baselines [--movielens PATH] [--amazon PATH]
+                                                     # item-kNN + EASE: seconds, old vs new path
     OPTUNA_STORAGE=postgresql+psycopg://... python -m experiments.benchmark --mode soak
                                                      # 2 commands x 2 workers, kills, SIGINT
     python -m experiments.benchmark --mode all [hydra overrides for the data/model/train]
@@ -69,7 +71,8 @@ def arguments() -> argparse.ArgumentParser:
                              "scale (the whole Amazon file's shape), steps, fidelity, "
                              "fidelity-study, pruning, search (the default study beside "
                              "baselines on several data sets), knobs (one change at a time), "
-                             "soak (memory over many trials), all")
+                             "baselines (item-kNN and EASE, old and new path), soak (memory "
+                             "over many trials), all")
     parser.add_argument("--rows", type=int, default=None,
                         help="load and scale modes: rows of the generated Amazon-shaped file "
                              "(7.8M; fidelity modes: 2M)")
@@ -159,6 +162,12 @@ def search(args: Args, overrides: list[str]) -> str:
     return search_table(data_sets(args), overrides, args.trials, folder, args.metric)
 
 
+def baselines(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.baselines import baselines_table
+
+    return baselines_table(data_sets(args), overrides)
+
+
 def knobs(args: Args, overrides: list[str]) -> str:
     from experiments.benchmarks.knobs import knobs_table
 
@@ -176,7 +185,7 @@ def soak(args: Args, overrides: list[str]) -> str:  # needs a PostgreSQL server
 
 TABLES = {"trial": trial, "load": load, "scale": scale, "steps": steps, "fidelity": fidelity,
           "fidelity-study": fidelity_study, "pruning": pruning, "search": search,
-          "knobs": knobs, "soak": soak}
+          "knobs": knobs, "soak": soak, "baselines": baselines}
 IN_ALL = ("trial", "load", "scale", "pruning", "search", "knobs")  # the others take long
 
 

@@ -4,23 +4,28 @@
   similar items; a user's score for an item sums its similarity to the user's items.
 - EASE (Steck, 2019): a closed-form linear item-item model, B = I - P / diag(P) with
   P = (XᵀX + λI)⁻¹ and a zero diagonal.
-Each is tuned on validation (k or λ from a small grid, by the run's selection metric) and
-reported on test with that value. Both keep a dense item×item matrix, so they are skipped,
-with the reason, above `eval.baseline_max_items`.
+Both start from one Gram matrix XᵀX, built once. item-kNN sorts each item's neighbours once
+for the largest k and keeps sparse top-k rows for every k. EASE inverts by Cholesky (XᵀX + λI
+is symmetric positive definite: half the work of an LU inverse) in float32, and tunes λ on the
+`eval.ease_tune_items` most-rated items (a catalog that size costs (n/m)³ less per λ), then
+solves the whole catalog once at the chosen λ. Each is tuned on validation by the run's
+selection metric and reported on test with that value. Both keep a dense item×item matrix, so
+they are skipped, with the reason, above `eval.baseline_max_items`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from recsys.config import EvalConfig
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
@@ -28,6 +33,8 @@ from recsys.files import write_text_atomic
 from recsys.metrics import ranking_metrics
 
 NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE"}
+MIN_TUNING_PAIRS = 100  # fewer validation pairs among the most-rated items: tune on all items
+Note = Callable[[str], None]
 
 
 @dataclass
@@ -37,6 +44,7 @@ class BaselineResult:
     intervals: dict[str, list[float]] = field(default_factory=dict)
     param: str = ""  # the grid value chosen on validation, e.g. "k=50"
     skipped: str = ""  # why it was not computed
+    seconds: dict[str, float] = field(default_factory=dict)  # per part: tune, final, rank
 
 
 def interaction_matrix(ranker: Ranker) -> sp.csr_matrix:
@@ -46,78 +54,178 @@ def interaction_matrix(ranker: Ranker) -> sp.csr_matrix:
     return x
 
 
-def itemknn_similarities(x: sp.csr_matrix, k: int) -> np.ndarray:
-    """Dense item×item cosine similarities, each row keeping its k largest (no self)."""
-    co = (x.T @ x).toarray().astype(np.float32)
-    norms = np.sqrt(np.diag(co)).astype(np.float32)
+def gram_matrix(x: sp.csr_matrix) -> sp.csr_matrix:
+    """XᵀX, sparse: co-occurrence counts (exact in float32 up to 2²⁴ users per item pair).
+    item-kNN reads it sparse; EASE takes it dense."""
+    gram = (x.T @ x).astype(np.float32).tocsr()
+    gram.sort_indices()
+    return gram
+
+
+def top_neighbours(gram: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each item's k most cosine-similar other items (a sparse row each): items that share no
+    user score 0 and are left out, as they add nothing to a user's score. Ties at the k-th
+    value are broken by the lower item index."""
+    norms = np.sqrt(gram.diagonal()).astype(np.float32)
     norms[norms == 0] = 1.0
-    sim = co / norms[:, None] / norms[None, :]
-    np.fill_diagonal(sim, 0.0)
-    return keep_top(sim, k)
+    sim = sp.diags(1 / norms) @ gram @ sp.diags(1 / norms)
+    sim = sim.tocsr()
+    sim.setdiag(0.0)
+    sim.eliminate_zeros()
+    sim.sort_indices()
+    indptr, data = sim.indptr, sim.data
+    keep = np.zeros(len(data), bool)
+    for row in range(sim.shape[0]):
+        lo, hi = indptr[row], indptr[row + 1]
+        if hi - lo <= k:
+            keep[lo:hi] = True
+        else:  # stable: among equal values the lower item index (sorted indices) first
+            keep[lo + np.argsort(-data[lo:hi], kind="stable")[:k]] = True
+    return _rows_kept(sim, keep)
 
 
-def keep_top(sim: np.ndarray, k: int) -> np.ndarray:
-    """A copy of `sim` with each row's k largest entries kept, the rest zero."""
-    sim = sim.copy()
-    if k < sim.shape[1]:
-        cut = np.argpartition(-sim, k - 1, axis=1)[:, k:]  # all but each row's k largest
-        np.put_along_axis(sim, cut, 0.0, axis=1)
-    return sim
+def itemknn_weights(neighbours: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """`neighbours` (top_neighbours for the largest k) cut to each row's k most similar."""
+    indptr, data = neighbours.indptr, neighbours.data
+    keep = np.zeros(len(data), bool)
+    for row in range(neighbours.shape[0]):
+        lo, hi = indptr[row], indptr[row + 1]
+        keep[lo + np.argsort(-data[lo:hi], kind="stable")[:k]] = True
+    return _rows_kept(neighbours, keep)
 
 
-def ease_weights(x: sp.csr_matrix, lam: float) -> np.ndarray:
-    # float32: half the memory and time of float64 on a 10k-item catalog; λ >= 1 keeps the
-    # system well conditioned enough for ranking.
-    gram = (x.T @ x).toarray().astype(np.float32)
-    gram[np.diag_indices_from(gram)] += lam
-    p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-    b = -p / np.diag(p)[None, :]
-    np.fill_diagonal(b, 0.0)
-    return b.astype(np.float32)
+def _rows_kept(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
+
+
+def ease_weights(gram: sp.csr_matrix | np.ndarray, lam: float) -> np.ndarray:
+    """B = -P / diag(P) with a zero diagonal, P = (XᵀX + λI)⁻¹ by a float32 Cholesky inverse
+    (LAPACK potrf + potri); an LU inverse in float64 when the factorization fails. float32
+    ranks the benchmark's validation pairs as float64 does (experiments/benchmarks)."""
+    a = np.asfortranarray(gram.toarray() if sp.issparse(gram) else gram, np.float32)
+    a[np.diag_indices_from(a)] += lam
+    c, info = lapack.spotrf(a, lower=1, overwrite_a=1, clean=0)
+    if info == 0:
+        p, info = lapack.spotri(c, lower=1, overwrite_c=1)
+    if info != 0:  # not positive definite in float32: the exact route
+        g = (gram.toarray() if sp.issparse(gram) else np.asarray(gram)).astype(np.float64)
+        g[np.diag_indices_from(g)] += lam
+        p = scipy.linalg.inv(g, overwrite_a=True, check_finite=False).astype(np.float32)
+    else:
+        p = np.tril(p)
+        p += np.tril(p, -1).T  # potri fills the lower triangle only
+    diag = np.diag(p).copy()
+    p /= -diag[None, :]
+    np.fill_diagonal(p, 0.0)
+    return p
 
 
 def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ...],
-                  cfg: EvalConfig, monitor: str) -> dict[str, BaselineResult]:
+                  cfg: EvalConfig, monitor: str, note: Note | None = None,
+                  ) -> dict[str, BaselineResult]:
     """Popularity (always) and `cfg.baselines`: val/test metrics and intervals, each
     baseline's k or λ chosen on `monitor` (the run's own selection metric, e.g. val_ndcg_10)
-    from `cfg.knn_neighbors` / `cfg.ease_lambdas`."""
-    names, max_items, resamples = cfg.baselines, cfg.baseline_max_items, cfg.interval_resamples
-    knn_grid, ease_grid = cfg.knn_neighbors, cfg.ease_lambdas
+    from `cfg.knn_neighbors` / `cfg.ease_lambdas`. `note(text)`: a line per baseline done."""
+    say = note or (lambda text: None)
     results = {"popularity": _finish("popularity", ranker.popularity_ranks(val),
-                                     ranker.popularity_ranks(test), val, test, ks, resamples)}
-    x = interaction_matrix(ranker)
-    full: list[np.ndarray] = []  # item-kNN's similarities, computed once for every k
-
-    def knn(k: int) -> np.ndarray:
-        if not full:
-            full.append(itemknn_similarities(x, ranker.n_items))
-        return keep_top(full[0], k)
-
-    grids: dict[str, list[tuple[str, Any]]] = {
-        "itemknn": [(f"k={k}", lambda k=k: knn(k)) for k in knn_grid],
-        "ease": [(f"lambda={lam:g}", lambda lam=lam: ease_weights(x, lam)) for lam in ease_grid],
-    }
-    for name in names:
-        if name == "popularity":
-            continue
-        if ranker.n_items > max_items:
+                                     ranker.popularity_ranks(test), val, test, ks,
+                                     cfg.interval_resamples)}
+    wanted = [n for n in cfg.baselines if n != "popularity"]
+    if not wanted:
+        return results
+    if ranker.n_items > cfg.baseline_max_items:
+        for name in wanted:
             results[name] = BaselineResult(
                 NAMES[name], skipped=f"catalog of {ranker.n_items} items is above "
-                f"eval.baseline_max_items={max_items} (a dense item x item matrix)")
-            continue
-        best: tuple[float, str, np.ndarray, np.ndarray] | None = None
-        for label, build in grids[name]:
-            weights = build()
-            val_ranks = ranker.ranks(val, lambda users, w=weights: x[users] @ w)
-            score = ranking_metrics(val_ranks, ks, "val_")[monitor]
-            if best is None or score > best[0]:
-                best = (score, label, weights, val_ranks)
-        if best is None:  # an empty grid
-            continue
-        _, label, weights, val_ranks = best
-        test_ranks = ranker.ranks(test, lambda users, w=weights: x[users] @ w)
-        results[name] = _finish(name, val_ranks, test_ranks, val, test, ks, resamples, label)
+                f"eval.baseline_max_items={cfg.baseline_max_items} (a dense item x item matrix)")
+        return results
+    start = time.perf_counter()
+    x = interaction_matrix(ranker)
+    gram = gram_matrix(x)
+    gram_seconds = time.perf_counter() - start
+    for name in wanted:
+        tune = tune_itemknn if name == "itemknn" else tune_ease
+        began = time.perf_counter()
+        result = tune(ranker, x, gram, val, test, ks, cfg, monitor)
+        result.seconds = {"gram": round(gram_seconds, 2), **result.seconds}
+        results[name] = result
+        say(f"  {result.name}: {result.param} chosen on {monitor}, "
+            f"{time.perf_counter() - began:.1f} s")
     return results
+
+
+def tune_itemknn(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOut,
+                 test: HeldOut, ks: tuple[int, ...], cfg: EvalConfig,
+                 monitor: str) -> BaselineResult:
+    start = time.perf_counter()
+    neighbours = top_neighbours(gram, max(cfg.knn_neighbors))
+    best = None
+    for k in cfg.knn_neighbors:
+        weights = itemknn_weights(neighbours, k)
+        val_ranks = ranker.ranks(val, lambda users, w=weights: (x[users] @ w).toarray())
+        score = ranking_metrics(val_ranks, ks, "val_")[monitor]
+        if best is None or score > best[0]:
+            best = (score, k, weights, val_ranks)
+    _, k, weights, val_ranks = best
+    tuned = time.perf_counter()
+    test_ranks = ranker.ranks(test, lambda users: (x[users] @ weights).toarray())
+    result = _finish("itemknn", val_ranks, test_ranks, val, test, ks, cfg.interval_resamples,
+                     f"k={k}")
+    result.seconds = {"tune": round(tuned - start, 2),
+                      "test": round(time.perf_counter() - tuned, 2)}
+    return result
+
+
+def tune_ease(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOut,
+              test: HeldOut, ks: tuple[int, ...], cfg: EvalConfig,
+              monitor: str) -> BaselineResult:
+    """λ chosen on the `cfg.ease_tune_items` most-rated items (the whole catalog when it is
+    no larger), then one solve over the whole catalog at that λ."""
+    start = time.perf_counter()
+    m = cfg.ease_tune_items or ranker.n_items
+    subset = None
+    if m < ranker.n_items:
+        subset = tuning_subset(ranker, x, gram, val, m)
+    on_ranker, on_x, on_gram, on_val = subset or (ranker, x, gram, val)
+    best = None
+    for lam in cfg.ease_lambdas:
+        w = ease_weights(on_gram, lam)
+        score = ranking_metrics(on_ranker.ranks(on_val, lambda u, w=w: on_x[u] @ w), ks,
+                                "val_")[monitor]
+        if best is None or score > best[0]:
+            best = (score, lam, w)
+    _, lam, weights = best
+    tuned = time.perf_counter()
+    if subset is not None:  # the whole catalog, once
+        weights = ease_weights(gram, lam)
+    solved = time.perf_counter()
+    val_ranks = ranker.ranks(val, lambda u: x[u] @ weights)
+    test_ranks = ranker.ranks(test, lambda u: x[u] @ weights)
+    where = f" (tuned on the {m} most-rated items)" if subset is not None else ""
+    result = _finish("ease", val_ranks, test_ranks, val, test, ks, cfg.interval_resamples,
+                     f"lambda={lam:g}{where}")
+    result.seconds = {"tune": round(tuned - start, 2), "solve": round(solved - tuned, 2),
+                      "rank": round(time.perf_counter() - solved, 2)}
+    return result
+
+
+def tuning_subset(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOut, m: int,
+                  ) -> tuple[Ranker, sp.csr_matrix, sp.csr_matrix, HeldOut] | None:
+    """The catalog of the m most-rated items: its ranker, interactions, Gram block and the
+    validation pairs whose item is in it (None when too few are)."""
+    items = np.sort(np.argsort(-ranker.item_counts, kind="stable")[:m])
+    place = np.full(ranker.n_items, -1)
+    place[items] = np.arange(m)
+    keep = place[val.items] >= 0
+    if keep.sum() < MIN_TUNING_PAIRS:
+        return None
+    sub_x = x[:, items].tocsr()
+    users, sub_items = sub_x.nonzero()
+    sub_ranker = Ranker(users, sub_items, x.shape[0], m, ranker.item_counts[items],
+                        ranker.exclude_seen)
+    return (sub_ranker, sub_x, gram[items][:, items],
+            HeldOut(val.users[keep], place[val.items[keep]]))
 
 
 def _finish(name: str, val_ranks: np.ndarray, test_ranks: np.ndarray, val: HeldOut,

@@ -277,6 +277,7 @@ class EvalConfig:
     baseline_max_items: int = 20_000  # item-kNN and EASE keep a dense item x item matrix
     knn_neighbors: tuple[int, ...] = (10, 50, 200)  # item-kNN's k, tuned on validation
     ease_lambdas: tuple[float, ...] = (100.0, 500.0, 2500.0)  # EASE's λ, tuned likewise
+    ease_tune_items: int = 4000  # λ is tuned on this many most-rated items (0: every item)
     interval_resamples: int = 500  # bootstrap resamples of users for 95% intervals (0: off)
 
     def __post_init__(self) -> None:
@@ -293,6 +294,8 @@ class EvalConfig:
             require(bool(grid) or name not in self.baselines, f"eval.{key}", list(grid),
                     f"at least one value while eval.baselines holds {name} (or drop it "
                     "from eval.baselines)")
+        require(self.ease_tune_items >= 0, "eval.ease_tune_items", self.ease_tune_items,
+                "an integer >= 0 (0: tune on the whole catalog)")
         require(self.interval_resamples >= 0, "eval.interval_resamples",
                 self.interval_resamples, "an integer >= 0")
 

@@ -166,13 +166,13 @@ def evaluate_baselines(cfg: RunConfig, setup: Setup,
     """Popularity, item-kNN and EASE on the run's pairs: computed once per data set and
     evaluation settings, then read from the cache beside the prepared data."""
     def compute() -> dict:
-        if note and cfg.eval.baselines:  # minutes on a large catalog: say so first
+        if note and cfg.eval.baselines:  # a minute on a large catalog: say so first
             note(f"computing {' and '.join(cfg.eval.baselines)} once for this data set "
                  f"({setup.data.n_items:,} items; cached for later runs and trials)...")
         return run_baselines(setup.ranker, setup.val, setup.test, setup.ks, cfg.eval,
-                             cfg.train.monitor_metric)
+                             cfg.train.monitor_metric, note)
 
-    key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 2,
+    key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 3,
            "monitor": cfg.train.monitor_metric, "sample_fraction": cfg.data.sample_fraction}
     return cached_baselines(derived_file(cfg.data, "baselines", key), compute)
 

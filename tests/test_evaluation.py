@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.baselines import ease_weights, interaction_matrix, itemknn_similarities, run_baselines
+from recsys.baselines import (
+    ease_weights,
+    gram_matrix,
+    interaction_matrix,
+    itemknn_weights,
+    run_baselines,
+    top_neighbours,
+)
 from recsys.config import EvalConfig
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
 from recsys.metrics import exact_ranks, ranking_metrics, top_k_accuracy
@@ -67,55 +74,115 @@ def test_exclude_seen_leaves_out_exactly_the_training_items() -> None:
     assert kept == 3
 
 
-def test_itemknn_and_ease_equal_a_direct_numpy_computation() -> None:
-    r = ranker(False)
-    x = interaction_matrix(r).toarray()
-    # item-kNN, every neighbour kept: cosine between item columns, no self-similarity
+def direct_knn(x: np.ndarray, k: int) -> np.ndarray:
+    """item-kNN spelled out: cosine between item columns, no self-similarity, each row keeping
+    its k largest positive values (equal values: the lower item index first)."""
     norms = np.sqrt((x * x).sum(axis=0))
     norms[norms == 0] = 1
     cosine = (x.T @ x) / np.outer(norms, norms)
     np.fill_diagonal(cosine, 0)
-    np.testing.assert_allclose(itemknn_similarities(interaction_matrix(r), k=5), cosine, atol=1e-6)
-    # hand-checked: items 0 and 1 share user 1 of their two users each -> cosine 1/2
-    assert cosine[0, 1] == pytest.approx(0.5)
-    # keeping k=1 leaves each row's single largest similarity
-    top1 = itemknn_similarities(interaction_matrix(r), k=1)
-    assert ((top1 > 0).sum(axis=1) <= 1).all()
-    # EASE: B = I - P / diag(P), P = (XᵀX + λI)^-1, zero diagonal
-    lam = 2.0
-    p = np.linalg.inv(x.T @ x + lam * np.eye(5))
+    kept = np.zeros_like(cosine)
+    for i, row in enumerate(cosine):
+        for j in sorted(range(len(row)), key=lambda j: (-row[j], j))[:k]:
+            kept[i, j] = row[j] if row[j] > 0 else 0
+    return kept
+
+
+def direct_ease(x: np.ndarray, lam: float) -> np.ndarray:
+    """EASE spelled out: B = I - P / diag(P), P = (XᵀX + λI)^-1, zero diagonal."""
+    p = np.linalg.inv(x.T @ x + lam * np.eye(x.shape[1]))
     b = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0)
-    np.testing.assert_allclose(ease_weights(interaction_matrix(r), lam), b, rtol=1e-4, atol=1e-5)
+    return b
+
+
+def test_itemknn_and_ease_equal_a_direct_numpy_computation() -> None:
+    r = ranker(False)
+    x = interaction_matrix(r).toarray()
+    gram = gram_matrix(interaction_matrix(r))
+    neighbours = top_neighbours(gram, 5)
+    np.testing.assert_allclose(neighbours.toarray(), direct_knn(x, 5), atol=1e-6)
+    # hand-checked: items 0 and 1 share user 1 of their two users each -> cosine 1/2
+    assert direct_knn(x, 5)[0, 1] == pytest.approx(0.5)
+    for k in (1, 2):  # a smaller k cuts the sorted neighbours, ties by the lower index
+        np.testing.assert_allclose(itemknn_weights(neighbours, k).toarray(), direct_knn(x, k),
+                                   atol=1e-6)
+    assert ((itemknn_weights(neighbours, 1).toarray() > 0).sum(axis=1) <= 1).all()
+    for lam in (0.5, 2.0, 50.0):
+        np.testing.assert_allclose(ease_weights(gram, lam), direct_ease(x, lam), rtol=1e-4,
+                                   atol=1e-5)
+
+
+def direct_choice(r: Ranker, x: np.ndarray, build, grid, val: HeldOut, test: HeldOut,
+                  monitor: str, ks=(1, 2)) -> tuple[object, dict[str, float]]:
+    """The grid value with the best validation `monitor` (the first of equals), and its
+    validation and test metrics, ranked by `direct_rank`."""
+    def ranks(held: HeldOut, w: np.ndarray) -> np.ndarray:
+        return np.array([direct_rank((x @ w)[u], t, r.tie_order, set()) if u > 0 else
+                         direct_rank(COUNTS.astype(float), t, r.tie_order, set())
+                         for u, t in zip(held.users, held.items, strict=True)])
+
+    scores = {v: ranking_metrics(ranks(val, build(x, v)), ks, "val_")[monitor] for v in grid}
+    chosen = max(grid, key=lambda v: scores[v])
+    w = build(x, chosen)
+    return chosen, {**ranking_metrics(ranks(val, w), ks, "val_"),
+                    **ranking_metrics(ranks(test, w), ks, "test_")}
+
+
+VAL = HeldOut(np.array([1, 3, 0, 2]), np.array([3, 0, 1, 1]))
+TEST = HeldOut(np.array([2, 1]), np.array([1, 2]))
 
 
 @pytest.mark.parametrize("monitor", ["val_top_2", "val_mrr", "val_ndcg_1"])
 def test_baselines_report_the_direct_metrics_and_choose_on_validation(monitor: str) -> None:
     r = ranker(False)
-    val = HeldOut(np.array([1, 3, 0]), np.array([3, 0, 1]))
-    test = HeldOut(np.array([2, 1]), np.array([1, 2]))
     cfg = EvalConfig(baselines=("itemknn", "ease"), baseline_max_items=100,
-                     knn_neighbors=(1, 5), ease_lambdas=(2.0, 50.0), interval_resamples=0)
-    results = run_baselines(r, val, test, (1, 2), cfg, monitor=monitor)
+                     knn_neighbors=(1, 5), ease_lambdas=(2.0, 50.0), interval_resamples=0,
+                     ease_tune_items=0)
+    results = run_baselines(r, VAL, TEST, (1, 2), cfg, monitor=monitor)
     x = interaction_matrix(r).toarray()
-    for name, build in (("itemknn", lambda v: itemknn_similarities(interaction_matrix(r), v)),
-                        ("ease", lambda v: ease_weights(interaction_matrix(r), v))):
-        grid = (1, 5) if name == "itemknn" else (2.0, 50.0)
-        val_scores = {v: ranking_metrics(np.array([
-            direct_rank((x @ build(v))[u], t, r.tie_order, set()) if u > 0 else
-            direct_rank(COUNTS.astype(float), t, r.tie_order, set())
-            for u, t in zip(val.users, val.items, strict=True)]), (1, 2), "val_")[monitor]
-            for v in grid}
-        chosen = max(grid, key=lambda v: val_scores[v])  # first best, as the code keeps
-        test_ranks = [direct_rank((x @ build(chosen))[u], t, r.tie_order, set())
-                      for u, t in zip(test.users, test.items, strict=True)]
-        assert results[name].metrics == {
-            **ranking_metrics(np.array([direct_rank(
-                (x @ build(chosen))[u], t, r.tie_order, set()) if u > 0 else direct_rank(
-                COUNTS.astype(float), t, r.tie_order, set())
-                for u, t in zip(val.users, val.items, strict=True)]), (1, 2), "val_"),
-            **ranking_metrics(np.array(test_ranks), (1, 2), "test_")}
+    k, knn_metrics = direct_choice(r, x, direct_knn, (1, 5), VAL, TEST, monitor)
+    assert results["itemknn"].param == f"k={k}"
+    assert results["itemknn"].metrics == pytest.approx(knn_metrics)
+    lam, ease_metrics = direct_choice(r, x, direct_ease, (2.0, 50.0), VAL, TEST, monitor)
+    assert results["ease"].param == f"lambda={lam:g}"
+    assert results["ease"].metrics == pytest.approx(ease_metrics)
     assert results["popularity"].param == ""
+    assert set(results["ease"].seconds) == {"gram", "tune", "solve", "rank"}
+
+
+def test_ease_lambda_tuned_on_the_most_rated_items_then_solved_on_all(monkeypatch) -> None:
+    """eval.ease_tune_items=3 of 5 items: λ is chosen as a direct computation on those three
+    items' columns (their validation pairs only) chooses it; the reported model is EASE over
+    all five items at that λ."""
+    import recsys.baselines
+
+    monkeypatch.setattr(recsys.baselines, "MIN_TUNING_PAIRS", 1)
+    r = ranker(False)
+    grid = (0.01, 0.1, 1.0)  # on all five items val_mrr would choose 1.0; on three, 0.01
+    cfg = EvalConfig(baselines=("ease",), baseline_max_items=100, knn_neighbors=(1,),
+                     ease_lambdas=grid, interval_resamples=0, ease_tune_items=3)
+    result = run_baselines(r, VAL, TEST, (1, 2), cfg, monitor="val_mrr")["ease"]
+    items = np.array([0, 1, 3])  # the three most rated (counts 2, 2, 1, 2, 0; ties by index)
+    sub = Ranker(TRAIN_USER[np.isin(TRAIN_ITEM, items)],
+                 np.searchsorted(items, TRAIN_ITEM[np.isin(TRAIN_ITEM, items)]), 4, 3,
+                 COUNTS[items], False)
+    keep = np.isin(VAL.items, items)
+    sub_val = HeldOut(VAL.users[keep], np.searchsorted(items, VAL.items[keep]))
+    x = interaction_matrix(r).toarray()
+
+    def sub_mrr(lam: float) -> float:
+        w = direct_ease(x[:, items], lam)
+        ranks = [direct_rank((x[:, items] @ w)[u], t, sub.tie_order, set()) if u > 0 else
+                 direct_rank(COUNTS[items].astype(float), t, sub.tie_order, set())
+                 for u, t in zip(sub_val.users, sub_val.items, strict=True)]
+        return ranking_metrics(np.array(ranks), (1, 2), "val_")["val_mrr"]
+
+    chosen = max(grid, key=sub_mrr)
+    assert chosen != direct_choice(r, x, direct_ease, grid, VAL, TEST, "val_mrr")[0]
+    assert result.param == f"lambda={chosen:g} (tuned on the 3 most-rated items)"
+    _, metrics = direct_choice(r, x, direct_ease, (chosen,), VAL, TEST, "val_mrr")
+    assert result.metrics == pytest.approx(metrics)
 
 
 def test_baselines_are_skipped_with_the_reason_above_the_item_limit() -> None:

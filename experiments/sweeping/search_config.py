@@ -25,11 +25,12 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class PrunerConfig:
-    name: Literal["median", "hyperband", "none"] = "median"
+    name: Literal["median", "best_curve", "hyperband", "none"] = "median"
     n_startup_trials: int = 5
     n_warmup_steps: int = 3
     min_resource: int = 2
     reduction_factor: int = 3
+    ratio: float = 0.9  # best_curve: cut below this share of the best trial's curve
 
     def __post_init__(self) -> None:
         for key in ("n_startup_trials", "n_warmup_steps"):
@@ -39,6 +40,8 @@ class PrunerConfig:
                  "an integer >= 1")
         require(self.reduction_factor >= 2, "search.pruner.reduction_factor",
                  self.reduction_factor, "an integer >= 2")
+        require(0 < self.ratio <= 1, "search.pruner.ratio", self.ratio,
+                 "a number in (0, 1]")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from experiments.cli.compose import TRAIN_GROUPS
 from experiments.cli.secrets import mask_secrets
+from experiments.sweeping.pruners import BestCurvePruner
 from experiments.sweeping.search_config import (
     FidelityConfig,
     PrunerConfig,
@@ -288,6 +289,8 @@ def make_pruner(cfg: PrunerConfig, max_resource: int, fidelity: FidelityConfig |
     if cfg.name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=cfg.n_startup_trials,
                                            n_warmup_steps=cfg.n_warmup_steps)
+    if cfg.name == "best_curve":
+        return BestCurvePruner(cfg.ratio, cfg.n_warmup_steps)
     if cfg.name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=cfg.min_resource,
                                               max_resource=max_resource,

@@ -42,6 +42,9 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise UserError(f"no study named {name!r} in {mask_url(search.storage)}: available "
                         f"are {', '.join(names) or 'none'}") from None
+    # The trials were ranked, pruned and early-stopped on the study's own metric, whatever
+    # search.metric this command composes to.
+    metric = study.user_attrs.get("metric") or search.metric
     report_dir = Path(search.dir) / "report"
     from experiments.sweeping.plan import ensure_writable
 
@@ -58,7 +61,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
 
         try:
             best = export_best(study, Path(search.dir), confirmed_choice(study))
-            page = write_report(study, report_dir, search.metric)
+            page = write_report(study, report_dir, metric)
         except OSError as exc:
             raise UserError(f"cannot write best/ and report/ into {search.dir!r}: "
                             f"{exc.strerror}; set search.dir to a writable study folder") from None
@@ -67,7 +70,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
                   f"{', model' if (best / 'model').exists() else ''})")
         from experiments.sweeping.study_table import study_table
 
-        print(study_table(study, search.metric))
+        print(study_table(study, metric))
         print(f"report: {page}  (open it in a browser; summary.md and PNGs beside it)")
         return 0
 
@@ -83,9 +86,9 @@ Usage:
   study=NAME            the study (search.study_name); its folder is outputs/sweeps/NAME
   search.dir=PATH       a study folder elsewhere (its study.db is the storage by default)
   search.storage=URL    a study in PostgreSQL (or another Optuna RDB URL)
-  search.metric=NAME    the metric its table and plots are named after (val_top_100)
   --verbose             full tracebacks
 
+Trials are ranked on the metric the study was searched on (stored with the study).
 Writes <study folder>/report/index.html (open it in a browser: the table and every plot on
 one page), summary.md and PNGs, and best/ (config.yaml, params.json, metrics.json, model/)."""
 

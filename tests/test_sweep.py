@@ -515,3 +515,18 @@ def test_a_full_disk_leaves_the_old_report_page_whole(study_dir: Path) -> None:
         assert not [p.name for p in disk.iterdir() if ".tmp" in p.name]
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_report_ranks_on_the_studys_own_metric(tmp_path: Path, capsys) -> None:
+    """A study searched on NDCG@10: `report` without search.metric ranks, marks and plots on
+    NDCG@10 (it printed `ranked on val_top_100` and could mark another trial best)."""
+    from experiments import report
+
+    assert sweep.main(sweep_args(tmp_path, "ndcg", 2, "search.metric=val_ndcg_10")) == 0
+    capsys.readouterr()
+    assert report.main(["study=ndcg", f"search.dir={tmp_path / 'ndcg'}"]) == 0
+    out = capsys.readouterr().out
+    assert "ranked on val_ndcg_10" in out and "ranked on val_top_100" not in out
+    page = (tmp_path / "ndcg" / "report" / "index.html").read_text()
+    assert "val_ndcg_10\n(maximize)" in page and "val_top_100\n(maximize)" not in page

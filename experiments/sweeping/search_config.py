@@ -102,6 +102,11 @@ class SearchConfig:
                          ("keep_vectors", 1)):
             require(getattr(self, key) >= low, f"search.{key}", getattr(self, key),
                      f"an integer >= {low}")
+        # Every metric (top-k accuracy, NDCG@k, MRR) is better higher: trials early-stop and
+        # the baselines tune by the larger value, so a minimizing study would export its worst.
+        require(self.direction == "maximize", "search.direction", self.direction,
+                "maximize: every metric (val_top_<k>, val_ndcg_<k>, val_mrr) is better "
+                "higher (drop the key)")
         require(self.timeout is None or self.timeout > 0, "search.timeout", self.timeout,
                  "null or a number of seconds > 0")
         name = self.study_name

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -20,7 +21,11 @@ def add(study: optuna.Study, state: TrialState, lr: float, dim: int, curve: list
         params={"optimizer.learning_rate": lr, "model.embedding_dim": dim}, distributions=DISTS,
         intermediate_values=dict(enumerate(curve, start=1)),
         user_attrs={"metrics": metrics, "seconds": 3.0,
-                    "popularity": {"val_top_100": 0.2, "test_top_100": 0.21}} if curve else {}))
+                    "popularity": {"val_top_100": 0.2, "test_top_100": 0.21},
+                    "baselines": {"popularity": {"name": "popularity", "metrics": {
+                        "val_top_100": 0.2, "test_top_100": 0.21}},
+                        "ease": {"name": "EASE", "metrics": {"val_top_100": 0.25}}}}
+        if curve else {}))
 
 
 def is_png(path: Path) -> bool:
@@ -39,7 +44,9 @@ def test_report_for_study_with_complete_pruned_and_failed_trials(tmp_path: Path)
 
     page = index.read_text()
     assert index.name == "index.html" and page.lower().startswith("<!doctype html>")
-    assert page.count("Plotly.newPlot") == 5  # history, importances, parallel, slices, curves
+    # history, time to quality, importances, parallel, slices, curves
+    assert page.count("Plotly.newPlot") == 6
+    assert "Time to quality: the best trial so far: passed EASE after" in page
     assert "<script src=" not in page and len(page) > 3_000_000  # plotly.js inlined: no network
     assert page.count("plotly.js v") <= 2  # ... once (its banner), not per figure
     assert "Objective Value" not in page and page.count("val_top_100") >= 5
@@ -65,3 +72,28 @@ def test_report_for_single_trial_explains_missing_importances(tmp_path: Path) ->
     assert "Not enough complete trials to draw it" in index.read_text()
     assert is_png(tmp_path / "report" / "optimization_history.png")
     assert is_png(tmp_path / "report" / "intermediate_values.png")
+
+
+def test_time_to_quality_follows_the_best_complete_trial_by_wall_clock() -> None:
+    """Seconds from the first trial's start to each new best's completion; pruned trials and
+    trials that do not beat the best so far add no point; EASE is passed at the first best
+    above its validation value."""
+    from datetime import datetime, timedelta
+
+    from experiments.sweeping.time_to_quality import at, best_so_far, first_past
+
+    study = optuna.create_study(direction="maximize")
+    t0 = datetime(2026, 1, 1)
+    for number, (state, value, start, end) in enumerate([
+            (TrialState.COMPLETE, 0.30, 0, 100), (TrialState.PRUNED, None, 100, 130),
+            (TrialState.COMPLETE, 0.20, 130, 200), (TrialState.COMPLETE, 0.40, 200, 400)]):
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=number, state=state, value=value, datetime_start=t0 + timedelta(seconds=start),
+            datetime_complete=t0 + timedelta(seconds=end), params={}, distributions={},
+            user_attrs={"metrics": {"test_top_100": (value or 0) + 0.01}}, system_attrs={},
+            intermediate_values={1: value or 0.1}, trial_id=number))
+    points = best_so_far(study, "val_top_100")
+    assert [(p.seconds, p.trial, p.val) for p in points] == [(100, 0, 0.30), (400, 3, 0.40)]
+    assert points[1].test == pytest.approx(0.41)
+    assert at(points, 60) is None and at(points, 120).trial == 0 and at(points, 600).trial == 3
+    assert first_past(points, 0.35) == 400 and first_past(points, 0.5) is None

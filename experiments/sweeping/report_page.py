@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from experiments.sweeping.study_table import study_table
+from experiments.sweeping.time_to_quality import baseline_value, best_so_far, first_past
 from recsys.files import write_text_atomic
 
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -44,6 +45,36 @@ def history_figure(study: optuna.Study, metric: str) -> go.Figure:
     fig.update_layout(xaxis_title="trial", yaxis_title=metric,
                       title=f"{metric} of every trial, and the best so far")
     whole_ticks(fig, 0, max((t.number for t in study.get_trials(deepcopy=False)), default=0))
+    return fig
+
+
+def time_figure(study: optuna.Study, metric: str) -> go.Figure | None:
+    """The best model in hand against wall-clock seconds (validation, and its test value),
+    with EASE's validation value as a line: when did the study pass it?"""
+    points = best_so_far(study, metric)
+    if not points:
+        return None
+    end = max(((t.datetime_complete - min(s.datetime_start for s in study.trials
+                                         if s.datetime_start)).total_seconds()
+               for t in study.trials if t.datetime_complete), default=points[-1].seconds)
+    xs = [p.seconds for p in points] + [end]
+    fig = go.Figure()
+    for name, ys in (("best so far (validation)", [p.val for p in points]),
+                     ("its test value", [p.test for p in points])):
+        fig.add_trace(go.Scatter(x=xs, y=[*ys, ys[-1]], mode="lines+markers", name=name,
+                                 line={"shape": "hv"},
+                                 text=[f"trial {p.trial}" for p in points] + [""]))
+    test_metric = "test_" + metric.removeprefix("val_")
+    ease = baseline_value(study, "ease", metric)
+    if ease is not None:
+        fig.add_hline(y=ease, line_dash="dash", line_color="#c00",
+                      annotation_text=f"EASE {metric} {ease:.4f}")
+    passed = first_past(points, ease)
+    verdict = "" if ease is None else (f": passed EASE after {passed:.0f} s" if passed is not None
+                                       else ": never passed EASE")
+    fig.update_layout(xaxis_title="seconds since the first trial started", yaxis_title=metric,
+                      title=f"Time to quality: the best trial so far{verdict} "
+                            f"(test value on {test_metric})")
     return fig
 
 
@@ -170,6 +201,7 @@ def write_index(study: optuna.Study, report_dir: Path, metric: str, notes: list[
     study_dir = report_dir.parent
     figures: list[tuple[str, go.Figure | None]] = [
         ("Optimization history", history_figure(study, metric)),
+        ("Time to quality", time_figure(study, metric)),
         ("Parameter importances", importances_figure(study, metric)),
         ("Parallel coordinates", parallel_figure(study, metric)),
         ("Slices", slice_figure(study, metric)),

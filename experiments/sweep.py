@@ -39,7 +39,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     start = time.perf_counter()
     plan = plan_sweep(job_config(cfg), overrides)
     prepared = load_data(plan.base.data)  # data errors stop the sweep before any trial
-    plan.base.check_data(len(prepared.user_ids), len(prepared.item_ids))
+    plan.base.check_data(len(prepared.user_ids), len(prepared.item_ids), prepared.most_seen())
     check_fits(plan.base, len(prepared.user_ids), len(prepared.item_ids))
     plan = plan.with_rungs(prepared.stats["train_pool"])  # large data: multi-fidelity
     if len(plan.rungs) > 1:

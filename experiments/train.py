@@ -26,7 +26,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     tree = job_config(cfg)
     config = RunConfig.from_dict(tree)  # every value checked here
     prepared = load_data(config.data)  # bad data fails here, before anything is written
-    config.check_data(len(prepared.user_ids), len(prepared.item_ids))
+    config.check_data(len(prepared.user_ids), len(prepared.item_ids), prepared.most_seen())
     check_fits(config, len(prepared.user_ids), len(prepared.item_ids))
 
     def job(run_dir: Path) -> int:

@@ -325,11 +325,23 @@ class RunConfig:
             config = _with_value(config, key.split("."), value, "")
         return config
 
-    def check_data(self, n_users: int, n_items: int) -> None:
+    def check_data(self, n_users: int, n_items: int, most_seen: int = 0) -> None:
         """What the config asks of data with these counts (checked before anything is
-        written): top-k below the catalog, an exact softmax on a small catalog. Whether the
-        model fits in memory: `recsys.memory.check_fits`."""
+        written): top-k below the catalog (less the items a held-out user rated in training,
+        `most_seen` at most, when eval.exclude_seen leaves them out), an exact softmax on a
+        small catalog. Whether the model fits in memory: `recsys.memory.check_fits`."""
         k = max(self.train.top_ks)
+        if n_items < 2:
+            raise UserError(f"the catalog holds {n_items} item(s) after data.min_item_ratings="
+                            f"{self.data.min_item_ratings}: there is nothing to rank; use data "
+                            "with more items or a lower data.min_item_ratings")
+        candidates = n_items - (most_seen if self.eval.exclude_seen else 0)
+        if k >= candidates and candidates < n_items:
+            raise UserError(f"eval.exclude_seen=true leaves a held-out user {candidates} "
+                            f"candidate items (they rated {most_seen} of the {n_items} in "
+                            f"training), not more than k={k} of train.top_ks: every scorer "
+                            f"would score 1.0 at that k; use train.top_ks below {candidates} "
+                            "or eval.exclude_seen=false")
         if k >= n_items:  # every scorer would hit at that k: a constant to select on
             raise UserError(f"train.top_ks={sorted(self.train.top_ks)} holds k={k}, not below "
                             f"the catalog's {n_items} items (every scorer would score 1.0 at "

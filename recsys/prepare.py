@@ -59,6 +59,10 @@ class PreparedData:
     sample_rank: np.ndarray  # int32 rank in the seeded pool permutation; -1 outside the pool
     stats: dict[str, int] = field(default_factory=dict)
 
+    def most_seen(self) -> int:
+        """The most training-pool pairs of a user with a validation or test pair."""
+        return most_seen_count(self.user[self.split == TRAIN], self.user[self.split != TRAIN])
+
 
 @dataclass(frozen=True)
 class TrialData:
@@ -223,3 +227,11 @@ def select_training(data: PreparedData, sample_fraction: float) -> TrialData:
         user_vocab=user_vocab, item_vocab=as_strings(data.item_ids), item_counts=item_counts,
         stats=stats,
     )
+
+
+def most_seen_count(train_user: np.ndarray, held_user: np.ndarray) -> int:
+    """The most training pairs of any user who also has a held-out pair (0: none)."""
+    if len(train_user) == 0 or len(held_user) == 0:
+        return 0
+    counts = np.bincount(train_user, minlength=int(max(train_user.max(), held_user.max())) + 1)
+    return int(counts[held_user].max())

@@ -27,7 +27,7 @@ from recsys.memory import check_fits
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTowerModel
 from recsys.optim import make_optimizer
-from recsys.prepare import PreparedData, TrialData, select_training
+from recsys.prepare import PreparedData, TrialData, most_seen_count, select_training
 from recsys.queries import QueryEncoder, model_ranks
 from recsys.serving import VECTORS_FILE, save_vectors
 
@@ -135,7 +135,8 @@ def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
     configure_threads(cfg.train)
     data = select_training(prepared, cfg.data.sample_fraction)
     tf.keras.utils.set_random_seed(cfg.train.seed)
-    cfg.check_data(data.n_users, data.n_items)
+    cfg.check_data(data.n_users, data.n_items, most_seen_count(
+        data.train_user, np.concatenate([data.val_user, data.test_user])))
     check_fits(cfg, data.n_users, data.n_items)
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
     user_history = UserHistory(data.train_user, data.train_item, data.n_users,

@@ -474,3 +474,24 @@ def test_a_study_that_completes_no_trial_says_so_and_fails(tmp_path: Path, capsy
     assert code == 1 and len(err) == 1, err
     assert err[0].startswith("error: no trial completed before search.timeout=0.001 s ran out")
     assert not (tmp_path / "study" / "best").exists()
+
+
+def test_exclude_seen_counts_the_excluded_items_against_k(tmp_path: Path, capsys) -> None:
+    """A user who rated 25 of 30 items: with seen items excluded, 5 candidates are left, so
+    top-10 would be 1.0 for every scorer. Refused, naming the counts; without exclude_seen the
+    same k is fine."""
+    heavy = [f"H,P{j},5.0,{2000 + j}" for j in range(30)]
+    path = write_lines(tmp_path / "r.csv", RATINGS + heavy)
+    code, err = run_train(tmp_path, capsys, *amazon(path), "eval.exclude_seen=true")
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: eval.exclude_seen=true leaves a held-out user ")
+    assert "not more than k=10 of train.top_ks: every scorer would score 1.0" in err[0]
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_one_item_catalog_says_there_is_nothing_to_rank(tmp_path: Path, capsys) -> None:
+    path = write_lines(tmp_path / "r.csv", [f"U{i},P1,5.0,{1000 + i}" for i in range(50)])
+    code, err = run_train(tmp_path, capsys, *amazon(path))
+    assert code == 2 and err == ["error: the catalog holds 1 item(s) after data.min_item_ratings"
+                                 "=1: there is nothing to rank; use data with more items or a "
+                                 "lower data.min_item_ratings"]

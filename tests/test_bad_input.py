@@ -495,3 +495,21 @@ def test_a_one_item_catalog_says_there_is_nothing_to_rank(tmp_path: Path, capsys
     assert code == 2 and err == ["error: the catalog holds 1 item(s) after data.min_item_ratings"
                                  "=1: there is nothing to rank; use data with more items or a "
                                  "lower data.min_item_ratings"]
+
+
+@pytest.mark.slow
+def test_a_home_tilde_in_search_dir_and_cache_dir_is_the_home_folder(tmp_path: Path) -> None:
+    """`~` meant the home folder in data.path only: search.dir and data.cache_dir made a
+    folder named `~` in the working directory, and the printed commands pointed home."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.sweep", *TINY_SYNTHETIC, "train.epochs=1",
+         "search.n_trials=1", "search.dir='~/studies/t'", "data.cache_dir='~/cache'"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(work.iterdir()) == []
+    assert (home / "studies" / "t" / "study.db").is_file() and (home / "cache").is_dir()
+    assert f"study folder: {home / 'studies' / 't'}" in done.stdout

@@ -79,9 +79,9 @@ def run_command(argv: Sequence[str] | None, config_name: str, set_up: SetUp, *,
             cfg = compose_config(name, args, config_dir)  # our one-line errors
             job = set_up(cfg, args)  # every check and the data load: nothing written yet
             if claim_run_dir and not any(a.startswith("hydra.run.dir=") for a in args):
-                run_dir = claim_new_dir(Path(cfg.hydra.run.dir))
+                run_dir = claim_new_dir(Path(cfg.hydra.run.dir).expanduser())
             else:
-                run_dir = make_run_dir(Path(cfg.hydra.run.dir))
+                run_dir = make_run_dir(Path(cfg.hydra.run.dir).expanduser())
             write_hydra_record(run_dir, cfg, args)
             return job(run_dir)
     except UserError as exc:

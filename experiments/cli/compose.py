@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -144,10 +145,29 @@ def _unknown_key(key: str, config_name: str, overrides: list[str],
 
 
 def job_config(cfg: DictConfig) -> dict[str, Any]:
-    """The composed config without Hydra's own section, as plain containers."""
+    """The composed config without Hydra's own section, as plain containers; `~` in the
+    settings that name a file or folder is the user's home, as a shell would have it."""
     tree = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(tree, dict)
     tree.pop("hydra", None)
+    return expand_home(tree)
+
+
+HOME_PATHS = (("data", "path"), ("data", "cache_dir"), ("search", "dir"))
+
+
+def expand_home(tree: dict[str, Any]) -> dict[str, Any]:
+    """`~/x` -> `/home/me/x` in data.path, data.cache_dir, search.dir and a SQLite
+    search.storage (an unexpanded one made a folder named `~` in the working directory)."""
+    for group, key in HOME_PATHS:
+        section = tree.get(group)
+        value = section.get(key) if isinstance(section, dict) else None
+        if isinstance(value, str) and value.startswith("~"):
+            section[key] = os.path.expanduser(value)
+    search = tree.get("search")
+    storage = search.get("storage") if isinstance(search, dict) else None
+    if isinstance(storage, str) and storage.startswith("sqlite:///~"):
+        search["storage"] = "sqlite:///" + os.path.expanduser(storage[len("sqlite:///"):])
     return tree
 
 

@@ -4,6 +4,7 @@
 
 Needs only TensorFlow to load the model (a plain SavedModel). A user the model has not seen
 (including an empty id) gets the most popular training items, and the output says so.
+Someone new: `--history ITEM,...` (the items they rated) without a user id.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.recommend",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path, help="a SavedModel folder, e.g. <study>/best/model")
-    parser.add_argument("user_id", help="the user's id as in the ratings file ('' with --history "
-                                        "for someone new)")
+    parser.add_argument("user_id", nargs="?", default=None,
+                        help="the user's id as in the ratings file (leave it out with --history "
+                             "for someone new)")
     parser.add_argument("--k", type=int, default=10, help="how many items (default 10)")
     parser.add_argument("--exclude-seen", action="store_true",
                         help="leave out items the user rated in training")
@@ -53,17 +55,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_USER_ERROR
     if args.history is not None:
-        items = [i for i in args.history.split(",") if i]
-        out = model.recommend_from_history(tf.constant(items, tf.string), tf.constant(args.k))
-        if bool(out["from_history"].numpy()):
-            print(f"top {args.k} items for user {args.user_id!r} from the {len(items)} given "
-                  "item(s) (those left out):")
-        else:
-            print(f"no vector from --history (the model has no history tower, or none of the "
-                  f"{len(items)} item(s) is in its catalog): showing the {args.k} most popular "
-                  "items (score = training ratings)")
-        print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k)
-        return 0
+        return from_history(model, args)
+    if args.user_id is None:
+        print("error: give a user id, or --history ITEM,... (the items someone new rated)",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     out = model.recommend(tf.constant([args.user_id]), tf.constant(args.k),
                           tf.constant(args.exclude_seen))
     if not bool(out["known_user"].numpy()[0]):
@@ -72,17 +68,53 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"top {args.k} items for user {args.user_id!r}"
               f"{' (items rated in training left out)' if args.exclude_seen else ''}:")
-    print_items(out["item_ids"].numpy()[0], out["scores"].numpy()[0], args.k)
+    print_items(out["item_ids"].numpy()[0], out["scores"].numpy()[0], args.k,
+                counts=not bool(out["known_user"].numpy()[0]))
     return 0
 
 
-def print_items(item_ids, scores, k: int) -> None:  # noqa: ANN001 (NumPy arrays)
-    """Ranked items; an item scored -inf was left out (seen), so the list stops before it."""
+def from_history(model, args: argparse.Namespace) -> int:  # noqa: ANN001 (a SavedModel)
+    """Recommend for someone new from the items they rated: each given id once, whitespace
+    around ids ignored, unknown ids named and left out."""
+    import tensorflow as tf
+
+    if args.user_id:
+        known = model.recommend(tf.constant([args.user_id]), tf.constant(1), tf.constant(False))
+        if bool(known["known_user"].numpy()[0]):
+            print(f"error: user {args.user_id!r} is in the model's training data: --history is "
+                  "for someone new (leave the user id out), or drop --history to recommend "
+                  "from their own training items", file=sys.stderr)
+            return EXIT_USER_ERROR
+    given = list(dict.fromkeys(i.strip() for i in args.history.split(",") if i.strip()))
+    catalog = {i.decode() for i in model.item_ids.numpy()}
+    items = [i for i in given if i in catalog]
+    if unknown := [i for i in given if i not in catalog]:
+        print(f"note: {len(unknown)} of the {len(given)} given item(s) are not in the model's "
+              f"catalog and are left out: {', '.join(unknown[:10])}"
+              f"{' ...' if len(unknown) > 10 else ''}")
+    out = model.recommend_from_history(tf.constant(items, tf.string), tf.constant(args.k))
+    who = f"user {args.user_id!r}" if args.user_id else "someone new"
+    if bool(out["from_history"].numpy()):
+        print(f"top {args.k} items for {who} from the {len(items)} known given item(s) (those "
+              "left out):")
+        print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k)
+    else:
+        print(f"no vector from --history (the model has no history tower, or none of the "
+              f"{len(given)} given item(s) is in its catalog): showing the {args.k} most popular "
+              "items (score = training ratings)")
+        print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k, counts=True)
+    return 0
+
+
+def print_items(item_ids, scores, k: int, counts: bool = False) -> None:  # noqa: ANN001
+    """Ranked items; an item scored -inf was left out (seen), so the list stops before it.
+    `counts`: the scores are training ratings (popularity), printed as whole numbers."""
     shown = 0
     for rank, (item, score) in enumerate(zip(item_ids, scores, strict=True), start=1):
         if score == float("-inf"):
             break
-        print(f"{rank:>4}  {item.decode():<16} {score:10.4f}")
+        print(f"{rank:>4}  {item.decode():<16} " + (f"{score:>10.0f} ratings" if counts
+                                                      else f"{score:10.4f}"))
         shown += 1
     if shown < k:
         print(f"only {shown} item(s): the rest of the catalog was left out")

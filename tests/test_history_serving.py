@@ -66,14 +66,31 @@ def test_a_new_user_gets_a_vector_from_the_items_given(trained: Path) -> None:
 
 
 def test_recommend_cli_takes_a_history(trained: Path, capsys) -> None:
+    """No user id needed; ids are trimmed and counted once; unknown ones are named in one line
+    and the known ones used; a known user's id with --history is refused."""
     from experiments import recommend
 
     vectors = load_vectors(trained / "run" / "vectors.npz")
-    items = ",".join(vectors["item_ids"][:3].tolist())
-    assert recommend.main([str(trained / "model"), "", "--history", items, "--k", "4"]) == 0
+    a, b, c = vectors["item_ids"][:3].tolist()
+    model = str(trained / "model")
+    assert recommend.main([model, "--history", f"{a}, {b},{a},{a},nope,{c}", "--k", "4"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "from the 3 given item(s)" in out[0] and len(out) == 5
-    assert not {line.split()[1] for line in out[1:]} & set(items.split(","))
+    assert out[0] == "note: 1 of the 4 given item(s) are not in the model's catalog and are " \
+                     "left out: nope"
+    assert "someone new from the 3 known given item(s)" in out[1] and len(out) == 6
+    assert not {line.split()[1] for line in out[2:]} & {a, b, c}
+    # The same list as the three distinct known items given plainly.
+    assert recommend.main([model, "--history", f"{a},{b},{c}", "--k", "4"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == out[2:]
+    known = str(vectors["user_ids"][1])
+    assert recommend.main([model, known, "--history", a]) == 2
+    err = capsys.readouterr().err
+    assert f"user {known!r} is in the model's training data" in err
+    assert recommend.main([model]) == 2
+    assert "give a user id, or --history" in capsys.readouterr().err
+    # Popularity (an unknown user) prints whole training-rating counts, not 287.0000.
+    assert recommend.main([model, "nobody-at-all", "--k", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith(" ratings")
 
 
 def test_recommend_prints_the_list_and_nothing_of_tensorflow(trained: Path) -> None:

@@ -94,15 +94,15 @@ def prepare(ratings: Ratings, cfg: DataConfig) -> PreparedData:
     Works on integer codes only; id strings stay in Arrow dictionaries, so 7.8M rows take
     seconds.
     """
-    user, item, duplicates = _latest_pairs(ratings)
+    user, item, time, duplicates = _latest_pairs(ratings)
     # Said in every "too little data" error: a file of repeats shrinks to a few pairs here.
     deduped = (f"; {duplicates} of {len(ratings)} rows were repeats of a (user, item) pair, "
                "only the latest kept" if duplicates else "")
-    user, item = _filtered(user, item, cfg, deduped, len(ratings.user_ids),
-                           len(ratings.item_ids))
+    user, item, time = _filtered(user, item, time, cfg, deduped, len(ratings.user_ids),
+                                 len(ratings.item_ids))
     user_vocab, user = _recoded(ratings.user_ids, user, sort=False)
     item_vocab, item = _recoded(ratings.item_ids, item, sort=True)  # the catalog, by id
-    split, sample_rank = _split(len(item), cfg, deduped)
+    split, sample_rank, tied = _split(time, cfg, deduped)
     stats = {
         "rows_in": len(ratings),
         "duplicates_dropped": duplicates,
@@ -112,36 +112,39 @@ def prepare(ratings: Ratings, cfg: DataConfig) -> PreparedData:
         "train_pool": int((split == TRAIN).sum()),
         "validation": int((split == VALID).sum()),
         "test": int((split == TEST).sum()),
+        **({"temporal_tied_at_cuts": tied} if tied else {}),
     }
     return PreparedData(user_vocab, item_vocab, user, item, split, sample_rank, stats)
 
 
-def _latest_pairs(ratings: Ratings) -> tuple[np.ndarray, np.ndarray, int]:
-    """User and item codes in time order, each (user, item) pair once (its latest rating),
-    and how many repeats were dropped."""
+def _latest_pairs(ratings: Ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """User and item codes and timestamps in time order, each (user, item) pair once (its
+    latest rating), and how many repeats were dropped."""
     order = np.argsort(ratings.timestamp, kind="stable")  # "latest" needs a stable order
     user, item = ratings.user[order], ratings.item[order]
+    time = np.asarray(ratings.timestamp)[order]
     pair = user.astype(np.int64) * max(len(ratings.item_ids), 1) + item
     keep = ~pd.Series(pair).duplicated(keep="last").to_numpy()
-    return user[keep], item[keep], int((~keep).sum())
+    return user[keep], item[keep], time[keep], int((~keep).sum())
 
 
-def _filtered(user: np.ndarray, item: np.ndarray, cfg: DataConfig, deduped: str,
-              n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+def _filtered(user: np.ndarray, item: np.ndarray, time: np.ndarray, cfg: DataConfig,
+              deduped: str, n_users: int, n_items: int,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Items below data.min_item_ratings, then users below data.min_user_ratings, dropped
     (counted on the whole data; one pass each)."""
     counts = np.bincount(item, minlength=n_items)
     keep = counts[item] >= cfg.min_item_ratings
     _check_not_empty(keep, "data.min_item_ratings", cfg.min_item_ratings, len(item),
                      int(counts.max(initial=0)), "ratings per item", deduped)
-    user, item = user[keep], item[keep]
+    user, item, time = user[keep], item[keep], time[keep]
     if cfg.min_user_ratings > 1:
         counts = np.bincount(user, minlength=n_users)
         keep = counts[user] >= cfg.min_user_ratings
         _check_not_empty(keep, "data.min_user_ratings", cfg.min_user_ratings, len(user),
                          int(counts.max(initial=0)), "ratings per user", deduped)
-        user, item = user[keep], item[keep]
-    return user, item
+        user, item, time = user[keep], item[keep], time[keep]
+    return user, item, time
 
 
 def _recoded(ids: pa.Array, codes: np.ndarray, sort: bool) -> tuple[pa.Array, np.ndarray]:
@@ -157,9 +160,13 @@ def _recoded(ids: pa.Array, codes: np.ndarray, sort: bool) -> tuple[pa.Array, np
     return vocab, remap[codes]
 
 
-def _split(n: int, cfg: DataConfig, deduped: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each pair's split (rows are in time order) and its rank in the seeded permutation of
-    the training pool (-1 outside it): `sample_fraction` keeps the lowest ranks."""
+def _split(time: np.ndarray, cfg: DataConfig, deduped: str,
+           ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each pair's split (rows are in time order), its rank in the seeded permutation of the
+    training pool (-1 outside it: `sample_fraction` keeps the lowest ranks), and, for a
+    temporal split, how many pairs share the timestamp at a cut (their side is drawn in a
+    seeded random order, not taken from the file's order)."""
+    n = len(time)
     n_test = int(round(cfg.test_fraction * n))
     n_val = int(round(cfg.val_fraction * n))
     if n - n_test - n_val < 1 or n_test < 1 or n_val < 1:
@@ -168,15 +175,26 @@ def _split(n: int, cfg: DataConfig, deduped: str) -> tuple[np.ndarray, np.ndarra
                         f"training, {n_val} for validation and {n_test} for test: each needs "
                         f">= 1 (use more data or other fractions{deduped})")
     rng = np.random.default_rng(cfg.seed)
-    # Temporal: rows are already in time order, so the latest come last.
-    order = rng.permutation(n) if cfg.split == "random" else np.arange(n)[::-1]
+    tied = 0
+    if cfg.split == "random":
+        order = rng.permutation(n)
+    else:  # latest first; equal timestamps in a seeded random order
+        if n and time.min() == time.max():
+            raise UserError(f"data.split=temporal: all {n} ratings have the same timestamp "
+                            f"({time[0]}), so there is no time order to split by; use "
+                            "data.split=random")
+        order = np.lexsort((rng.random(n), -time.astype(np.float64)))
+        for cut in (n_test, n_test + n_val):
+            at = time[order[cut - 1]]
+            if time[order[cut]] == at:  # the cut falls inside a group of equal timestamps
+                tied += int((time == at).sum())
     split = np.full(n, TRAIN, dtype=np.int8)
     split[order[:n_test]] = TEST
     split[order[n_test:n_test + n_val]] = VALID
     pool = np.flatnonzero(split == TRAIN)
     sample_rank = np.full(n, -1, dtype=np.int32)
     sample_rank[pool[rng.permutation(len(pool))]] = np.arange(len(pool), dtype=np.int32)
-    return split, sample_rank
+    return split, sample_rank, tied
 
 
 def _check_not_empty(keep: np.ndarray, key: str, value: int, before: int, best: int,

@@ -76,6 +76,26 @@ def test_temporal_split_puts_latest_ratings_in_test(ratings: pd.DataFrame) -> No
     assert ts[data.split == VALID].max() <= ts[data.split == TEST].min()
 
 
+def test_temporal_ties_at_a_cut_are_drawn_not_taken_from_the_file_order(
+        ratings: pd.DataFrame) -> None:
+    """Every timestamp equal: refused with the count (all test users were unseen and the
+    model equalled popularity). Half the ratings sharing the latest timestamp: the cut falls
+    in that group, its side is drawn at random (seeded), and the count is in the stats."""
+    flat = ratings.assign(timestamp=1000)
+    with pytest.raises(UserError, match=rf"all {len(ratings)} ratings have the same timestamp "
+                                        r"\(1000\), so there is no time order"):
+        prepare_frame(flat, DataConfig(split="temporal"))
+    half = len(ratings) // 2
+    tied = ratings.assign(timestamp=np.r_[np.arange(half), np.full(len(ratings) - half, 10**6)])
+    data = prepare_frame(tied, DataConfig(split="temporal"))
+    assert data.stats["temporal_tied_at_cuts"] == 2 * (len(ratings) - half)  # both cuts in it
+    test_rows = np.flatnonzero(data.split == TEST)
+    assert test_rows.min() >= half  # still the latest timestamps only
+    n_test = len(test_rows)  # the file's order would have taken the last rows exactly
+    assert set(test_rows.tolist()) != set(range(len(ratings) - n_test, len(ratings)))
+    assert "temporal_tied_at_cuts" not in prepare_frame(ratings, DataConfig(split="temporal")).stats
+
+
 def test_item_filter_defines_the_catalog_and_can_empty_it(ratings: pd.DataFrame) -> None:
     counts = ratings["item"].value_counts()
     data = prepare_frame(ratings, DataConfig(min_item_ratings=20))

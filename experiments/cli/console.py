@@ -72,6 +72,10 @@ def load_data(cfg: DataConfig) -> PreparedData:
                      "NaN) were dropped")
     if skipped:
         notes.append(f"{skipped} malformed line(s) were skipped (data.on_bad_lines=skip)")
+    if tied := int(prepared.stats.get("temporal_tied_at_cuts", 0) or 0):
+        notes.append(f"{tied} rating(s) share the timestamp where data.split=temporal cuts "
+                     "test or validation off: which side each lands on is drawn in a seeded "
+                     "random order (data.seed), not taken from the file's order")
     if seconds >= 5:
         notes.append(f"data prepared in {seconds:.0f} s ({info.get('cache', '')}); the next run "
                      "with these data settings reads the cache")

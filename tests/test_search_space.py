@@ -149,3 +149,38 @@ def test_a_condition_no_choice_can_reach_is_noted() -> None:
     assert dead_conditions(space) == [
         "note: search.conditional_params optimizer=sgd can never hold (optimizer takes adam, "
         "adagrad): optimizer.momentum is never suggested under it"]
+
+
+def test_a_searched_key_set_on_the_command_line_is_fixed_with_a_note(capsys) -> None:
+    from experiments.sweeping.plan import plan_from_argv
+
+    plan = plan_from_argv(["model.embedding_dim=8"])
+    assert capsys.readouterr().out.startswith(
+        "note: model.embedding_dim=8 is set on the command line: fixed for every trial (the "
+        "study searched choice(16, 32, 64, 128))")
+    dim = [p for p in plan.space if p.key == "model.embedding_dim"]
+    assert len(dim) == 1 and dim[0].distribution is None and dim[0].fixed == 8
+    assert plan.search.enqueue_trials and all(
+        t["model.embedding_dim"] == 8 for t in plan.search.enqueue_trials)
+    # A group choice: start points with the other optimizer (and its learning rate) are gone.
+    plan = plan_from_argv(["optimizer=adagrad"])
+    assert [t["optimizer"] for t in plan.search.enqueue_trials] == ["adagrad"]
+
+
+def test_a_sweep_refuses_a_train_monitor_other_than_its_metric() -> None:
+    from experiments.sweeping.plan import plan_from_argv
+
+    with pytest.raises(UserError, match="train.monitor=val_top_10 differs from search.metric="
+                                        "val_top_100: a sweep keeps each trial's epoch"):
+        plan_from_argv(["train.monitor=val_top_10"])
+    plan_from_argv(["train.monitor=val_top_10", "search.metric=val_top_10"])  # the same: fine
+
+
+def test_history_knobs_are_not_searched_for_an_id_user_tower(capsys) -> None:
+    from experiments.sweeping.plan import plan_from_argv
+
+    plan = plan_from_argv(["model.user_tower=id"])
+    assert "note: model.history_dropout not searched: it does nothing with " \
+           "model.user_tower=id" in capsys.readouterr().out
+    assert not [p for p in plan.space if p.key == "model.history_dropout"]
+    assert all("model.history_dropout" not in t for t in plan.search.enqueue_trials)

@@ -93,6 +93,14 @@ def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> Swe
     if search.metric not in metrics:
         raise UserError(f"search.metric={search.metric!r} is not a validation metric: "
                         f"available are {', '.join(metrics)}")
+    explicit = explicit_values(base_overrides)
+    if "train.monitor" in explicit and base.train.monitor_metric != search.metric:
+        raise UserError(f"train.monitor={base.train.monitor_metric} differs from search.metric="
+                        f"{search.metric}: a sweep keeps each trial's epoch by the metric it "
+                        f"ranks trials on; set search.metric={base.train.monitor_metric} to "
+                        "rank on it, or drop train.monitor")
+    search = pin_explicit(search, explicit, tree, notes=check)
+    search = drop_inert(search, base, notes=check)
     if search.metric != base.train.monitor_metric:
         # Early stopping, pruning and the baselines' tuning follow the study's metric, and
         # each trial's saved config says so (its re-run selects the same way).
@@ -114,6 +122,79 @@ def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> Swe
             check_enqueued(space, params)
     return SweepPlan(search, space, base_overrides, base, base_fingerprint(tree, search),
                      list(argv))
+
+
+def explicit_values(overrides: list[str]) -> dict[str, str]:
+    """The keys the user set on the command line (`key=value`, not `+key`/`~key`) and their
+    values as typed."""
+    out = {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and not key.startswith(("+", "~")):
+            out[key] = value
+    return out
+
+
+def pin_explicit(search: SearchConfig, explicit: dict[str, str], tree: dict[str, Any],
+                 notes: bool = True) -> SearchConfig:
+    """A searched key the user set on the command line is fixed at that value for every
+    trial (as `search.params.KEY=VALUE` would), with a note: it was silently searched over.
+    Enqueued start points take the pinned value."""
+    from experiments.sweeping.space import flatten
+
+    flat, params = flatten(tree), dict(search.params)
+    conditional = {c: dict(block or {}) for c, block in search.conditional_params.items()}
+    pinned: dict[str, Any] = {}
+    for key, text in explicit.items():
+        if key not in params and not any(key in block for block in conditional.values()):
+            continue
+        value = text if key in GROUPS else flat.get(key, text)
+        pinned[key] = value
+        if notes:
+            searched = params.get(key) or next(b[key] for b in conditional.values() if key in b)
+            print(f"note: {key}={format_value(value)} is set on the command line: fixed for "
+                  f"every trial (the study searched {searched})", flush=True)
+        if key in params:
+            params[key] = value
+        for block in conditional.values():
+            if key in block:
+                block[key] = value
+    if not pinned:
+        return search
+    # A start point keeps its other values at the pinned one; one that chose another group
+    # option (optimizer=adam, with Adam's learning rate) is another recipe: dropped.
+    enqueued: list[dict[str, Any]] = []
+    for start in search.enqueue_trials:
+        if any(start.get(k, v) != v for k, v in pinned.items() if k in GROUPS):
+            continue
+        start = {k: pinned.get(k, v) for k, v in start.items()}
+        if start not in enqueued:
+            enqueued.append(start)
+    return replace(search, params=params, conditional_params=conditional,
+                   enqueue_trials=tuple(enqueued))
+
+
+HISTORY_KEYS = ("model.history_dropout", "model.history_max_len")
+
+
+def drop_inert(search: SearchConfig, base: RunConfig, notes: bool = True) -> SearchConfig:
+    """Searched keys that do nothing with the base config are left out of the space, with a
+    note: an id user tower reads no history, so its dropout would only spend trials."""
+    if base.model.uses_history:
+        return search
+    inert = [k for k in HISTORY_KEYS if k in search.params]
+    if not inert:
+        return search
+    if notes:
+        print(f"note: {', '.join(inert)} not searched: {'it does' if len(inert) == 1 else 'they do'}"
+              f" nothing with model.user_tower={base.model.user_tower}", flush=True)
+    params = {k: v for k, v in search.params.items() if k not in inert}
+    enqueued = []
+    for start in search.enqueue_trials:
+        start = {k: v for k, v in start.items() if k not in inert}
+        if start not in enqueued:
+            enqueued.append(start)
+    return replace(search, params=params, enqueue_trials=tuple(enqueued))
 
 
 def plan_from_argv(argv: list[str], check: bool = True) -> SweepPlan:

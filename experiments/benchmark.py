@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark",
-                                     description=__doc__.splitlines()[0])
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--mode", choices=(*TABLES, "all"), default="trial",
                         help="which benchmark: trial (notebook vs ours, one trial), load, "
                              "scale (the whole Amazon file's shape), steps, fidelity, "

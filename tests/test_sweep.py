@@ -114,6 +114,8 @@ def test_resume_stops_at_n_trials_in_total(study_dir: Path, capsys) -> None:
     assert len(load(study_dir, "s").trials) == 4
     assert sweep.main(sweep_args(study_dir, "s", 4)) == 0
     assert len(load(study_dir, "s").trials) == 4
+    assert "4 of 4 trials already finished; to add trials, run it again with " \
+           "search.n_trials=8" in capsys.readouterr().out
 
 
 @pytest.mark.slow

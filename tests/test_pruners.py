@@ -65,3 +65,28 @@ def test_no_reference_no_cut_and_the_config_builds_it() -> None:
     assert epochs_run(study, [0.01, 0.01, 0.01]) == 3  # no complete trial yet
     pruner = make_pruner(PrunerConfig(name="best_curve", ratio=0.8, n_warmup_steps=4), 30)
     assert isinstance(pruner, BestCurvePruner) and (pruner.ratio, pruner.n_warmup_steps) == (0.8, 4)
+
+
+def test_eta_is_a_typical_recent_trial_times_the_trials_left() -> None:
+    """The first trial (baselines, start-up) is left out; the median of the last five others,
+    times the trials left, over the workers."""
+    from datetime import datetime, timedelta
+
+    from experiments.sweeping.run import Progress
+
+    study = optuna.create_study(direction="maximize")
+    progress = Progress(15, "val_top_100", 0.0, n_workers=1)
+    assert progress.eta(0) == "?"
+    t0 = datetime(2026, 1, 1)
+    for number, seconds in enumerate([30, 16, 9, 3, 3]):
+        trial = optuna.trial.FrozenTrial(
+            number=number, state=optuna.trial.TrialState.COMPLETE, value=0.5,
+            datetime_start=t0, datetime_complete=t0 + timedelta(seconds=seconds), params={},
+            distributions={}, user_attrs={}, system_attrs={}, intermediate_values={},
+            trial_id=number)
+        study.add_trial(trial)
+        progress(study, study.trials[-1])
+    assert progress.eta(5) == "60s"  # median(16, 9, 3, 3) = 6 s x 10 trials left
+    assert Progress(15, "m", 0.0, n_workers=2).eta(5) == "?"
+    progress.n_workers = 2
+    assert progress.eta(5) == "30s" and progress.eta(15) == "0s"

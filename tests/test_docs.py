@@ -1,0 +1,31 @@
+"""The README stays true to the code: the default space it shows is conf/search/default.yaml's,
+every docs/ page it links exists, and it stays a short guide."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+
+def readme() -> str:
+    return (REPO / "README.md").read_text()
+
+
+def test_the_default_space_shown_is_the_one_in_conf() -> None:
+    yaml = (REPO / "conf" / "search" / "default.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(yaml) if line.startswith("enqueue_trials:"))
+    block = "\n".join(yaml[start:]).strip()
+    shown = re.findall(r"```yaml\n(.*?)```", readme(), re.S)
+    assert any(block == s.strip() for s in shown), "README's default space differs from conf/"
+
+
+def test_every_linked_page_exists_and_the_guide_is_short() -> None:
+    text = readme()
+    links = re.findall(r"\]\(((?:docs/)[^)#]+)", text)
+    assert links and all((REPO / link).is_file() for link in links)
+    for page in ("sweeps", "speed", "troubleshooting", "code-layout", "scale-out"):
+        assert f"docs/{page}.md" in links
+    assert len(text.splitlines()) <= 250
+    assert not re.search(r"issue #|this session", text + "".join(
+        p.read_text() for p in (REPO / "docs").glob("*.md")))

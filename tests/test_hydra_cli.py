@@ -131,3 +131,30 @@ def test_report_help_is_the_reports_own() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "study=NAME" in proc.stdout and "index.html" in proc.stdout
     assert "recsys-sweep" not in proc.stdout and report.HELP in proc.stdout
+
+
+def test_printing_flags_never_show_a_storage_password(tmp_path: Path) -> None:
+    """--cfg job --resolve of an ${oc.env:...} storage, --cfg all and --info of a typed one:
+    the password is *** in all of them (it was printed whole, up to three times)."""
+    url = "postgresql+psycopg://u:s3cretpw@dbhost:5432/db"
+    env_args = ("search.storage=${oc.env:RECSYS_TEST_URL}", "--cfg", "job", "--resolve")
+    os.environ["RECSYS_TEST_URL"] = url
+    try:
+        runs = [command("experiments.sweep", *env_args, cwd=tmp_path),
+                command("experiments.sweep", f"search.storage={url}", "--cfg", "all",
+                        cwd=tmp_path),
+                command("experiments.sweep", f"search.storage={url}", "--info", cwd=tmp_path)]
+    finally:
+        del os.environ["RECSYS_TEST_URL"]
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+        assert "s3cretpw" not in proc.stdout + proc.stderr
+    assert "storage: postgresql+psycopg://u:***@dbhost:5432/db" in runs[0].stdout
+
+
+def test_cfg_with_multirun_is_one_line(tmp_path: Path) -> None:
+    proc = command("experiments.train", "-m", "model.embedding_dim=16,32", "--cfg", "job",
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --cfg prints one composed config and runs nothing: leave out -m (--multirun), "
+        "or run the multirun without --cfg"]

@@ -11,6 +11,8 @@ Hydra, which then runs `set_up` inside each job (a multirun: one per job).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from experiments.cli.compose import (
 )
 from experiments.cli.console import VERBOSE_ENV, commented_settings
 from experiments.cli.rundir import claim_new_dir, make_run_dir, write_hydra_record
+from experiments.cli.secrets import mask_secrets
 from recsys.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -42,6 +45,8 @@ HYDRA_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--re
                "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
                "--experimental-rerun", "--info", "-i"}
 
+# Flags with which Hydra prints (the composed config, its search path, help) and runs nothing.
+PRINT_ONLY = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
 Job = Callable[[Path], int]
 SetUp = Callable[[DictConfig, list[str]], Job]
 
@@ -70,8 +75,16 @@ def run_command(argv: Sequence[str] | None, config_name: str, set_up: SetUp, *,
             if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
                 if saved is not None and not any(a.startswith("hydra.run.dir=") for a in args):
                     args.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")  # a saved one has no hydra:
-                code = _hydra(config_dir, name, args, lambda cfg, run_dir: set_up(
-                    cfg, list(HydraConfig.get().overrides.task))(run_dir), verbose)
+                def task(cfg: DictConfig, run_dir: Path) -> int:
+                    return set_up(cfg, list(HydraConfig.get().overrides.task))(run_dir)
+
+                if any(a in PRINT_ONLY for a in args):  # Hydra prints the config: mask it
+                    printed = io.StringIO()
+                    with contextlib.redirect_stdout(printed):
+                        code = _hydra(config_dir, name, args, task, verbose)
+                    print(mask_secrets(printed.getvalue()), end="", flush=True)
+                else:
+                    code = _hydra(config_dir, name, args, task, verbose)
                 if "--help" in args or "-h" in args:
                     print(commented_settings(config_dir, name, _overrides_only(args)))
                 return code
@@ -120,6 +133,9 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
     # Hydra's logging set-up would replace every handler in the process (absl's included:
     # it closes the stream it was given); the commands print instead.
     parsed.overrides = [*parsed.overrides, "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    if parsed.cfg and parsed.multirun:  # Hydra's ValueError: "Only one of --run, ..."
+        raise UserError("--cfg prints one composed config and runs nothing: leave out -m "
+                        "(--multirun), or run the multirun without --cfg")
     try:
         _run_hydra(args=parsed, args_parser=parser, task_function=task_function,
                    config_path=str(config_dir), config_name=config_name)

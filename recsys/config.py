@@ -53,6 +53,17 @@ class SyntheticConfig:
             require(isinstance(value, int) and value > 0, f"data.synthetic.{key}", value,
                      "a positive integer")
         require(0 <= self.seed <= MAX_SEED, "data.synthetic.seed", self.seed, SEED_RANGE)
+        for key, most in (("n_users", 10_000_000), ("n_items", 1_000_000),
+                          ("n_interactions", 50_000_000)):
+            require(getattr(self, key) <= most, f"data.synthetic.{key}", getattr(self, key),
+                    f"at most {most:,} (the generator holds the data in memory; for larger "
+                    "sets use a ratings file: data.path=...)")
+        require(self.n_interactions <= self.n_users * self.n_items,
+                "data.synthetic.n_interactions", self.n_interactions,
+                f"at most n_users x n_items = {self.n_users * self.n_items:,} (each user rates "
+                "an item at most once)")
+        require(self.user_activity_exponent > 1, "data.synthetic.user_activity_exponent",
+                self.user_activity_exponent, "a number > 1 (a Zipf exponent)")
 
 
 @dataclass(frozen=True)

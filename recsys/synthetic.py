@@ -44,6 +44,7 @@ def generate(cfg: SyntheticConfig) -> pd.DataFrame:
     activity = rng.zipf(cfg.user_activity_exponent, size=cfg.n_users).astype(np.float64)
     activity = np.minimum(activity, cfg.n_items / 4)
     per_user = np.maximum(1, np.round(activity * cfg.n_interactions / activity.sum())).astype(int)
+    per_user = np.minimum(per_user, cfg.n_items)  # few users, many ratings: each item once
 
     # Preferences: low-rank affinity plus a heavy-tailed popularity bias.
     user_f = rng.normal(size=(cfg.n_users, cfg.rank)) / np.sqrt(cfg.rank)
@@ -51,8 +52,9 @@ def generate(cfg: SyntheticConfig) -> pd.DataFrame:
     pop_bias = -cfg.popularity_exponent * np.log(rng.permutation(cfg.n_items) + 1.0)
 
     user_rows, item_cols = [], []
-    for start in range(0, cfg.n_users, 2048):
-        stop = min(start + 2048, cfg.n_users)
+    chunk = max(1, min(2048, 20_000_000 // cfg.n_items))  # users per block: ~160 MB of logits
+    for start in range(0, cfg.n_users, chunk):
+        stop = min(start + chunk, cfg.n_users)
         logits = cfg.preference_strength * user_f[start:stop] @ item_f.T + pop_bias
         logits -= logits.max(axis=1, keepdims=True)
         # Gumbel-top-k draws distinct items per user without replacement.

@@ -161,6 +161,13 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
     ("data.separator=;;", "stops at ';'; quote the value, e.g. 'data.separator=\";;\"'"),
     ("data.path=a<b.csv", "stops at '<'"),
     ("train.monitor=val_top_1)", "stops at ')'"),
+    # The embedded generator: limits named instead of a broadcast error or 67 GiB.
+    ("data.synthetic.user_activity_exponent=1.0", "data.synthetic.user_activity_exponent=1.0 "
+                                                  "is invalid: expected a number > 1"),
+    ("data.synthetic.n_items=1000000000", "data.synthetic.n_items=1000000000 is invalid: "
+                                          "expected at most 1,000,000"),
+    ("data.synthetic.n_users=10", "data.synthetic.n_interactions=15000 is invalid: expected at "
+                                  "most n_users x n_items = 3,000"),
 ])
 def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, override: str,
                                                        message: str) -> None:

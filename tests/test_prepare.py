@@ -122,3 +122,13 @@ def test_cache_hit_and_invalidation(tmp_path: Path, ratings: pd.DataFrame) -> No
     ratings.iloc[:-10].to_csv(path, header=False, index=False)
     third, info3 = load_prepared(cfg)
     assert info3["cache"] == "miss" and third.stats["rows_in"] == len(ratings) - 10
+
+
+@pytest.mark.parametrize(("users", "items", "interactions"), [(3000, 1000, 60000), (1, 300, 200)])
+def test_the_generator_gives_each_user_an_item_once_even_when_dense(users, items,
+                                                                     interactions) -> None:
+    """Many ratings per user (or one user) asked more distinct items of a user than the
+    catalog holds: a broadcast error. Each user's items are distinct and within the catalog."""
+    df = generate(SyntheticConfig(n_users=users, n_items=items, n_interactions=interactions))
+    assert not df.duplicated(["user", "item"]).any()
+    assert df["item"].nunique() <= items and df.groupby("user").size().max() <= items

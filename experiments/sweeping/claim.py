@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
+
+from recsys.errors import UserError
+
+SAY_AFTER_S = 5.0  # a claim is held for milliseconds: longer means a stuck holder
 
 
 class TrialClaim:
@@ -29,8 +34,25 @@ class TrialClaim:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        except (IsADirectoryError, FileNotFoundError, NotADirectoryError) as exc:
+            kind = "a folder" if self.path.is_dir() else "a link to nowhere"
+            raise UserError(f"{str(self.path)!r} is {kind} ({exc.strerror}), not the study's "
+                            "lock file: remove it and run the same command again") from None
+        waited = time.monotonic()
+        said = False
+        while True:  # a lock held by a stopped (not dead) process would block silently
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not said and time.monotonic() - waited >= SAY_AFTER_S:
+                    print(f"waiting for {str(self.path)!r}: another process of this study "
+                          "holds it while it starts a trial (a process stopped with Ctrl-Z "
+                          "keeps holding it: resume or end it)", flush=True)
+                    said = True
+                time.sleep(0.2)
         self.fd = fd
 
     def release(self) -> None:

@@ -45,8 +45,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
             return 1
         print(format_run_table(result, metric))
         if result.write_error:
-            print(f"error: {result.write_error}: the numbers above were not saved (free some "
-                  "space and run again)", file=sys.stderr)
+            print(f"error: {result.write_error}", file=sys.stderr)
             return 1
         print(f"run directory: {run_dir}")
         return 0

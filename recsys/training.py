@@ -306,19 +306,31 @@ def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoc
 def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter | None,
              run_dir: str | None) -> None:
     """TensorBoard's selected metrics, metrics.json and vectors.npz, each written whole or
-    not at all (temp file + rename); a full disk leaves the numbers in `result.write_error`."""
+    not at all (temp file + rename). What went wrong, and what was saved before it, is left
+    in `result.write_error` (the numbers are still in `result`)."""
+    saved: list[str] = []
     try:
         if writer:
             writer.final(result.epoch, result.metrics)
             writer.close()
         if run_dir:
             write_json(Path(run_dir) / "metrics.json", result.to_json())
+            saved.append("metrics.json")
         if run_dir and cfg.train.save_vectors:
             save_vectors(setup.queries, setup.model, setup.data,
                          Path(run_dir) / VECTORS_FILE, cfg.train.vectors_dtype)
+    except (MemoryError, tf.errors.ResourceExhaustedError) as exc:  # not a disk at all
+        result.write_error = (
+            f"out of memory while computing {VECTORS_FILE} ({type(exc).__name__}): every "
+            f"user's and item's vector at model.embedding_dim={cfg.model.embedding_dim} does "
+            f"not fit{'; ' + ', '.join(saved) + ' was saved' if saved else ''}. Set "
+            "train.save_vectors=false or use a smaller model.embedding_dim")
     except (OSError, tf.errors.OpError) as exc:  # a full disk: the numbers are still here
+        kept = f" ({', '.join(saved)} was saved)" if saved else ""
         result.write_error = (f"cannot write into {run_dir!r} "
-                              f"({getattr(exc, 'strerror', None) or type(exc).__name__})")
+                              f"({getattr(exc, 'strerror', None) or type(exc).__name__}): "
+                              f"the numbers above were not all saved{kept}; free some space "
+                              "and run again")
 
 
 def make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,

@@ -120,6 +120,29 @@ def test_a_full_disk_at_the_end_prints_the_numbers_and_one_error_line(
     assert code == 1 and "top-100" in captured.out
     err = captured.err.strip().splitlines()
     assert err == [f"error: cannot write into '{run_dir}' (No space left on device): the "
-                   "numbers above were not saved (free some space and run again)"]
+                   "numbers above were not all saved (metrics.json was saved); free some "
+                   "space and run again"]
     json.loads((run_dir / "metrics.json").read_text())
     assert not (run_dir / "vectors.npz").exists() and not list(run_dir.glob(".*tmp*"))
+
+
+def test_running_out_of_memory_for_the_vectors_is_not_called_a_full_disk(
+        tmp_path: Path, tiny_overrides: list[str], capsys, monkeypatch) -> None:
+    """TensorFlow's ResourceExhaustedError while the vectors are computed said `cannot write
+    ... free some space`, with metrics.json saved: it names memory and what to change."""
+    import tensorflow as tf
+
+    import recsys.training
+
+    def no_memory(*args: object, **kwargs: object) -> None:
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.setattr(recsys.training, "save_vectors", no_memory)
+    run_dir = tmp_path / "run"
+    assert main([*tiny_overrides, f"hydra.run.dir={run_dir}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: out of memory while computing vectors.npz (ResourceExhaustedError): "
+                   "every user's and item's vector at model.embedding_dim=32 does not fit; "
+                   "metrics.json was saved. Set train.save_vectors=false or use a smaller "
+                   "model.embedding_dim"]
+    json.loads((run_dir / "metrics.json").read_text())

@@ -29,7 +29,7 @@ from recsys.loading import check_data_path, read_ratings
 from recsys.prepare import PreparedData, prepare
 from recsys.synthetic import ensure_csv
 
-CACHE_VERSION = 3  # 2: ids such as `NA` are kept (only empty fields are missing);
+CACHE_VERSION = 4  # 4: per-user splits; 2: ids such as `NA` are kept (only empty fields are missing);
 # 3: temporal ties at a cut drawn in seeded random order
 _NOT_IN_KEY = {"sample_fraction", "cache_dir", "name", "synthetic"}
 

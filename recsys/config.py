@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 from recsys.errors import UserError
 
 OPTIMIZERS = ("adagrad", "adam", "sgd")
-SPLITS = ("random", "temporal")
+SPLITS = ("random", "temporal", "leave_one_out", "user_temporal")
 BAD_LINE_POLICIES = ("error", "skip")
 BASELINES = ("popularity", "itemknn", "ease")
 
@@ -83,7 +83,7 @@ class DataConfig:
     sample_fraction: float = 1.0
     min_item_ratings: int = 1
     min_user_ratings: int = 1
-    split: Literal["random", "temporal"] = "random"
+    split: Literal["random", "temporal", "leave_one_out", "user_temporal"] = "random"
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 42
@@ -127,9 +127,9 @@ class DataConfig:
             for col in columns:
                 require(col in self.column_names, "data column", col,
                          f"one of data.column_names {list(self.column_names)}")
-        if self.split == "temporal":
+        if self.split != "random":
             require(bool(self.timestamp_column), "data.timestamp_column", self.timestamp_column,
-                     "a column name when data.split=temporal")
+                     f"a column name when data.split={self.split}")
 
 
 NEGATIVES = ("in_batch", "mixed", "catalog")

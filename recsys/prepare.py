@@ -7,8 +7,15 @@ Order of steps, and why:
 2. Filter on the **whole** file: items with fewer than `min_item_ratings` ratings, then users
    with fewer than `min_user_ratings` (one pass each, not iterated to a fixed point). What is
    left defines the candidate catalog.
-3. Split the filtered pairs once, seeded by `data.seed`: random, or temporal (the latest
-   `test_fraction` of timestamps is test, the ones before that validation).
+3. Split the filtered pairs once, seeded by `data.seed`: `random`; `temporal` (global time:
+   the latest `test_fraction` of timestamps is test, the ones before that validation);
+   `leave_one_out` (each user's last pair by time is test and the one before validation, for
+   users with at least 3 pairs; the rest train); `user_temporal` (each user's latest
+   `test_fraction` of pairs is test and the `val_fraction` before them validation, rounded
+   per user, at least one pair left to train). Equal timestamps are ordered at random
+   (seeded), never by the file's order. Every metric is per held-out pair: with one pair per
+   user (leave_one_out) top-k accuracy is the hit rate HR@k; with several (user_temporal) it
+   is recall@k averaged over pairs, not per user.
 4. Only then apply `sample_fraction`, to the training pool alone: a seeded permutation of the
    pool whose first `round(f * n)` rows are kept, so a larger fraction is a superset of a
    smaller one.
@@ -102,7 +109,7 @@ def prepare(ratings: Ratings, cfg: DataConfig) -> PreparedData:
                                  len(ratings.item_ids))
     user_vocab, user = _recoded(ratings.user_ids, user, sort=False)
     item_vocab, item = _recoded(ratings.item_ids, item, sort=True)  # the catalog, by id
-    split, sample_rank, tied = _split(time, cfg, deduped)
+    split, sample_rank, tied = _split(time, user, cfg, deduped)
     stats = {
         "rows_in": len(ratings),
         "duplicates_dropped": duplicates,
@@ -160,12 +167,27 @@ def _recoded(ids: pa.Array, codes: np.ndarray, sort: bool) -> tuple[pa.Array, np
     return vocab, remap[codes]
 
 
-def _split(time: np.ndarray, cfg: DataConfig, deduped: str,
+def _split(time: np.ndarray, user: np.ndarray, cfg: DataConfig, deduped: str,
            ) -> tuple[np.ndarray, np.ndarray, int]:
     """Each pair's split (rows are in time order), its rank in the seeded permutation of the
     training pool (-1 outside it: `sample_fraction` keeps the lowest ranks), and, for a
-    temporal split, how many pairs share the timestamp at a cut (their side is drawn in a
-    seeded random order, not taken from the file's order)."""
+    global temporal split, how many pairs share the timestamp at a cut (their side is drawn
+    in a seeded random order, not taken from the file's order)."""
+    n = len(time)
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.split in ("leave_one_out", "user_temporal"):
+        split, tied = _per_user_split(time, user, cfg, rng), 0
+        _check_held_out(split, cfg, deduped)
+    else:
+        split, tied = _global_split(time, cfg, deduped, rng)
+    pool = np.flatnonzero(split == TRAIN)
+    sample_rank = np.full(n, -1, dtype=np.int32)
+    sample_rank[pool[rng.permutation(len(pool))]] = np.arange(len(pool), dtype=np.int32)
+    return split, sample_rank, tied
+
+
+def _global_split(time: np.ndarray, cfg: DataConfig, deduped: str,
+                  rng: np.random.Generator) -> tuple[np.ndarray, int]:
     n = len(time)
     n_test = int(round(cfg.test_fraction * n))
     n_val = int(round(cfg.val_fraction * n))
@@ -174,7 +196,6 @@ def _split(time: np.ndarray, cfg: DataConfig, deduped: str,
                         f"{cfg.test_fraction} of {n} ratings leave {n - n_test - n_val} for "
                         f"training, {n_val} for validation and {n_test} for test: each needs "
                         f">= 1 (use more data or other fractions{deduped})")
-    rng = np.random.default_rng(cfg.seed)
     tied = 0
     if cfg.split == "random":
         order = rng.permutation(n)
@@ -191,10 +212,43 @@ def _split(time: np.ndarray, cfg: DataConfig, deduped: str,
     split = np.full(n, TRAIN, dtype=np.int8)
     split[order[:n_test]] = TEST
     split[order[n_test:n_test + n_val]] = VALID
-    pool = np.flatnonzero(split == TRAIN)
-    sample_rank = np.full(n, -1, dtype=np.int32)
-    sample_rank[pool[rng.permutation(len(pool))]] = np.arange(len(pool), dtype=np.int32)
-    return split, sample_rank, tied
+    return split, tied
+
+
+def _per_user_split(time: np.ndarray, user: np.ndarray, cfg: DataConfig,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Each user's pairs by time (ties at random), the latest held out."""
+    order = np.lexsort((rng.random(len(time)), time.astype(np.float64), user))  # by user, time
+    by_user = user[order]
+    starts = np.flatnonzero(np.r_[True, by_user[1:] != by_user[:-1]])
+    counts = np.diff(np.r_[starts, len(order)])
+    # position of each pair from its user's end: 0 = the user's latest
+    from_end = np.repeat(starts + counts, counts) - 1 - np.arange(len(order))
+    n_of = np.repeat(counts, counts)
+    if cfg.split == "leave_one_out":
+        n_test = np.where(n_of >= 3, 1, 0)
+        n_val = n_test
+    else:
+        n_test = np.round(cfg.test_fraction * n_of).astype(np.int64)
+        n_val = np.round(cfg.val_fraction * n_of).astype(np.int64)
+        n_val = np.minimum(n_val, np.maximum(n_of - n_test - 1, 0))  # one pair left to train
+        n_test = np.minimum(n_test, n_of - 1)
+    split_sorted = np.full(len(order), TRAIN, dtype=np.int8)
+    split_sorted[from_end < n_test] = TEST
+    split_sorted[(from_end >= n_test) & (from_end < n_test + n_val)] = VALID
+    split = np.empty(len(order), dtype=np.int8)
+    split[order] = split_sorted
+    return split
+
+
+def _check_held_out(split: np.ndarray, cfg: DataConfig, deduped: str) -> None:
+    n_val, n_test = int((split == VALID).sum()), int((split == TEST).sum())
+    if n_val < 1 or n_test < 1:
+        need = ("users with at least 3 ratings" if cfg.split == "leave_one_out" else
+                "users with enough ratings for data.val_fraction and data.test_fraction")
+        raise UserError(f"data.split={cfg.split} holds out {n_val} validation and {n_test} test "
+                        f"pairs: it needs {need} (use data.split=random, or more data"
+                        f"{deduped})")
 
 
 def _check_not_empty(keep: np.ndarray, key: str, value: int, before: int, best: int,

@@ -132,3 +132,38 @@ def test_the_generator_gives_each_user_an_item_once_even_when_dense(users, items
     df = generate(SyntheticConfig(n_users=users, n_items=items, n_interactions=interactions))
     assert not df.duplicated(["user", "item"]).any()
     assert df["item"].nunique() <= items and df.groupby("user").size().max() <= items
+
+
+@pytest.mark.parametrize("split", ["leave_one_out", "user_temporal"])
+def test_per_user_splits_hold_out_each_users_latest_pairs(ratings: pd.DataFrame,
+                                                          split: str) -> None:
+    """leave_one_out: a user with >= 3 pairs has their latest pair in test and the one before
+    in validation; user_temporal: each user's latest round(0.1 n) pairs in test, the round(0.1 n)
+    before them in validation, one pair at least left to train. Never earlier than training."""
+    data = prepare_frame(ratings, DataConfig(split=split))
+    order = ratings.sort_values("timestamp", kind="stable")
+    ts = order["timestamp"].to_numpy()
+    users = data.user
+    for u in np.unique(users):
+        rows = np.flatnonzero(users == u)
+        kinds = data.split[rows]
+        n = len(rows)
+        n_test = (1 if n >= 3 else 0) if split == "leave_one_out" else min(round(0.1 * n), n - 1)
+        n_val = n_test if split == "leave_one_out" else min(round(0.1 * n), max(n - n_test - 1, 0))
+        assert (kinds == TEST).sum() == n_test and (kinds == VALID).sum() == n_val, (u, n)
+        assert (kinds == TRAIN).sum() >= 1
+        if n_test:
+            assert ts[rows[kinds == TEST]].min() >= ts[rows[kinds != TEST]].max()
+        if n_val:
+            assert ts[rows[kinds == VALID]].min() >= ts[rows[kinds == TRAIN]].max()
+    # every held-out user is known (has training pairs): no popularity fallback is needed
+    assert set(users[data.split != TRAIN]) <= set(users[data.split == TRAIN])
+    trial = select_training(data, 1.0)
+    assert trial.stats["test_unknown_users"] == 0
+
+
+def test_leave_one_out_needs_users_with_three_ratings(ratings: pd.DataFrame) -> None:
+    few = ratings.drop_duplicates("user").head(50)  # one rating per user
+    with pytest.raises(UserError, match="data.split=leave_one_out holds out 0 validation and 0 "
+                                        "test pairs: it needs users with at least 3 ratings"):
+        prepare_frame(few, DataConfig(split="leave_one_out"))

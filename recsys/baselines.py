@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -29,7 +30,7 @@ from scipy.linalg import lapack
 
 from recsys.config import EvalConfig
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
-from recsys.files import write_text_atomic
+from recsys.files import atomic_path, write_text_atomic
 from recsys.metrics import ranking_metrics
 
 NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE"}
@@ -45,6 +46,12 @@ class BaselineResult:
     param: str = ""  # the grid value chosen on validation, e.g. "k=50"
     skipped: str = ""  # why it was not computed
     seconds: dict[str, float] = field(default_factory=dict)  # per part: tune, final, rank
+    # Each test pair's rank (the paired tests of recsys.significance); kept beside the JSON
+    # cache in an .npz, never in metrics.json.
+    test_ranks: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "test_ranks"}
 
 
 def interaction_matrix(ranker: Ranker) -> sp.csr_matrix:
@@ -236,21 +243,29 @@ def _finish(name: str, val_ranks: np.ndarray, test_ranks: np.ndarray, val: HeldO
                  **ranking_metrics(test_ranks, ks, "test_")},
         intervals={**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),
                    **bootstrap_intervals(test_ranks, test.users, ks, "test_", resamples)},
-        param=param)
+        param=param, test_ranks=np.asarray(test_ranks, np.int64))
 
 
 def cached_baselines(path: Path | None, compute: Callable[[], dict[str, BaselineResult]],
                      ) -> dict[str, BaselineResult]:
     """Baselines are computed once per prepared data set and evaluation setting: every trial
-    of a study shares them."""
+    of a study shares them. Their test ranks sit beside the JSON in an .npz."""
+    ranks_path = path.with_suffix(".ranks.npz") if path is not None else None
     if path is not None and path.is_file():
         try:
             stored = json.loads(path.read_text())
-            return {name: BaselineResult(**fields) for name, fields in stored.items()}
+            results = {name: BaselineResult(**fields) for name, fields in stored.items()}
+            with np.load(ranks_path) as ranks:
+                for name, result in results.items():
+                    result.test_ranks = ranks[name] if name in ranks.files else None
+            return results
         except (OSError, ValueError, TypeError):  # unreadable: compute again
             pass
     results = compute()
     if path is not None:
         with contextlib.suppress(OSError):  # a read-only cache costs time, not correctness
-            write_text_atomic(path, json.dumps({n: asdict(r) for n, r in results.items()}))
+            with atomic_path(ranks_path, ".npz") as tmp:
+                np.savez(tmp, **{n: r.test_ranks for n, r in results.items()
+                                 if r.test_ranks is not None})
+            write_text_atomic(path, json.dumps({n: r.to_json() for n, r in results.items()}))
     return results

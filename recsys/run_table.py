@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from recsys.metrics import metric_names
+from recsys.significance import strongest_verdicts
 
 if TYPE_CHECKING:
     from recsys.training import RunResult
@@ -31,6 +32,8 @@ def format_run_table(result: RunResult, monitor: str = "") -> str:
                                 f"two-tower, epoch {result.epoch}")
     lines += test_metrics_table(result.metrics, result.baselines, names,
                                 f"two-tower, epoch {result.epoch}")
+    lines += [f"paired test: the model {verdict}" for verdict in strongest_verdicts(
+        result.paired, result.baselines, monitor or f"val_top_{max(ks)}")]
     ev = result.evaluation
     lines.append(f"ranking: {ev['candidates']}, items seen in training "
                  f"{'excluded' if ev['exclude_seen'] else 'kept'} "

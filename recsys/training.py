@@ -8,7 +8,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from recsys.optim import make_optimizer
 from recsys.prepare import PreparedData, TrialData, most_seen_count, select_training
 from recsys.queries import QueryEncoder, model_ranks
 from recsys.serving import VECTORS_FILE, save_vectors
+from recsys.significance import compare
 
 DIVERGED_FACTOR = 100  # an epoch's mean loss this many times the first step's: diverged
 
@@ -51,6 +52,8 @@ class RunResult:
     data_stats: dict[str, Any]
     run_dir: str | None
     write_error: str = ""  # why the run's files could not be written (the metrics stand)
+    # The model against each baseline on the test pairs, paired by user (significance.py)
+    paired: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,7 +176,7 @@ def evaluate_baselines(cfg: RunConfig, setup: Setup,
         return run_baselines(setup.ranker, setup.val, setup.test, setup.ks, cfg.eval,
                              cfg.train.monitor_metric, note)
 
-    key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 3,
+    key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 4,
            "monitor": cfg.train.monitor_metric, "sample_fraction": cfg.data.sample_fraction}
     return cached_baselines(derived_file(cfg.data, "baselines", key), compute)
 
@@ -287,7 +290,8 @@ def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoc
                  **ranking_metrics(test_ranks, ks, "test_")},
         popularity=baselines["popularity"].metrics if baselines else {},
         intervals=intervals,
-        baselines={name: asdict(b) for name, b in baselines.items()},
+        baselines={name: b.to_json() for name, b in baselines.items()},
+        paired=paired_tests(cfg, setup, test_ranks, baselines),
         evaluation={**evaluation_info(cfg, setup.data.n_items), "by_user": by_user},
         history=history, epoch=epoch, epochs_run=len(history),
         seconds={
@@ -301,6 +305,20 @@ def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoc
         },
         loss_path="catalog" if setup.catalog_loss else "in_batch",
         data_stats={}, run_dir=run_dir)
+
+
+def paired_tests(cfg: RunConfig, setup: Setup, test_ranks: np.ndarray,
+                 baselines: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model against every computed baseline on test, paired by user, on the selection
+    metric and NDCG@10 (see recsys.significance); none without intervals (resamples 0)."""
+    ranks = {b.name: b.test_ranks for b in baselines.values()
+             if getattr(b, "test_ranks", None) is not None and len(b.test_ranks) == len(test_ranks)}
+    if not ranks or not cfg.eval.interval_resamples:
+        return []
+    metric = cfg.train.monitor_metric.removeprefix("val_")
+    metrics = [metric, *(["ndcg_10"] if 10 in setup.ks and metric != "ndcg_10" else [])]
+    return [p.to_json() for p in compare(test_ranks, ranks, setup.test.users, setup.ks, metrics,
+                                         cfg.eval.interval_resamples)]
 
 
 def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter | None,

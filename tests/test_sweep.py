@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -526,7 +527,13 @@ def test_report_ranks_on_the_studys_own_metric(tmp_path: Path, capsys) -> None:
     from experiments import report
 
     assert sweep.main(sweep_args(tmp_path, "ndcg", 2, "search.metric=val_ndcg_10")) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    # The best trial against the strongest baseline, paired by user, on the study's metric.
+    assert re.search(r"paired test of trial \d+: the model (beats|trails|is not "
+                     r"distinguishable from) \S+ at ndcg_10: [+-]\d\.\d{4}, 95% \[", out)
+    paired = json.loads((tmp_path / "ndcg" / "best" / "metrics.json").read_text())["paired"]
+    assert {row["metric"] for row in paired} == {"test_ndcg_10"}
+    assert {row["baseline"] for row in paired} == {"popularity", "item-kNN (cosine)", "EASE"}
     assert report.main(["study=ndcg", f"search.dir={tmp_path / 'ndcg'}"]) == 0
     out = capsys.readouterr().out
     assert "ranked on val_ndcg_10" in out and "ranked on val_top_100" not in out

@@ -118,7 +118,7 @@ class Objective:
                train_seconds=result.seconds["train"], epochs=result.epochs_run,
                best_epoch=result.epoch, rss_mb=resident_mb(), metrics=result.metrics,
                popularity=result.popularity, intervals=result.intervals,
-               baselines=result.baselines, evaluation=result.evaluation)
+               baselines=result.baselines, evaluation=result.evaluation, paired=result.paired)
         return result.metrics[self.metric]
 
     def climb(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:

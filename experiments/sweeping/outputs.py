@@ -70,6 +70,9 @@ def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: in
                   f"{'excluded' if evaluation['exclude_seen'] else 'kept'} "
                   f"(`eval.exclude_seen={str(evaluation['exclude_seen']).lower()}`); ties "
                   f"{evaluation['ties']}; intervals: {evaluation['intervals']}."]
+    if best_first and (verdicts := TrialRecord.of(best_first[0]).verdicts(metric)):
+        lines += ["", f"Paired test of trial {best_first[0].number} on test: the model "
+                  + "; the model ".join(verdicts) + "."]
     confirmed = confirm_summary(study)
     if confirmed:
         lines += ["", "## Confirmation: the best trials trained again with new seeds", "",

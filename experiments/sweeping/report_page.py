@@ -21,6 +21,7 @@ import plotly.io as pio
 
 from experiments.sweeping.study_table import study_table
 from experiments.sweeping.time_to_quality import baseline_value, best_so_far, first_past
+from experiments.sweeping.trials import TrialRecord
 from recsys.files import write_text_atomic
 
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -196,6 +197,17 @@ def table_html(markdown: str, study_dir: Path) -> str:
     return "\n".join(out)
 
 
+def paired_html(study: optuna.Study, metric: str) -> str:
+    """The best trial against the strongest baseline on test, paired by user."""
+    complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    if not complete:
+        return ""
+    best = study.best_trial
+    verdicts = TrialRecord.of(best).verdicts(metric)
+    return "".join(f'<p class="paired">Paired test of trial {best.number}: the model '
+                   f"{html.escape(v)}</p>" for v in verdicts)
+
+
 def write_index(study: optuna.Study, report_dir: Path, metric: str, notes: list[str]) -> Path:
     """Write report/index.html and return its path."""
     study_dir = report_dir.parent
@@ -236,6 +248,7 @@ td:last-child {{ min-width: 20em; overflow-wrap: anywhere; }}
 ({study.direction.name.lower()})</h1>
 <p>Best trial's files: {best}. Each trial number links to its folder.</p>
 {table_html(study_table(study, metric, 10, markdown=True), study_dir)}
+{paired_html(study, metric)}
 {"".join(f"<p>{html.escape(n)}</p>" for n in notes)}
 {"".join(parts)}
 </body></html>

@@ -37,6 +37,13 @@ class TrialRecord:
     reason: str = ""  # why it was pruned or failed
     rungs: list[dict[str, Any]] = field(default_factory=list)  # multi-fidelity: each rung
     requeued_from: int | None = None  # the interrupted trial whose parameters this one reruns
+    paired: list[dict[str, Any]] = field(default_factory=list)  # vs each baseline, on test
+
+    def verdicts(self, metric: str) -> list[str]:
+        """Its paired tests against the strongest baseline (chosen on validation)."""
+        from recsys.significance import strongest_verdicts
+
+        return strongest_verdicts(self.paired, self.baselines, metric)
 
     @classmethod
     def of(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:

@@ -1,0 +1,123 @@
+"""Is a win real? The model against each baseline on the same test pairs, paired by user.
+
+The difference is the metric's difference as the tables report it (a mean over test pairs).
+A user's pairs are not independent, so users are the units (an unknown user's pair is a unit
+of its own, as in the intervals):
+- a 95% paired bootstrap interval of the difference: users resampled (Poisson weights) with
+  their pairs, the two scorers together;
+- a Wilcoxon signed-rank p-value (SciPy; two-sided, zero differences dropped) on the per-user
+  mean differences, Holm-corrected across the baselines compared on the same metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+from recsys.metrics import per_pair_metrics
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Paired:
+    baseline: str  # display name, e.g. "EASE"
+    metric: str  # e.g. "test_top_100"
+    model: float  # the model's value
+    other: float  # the baseline's value
+    difference: float  # model - baseline (per-user mean, averaged over users)
+    interval: tuple[float, float]  # 95% paired bootstrap interval of the difference
+    p_value: float  # Wilcoxon signed-rank, two-sided
+    p_holm: float  # Holm-corrected across the baselines compared on this metric
+    users: int
+
+    def verdict(self) -> str:
+        """One line: `beats EASE at top_100: +0.0340, 95% [0.0120, 0.0560], p=0.003 (Holm)`."""
+        name = self.metric.removeprefix("test_")
+        if self.p_holm < ALPHA:
+            word = "beats" if self.difference > 0 else "trails"
+        else:
+            word = "is not distinguishable from"
+        lo, hi = self.interval
+        return (f"{word} {self.baseline} at {name}: {self.difference:+.4f}, 95% [{lo:+.4f}, "
+                f"{hi:+.4f}], p={self.p_holm:.3g} (Wilcoxon, Holm over baselines; "
+                f"{self.users} users)")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "interval": list(self.interval), "verdict": self.verdict()}
+
+
+def units(users: np.ndarray) -> np.ndarray:
+    """Each pair's unit: its user, or a unit of its own for an unknown user (index 0)."""
+    unit = np.where(users > 0, users, -np.arange(1, len(users) + 1))
+    return np.unique(unit, return_inverse=True)[1]
+
+
+def paired_difference(model: np.ndarray, other: np.ndarray, users: np.ndarray,
+                      resamples: int = 1000, seed: int = 0,
+                      ) -> tuple[float, tuple[float, float], float, int]:
+    """Per-pair values of two scorers on the same pairs: the mean difference, its 95% paired
+    bootstrap interval over users, the Wilcoxon p-value over users, and the number of users."""
+    diff = np.asarray(model, np.float64) - np.asarray(other, np.float64)
+    if len(diff) == 0:
+        return 0.0, (0.0, 0.0), 1.0, 0
+    unit = units(users)
+    n_units = int(unit.max()) + 1
+    pairs = np.bincount(unit, minlength=n_units).astype(np.float64)
+    sums = np.bincount(unit, weights=diff, minlength=n_units)
+    rng = np.random.default_rng(seed)
+    estimates = []
+    chunk = max(1, min(resamples, 20_000_000 // n_units))
+    for start in range(0, resamples, chunk):
+        weights = rng.poisson(1.0, size=(min(chunk, resamples - start), n_units)).astype(float)
+        estimates.append((weights @ sums) / np.maximum(weights @ pairs, 1.0))
+    lo, hi = np.percentile(np.concatenate(estimates), [2.5, 97.5]) if estimates else (0.0, 0.0)
+    per_user = sums / pairs
+    p = float(scipy.stats.wilcoxon(per_user).pvalue) if np.any(per_user != 0) else 1.0
+    return float(diff.mean()), (float(lo), float(hi)), p, n_units
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment (monotone, capped at 1)."""
+    order = np.argsort(p_values)
+    adjusted = np.empty(len(p_values))
+    running = 0.0
+    for i, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - i) * p_values[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+def compare(model_ranks: np.ndarray, baseline_ranks: dict[str, np.ndarray], users: np.ndarray,
+            ks: tuple[int, ...], metrics: list[str], resamples: int = 1000) -> list[Paired]:
+    """The model against every baseline on each of `metrics` (names such as `top_100`,
+    `ndcg_10`, `mrr`), on the same test pairs; Holm across the baselines per metric."""
+    model_values = per_pair_metrics(model_ranks, ks)
+    other_values = {name: per_pair_metrics(ranks, ks) for name, ranks in baseline_ranks.items()}
+    out: list[Paired] = []
+    for metric in metrics:
+        rows = []
+        for name, values in other_values.items():
+            difference, interval, p, n = paired_difference(
+                model_values[metric], values[metric], users, resamples)
+            rows.append((name, float(model_values[metric].mean()),
+                         float(values[metric].mean()), difference, interval, p, n))
+        adjusted = holm([r[5] for r in rows]) if rows else []
+        out += [Paired(name, f"test_{metric}", m, o, d, i, p, padj, n)
+                for (name, m, o, d, i, p, n), padj in zip(rows, adjusted, strict=True)]
+    return out
+
+
+def strongest_verdicts(paired: list[dict[str, Any]], baselines: dict[str, dict[str, Any]],
+                       monitor: str) -> list[str]:
+    """The verdict lines against the strongest baseline, chosen on validation (`monitor`, e.g.
+    val_top_100), not on test: the comparison a careful reader asks for first."""
+    scored = [(b.get("metrics", {}).get(monitor), b.get("name", n)) for n, b in baselines.items()]
+    scored = [(v, name) for v, name in scored if v is not None]
+    if not scored or not paired:
+        return []
+    strongest = max(scored)[1]
+    return [row["verdict"] for row in paired if row["baseline"] == strongest]

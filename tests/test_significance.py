@@ -1,0 +1,53 @@
+"""Paired tests of the model against a baseline: against direct computations (pandas groupby,
+SciPy's Wilcoxon, Holm by hand) on data small enough to check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from recsys.metrics import ranking_metrics
+from recsys.significance import compare, holm, paired_difference, strongest_verdicts
+
+
+def test_holm_by_hand() -> None:
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> monotone 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_the_difference_interval_and_p_value_are_per_user() -> None:
+    rng = np.random.default_rng(0)
+    users = np.r_[rng.integers(1, 60, size=500), np.zeros(20, int)]  # 20 unknown-user pairs
+    model = rng.random(len(users)) < 0.6
+    other = rng.random(len(users)) < 0.4
+    diff, (lo, hi), p, n = paired_difference(model.astype(float), other.astype(float), users,
+                                             resamples=2000)
+    assert diff == pytest.approx(model.mean() - other.mean())
+    assert lo < diff < hi and lo > 0
+    unit = np.where(users > 0, users, -np.arange(1, len(users) + 1))
+    per_user = pd.Series(model.astype(float) - other).groupby(unit).mean()
+    assert n == len(per_user) and p == pytest.approx(scipy.stats.wilcoxon(per_user).pvalue)
+    same = paired_difference(model.astype(float), model.astype(float), users)
+    assert same[0] == 0 and same[2] == 1.0
+
+
+def test_compare_reports_the_tables_difference_and_the_strongest_baselines_verdict() -> None:
+    rng = np.random.default_rng(1)
+    users = rng.integers(1, 200, size=3000)
+    model = rng.integers(0, 80, size=3000)  # better ranks than both baselines
+    ranks = {"EASE": rng.integers(0, 150, size=3000), "popularity": rng.integers(0, 1000, 3000)}
+    rows = compare(model, ranks, users, (10, 100), ["top_100", "ndcg_10"], resamples=300)
+    assert [(r.baseline, r.metric) for r in rows] == [
+        ("EASE", "test_top_100"), ("popularity", "test_top_100"),
+        ("EASE", "test_ndcg_10"), ("popularity", "test_ndcg_10")]
+    ease = rows[0]
+    direct = ranking_metrics(model, (100,))["top_100"] - ranking_metrics(ranks["EASE"], (100,))["top_100"]
+    assert ease.difference == pytest.approx(direct) and ease.p_holm >= ease.p_value
+    assert ease.verdict().startswith(f"beats EASE at top_100: +{direct:.4f}, 95% [")
+    baselines = {"ease": {"name": "EASE", "metrics": {"val_top_100": 0.4}},
+                 "popularity": {"name": "popularity", "metrics": {"val_top_100": 0.2}}}
+    lines = strongest_verdicts([r.to_json() for r in rows], baselines, "val_top_100")
+    assert len(lines) == 2 and all("EASE" in line for line in lines)

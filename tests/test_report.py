@@ -97,3 +97,27 @@ def test_time_to_quality_follows_the_best_complete_trial_by_wall_clock() -> None
     assert points[1].test == pytest.approx(0.41)
     assert at(points, 60) is None and at(points, 120).trial == 0 and at(points, 600).trial == 3
     assert first_past(points, 0.35) == 400 and first_past(points, 0.5) is None
+
+
+def test_the_console_study_table_fits_120_columns_with_whole_parameters() -> None:
+    from experiments.sweeping.study_table import study_table
+
+    study = optuna.create_study(direction="maximize")
+    long = {"optimizer.learning_rate": FloatDistribution(1e-4, 1.0, log=True),
+            "model.embedding_dim": CategoricalDistribution([16, 32, 64])}
+    for i in range(3):
+        study.add_trial(create_trial(
+            value=0.3 + i / 100, params={"optimizer.learning_rate": 0.0012345 * (i + 1),
+                                         "model.embedding_dim": 64},
+            distributions=long, intermediate_values={1: 0.3},
+            user_attrs={"metrics": {f"{s}_top_{k}": 0.3 for s in ("val", "test")
+                                    for k in (1, 10, 100)},
+                        "intervals": {"val_top_100": [0.25, 0.35]}, "seconds": 12.0,
+                        "baselines": {"ease": {"name": "EASE", "param": "lambda=500",
+                                               "metrics": {"val_top_100": 0.2}}}}))
+    text = study_table(study, "val_top_100")
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert "    optimizer.learning_rate=0.003703 model.embedding_dim=64" in text  # whole tokens
+    assert "    tuned on validation: lambda=500" in text
+    assert "val@1 " not in text  # top-1 lives in summary.md and the report
+    assert "val@1 " in study_table(study, "val_top_100", markdown=True)

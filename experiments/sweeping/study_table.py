@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import optuna
@@ -10,6 +11,7 @@ import optuna
 from experiments.sweeping.trials import TrialRecord, ranked
 
 KS = (1, 10, 100)
+WIDTH = 120  # console columns
 EXTRA = ("ndcg_10", "mrr")  # test NDCG@10 and MRR beside the top-k columns
 
 
@@ -47,7 +49,9 @@ def study_table(study: optuna.Study, metric: str, top: int = 5, markdown: bool =
     counts = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     best_first = ranked(study)
     low = within_best(best_first, metric)
-    cols = columns(metric)
+    # The console keeps to 120 columns: no top-1 there (summary.md and the report have it),
+    # and each trial's parameters on a line of their own.
+    cols = [c for c in columns(metric) if markdown or c[1] != "top_1" or c[1] == metric[4:]]
     head = ["trial", "state", *[heading(split, name) for split, name in cols],
             f"{metric} 95%", "seconds", "params"]
     rows: list[list[str]] = []
@@ -85,8 +89,13 @@ def study_table(study: optuna.Study, metric: str, top: int = 5, markdown: bool =
                  *["| " + " | ".join(r) + " |" for r in rows]]
         return "\n".join([*lines, *(["", note + "."] if note else [])])
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
-    lines = [f"trials: {summary}",
-             *["  ".join([*(c.rjust(w) if i > 1 else c.ljust(w)
-                            for i, (c, w) in enumerate(zip(r[:-1], widths, strict=True))), r[-1]])
-               for r in [head, *rows]]]
-    return "\n".join([*lines, *([note] if note else [])])
+    lines = [f"trials: {summary}"]
+    for n, r in enumerate([head, *rows]):
+        lines.append("  ".join(c.rjust(w) if i > 1 else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r[:len(widths)], widths,
+                                                              strict=True))).rstrip())
+        if n and r[-1]:  # parameters, or what a baseline was tuned to: whole tokens
+            lines.append(textwrap.fill(r[-1], WIDTH, initial_indent="    ",
+                                       subsequent_indent="      ", break_long_words=False,
+                                       break_on_hyphens=False))
+    return "\n".join([*lines, *([textwrap.fill(note, WIDTH)] if note else [])])

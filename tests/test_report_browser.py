@@ -30,8 +30,8 @@ pytestmark = [
 def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("browser")
     args = [f"data.cache_dir={tmp / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
-            "train.epochs=3", f"search.dir={tmp / 'study'}", "search.n_trials=5",
-            "search.sampler.n_startup_trials=2", "search.pruner.n_startup_trials=1",
+            "train.epochs=3", f"search.dir={tmp / 'study'}", "search.n_trials=20",
+            "search.sampler.n_startup_trials=2", "search.pruner.n_startup_trials=11",
             "search.pruner.n_warmup_steps=1", "eval.baselines=[]",
             "search.enqueue_trials=[{optimizer: adam, optimizer.learning_rate: 0.003, "
             "train.batch_size: 1024, model.embedding_dim: 32, model.history_dropout: 0.0}, "
@@ -41,39 +41,71 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "study"
 
 
-def test_report_page_renders_the_table_and_every_plot(study_dir: Path) -> None:
+@pytest.mark.parametrize("width", [1400, 1000])
+def test_report_page_renders_the_table_and_every_plot(study_dir: Path, width: int) -> None:
+    """A 20-trial study at 1400 and 1000 px: every plot fits the page with whole axis titles,
+    every trial is in the table (pruned and failed ones collapsed, counted), parameters break
+    only between tokens, and the per-epoch curves highlight the best five."""
+    import optuna
     from playwright.sync_api import sync_playwright
 
+    study = optuna.load_study(study_name="default",
+                              storage=f"sqlite:///{study_dir / 'study.db'}")
+    S = optuna.trial.TrialState
+    complete = len(study.get_trials(states=(S.COMPLETE,)))
+    pruned = len(study.get_trials(states=(S.PRUNED,)))
+    failed = len(study.get_trials(states=(S.FAIL,)))
+    assert complete + pruned + failed == 20 and complete > 10  # more than the old top 10
     page_path = study_dir / "report" / "index.html"
     errors: list[str] = []
     requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": width, "height": 1000})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
         page.goto(page_path.as_uri())
         page.wait_for_selector(".js-plotly-plot .main-svg")
         plots = page.locator(".js-plotly-plot")
-        assert plots.count() == 5  # history, importances, parallel, slices, per-epoch curves
-        rows = page.locator("table tr")
-        assert rows.count() >= 3 and "best" in page.locator("table").inner_text()
+        # history, time to quality, importances, parallel, slices, per-epoch curves
+        assert plots.count() == 6
+        table = page.locator("table").first
+        assert "best" in table.inner_text()
+        ranked = [r for r in table.locator("tr").all_inner_texts()[1:] if "baseline" not in r]
+        assert len(ranked) == complete  # every complete trial, not the top 10
+        if pruned + failed:
+            summary = page.locator("details summary").inner_text()
+            assert summary.startswith(f"{pruned} pruned and {failed} failed trial(s)")
         text = page.locator("body").inner_text()
         assert "Objective Value" not in text
-        # the metric names the history's and the slices' objective axes
         axis_titles = page.eval_on_selector_all(".g-ytitle, .g-y2title",
                                                 "els => els.map(e => e.textContent)")
         assert sum("val_top_100" in t for t in axis_titles) >= 2, axis_titles
+        x_titles = page.eval_on_selector_all(".g-xtitle, [class^='g-x'][class$='title']",
+                                             "els => els.map(e => e.textContent)")
+        assert "learning_rate (adam)" in x_titles and "embedding_dim" in x_titles, x_titles
+        assert not [t for t in x_titles if "[" in t], x_titles  # no cut `...rate[optim`
         assert page.locator("a[href='../best/']").count() == 1
-        # Trial numbers and epochs are whole numbers on the x axes (plotly's own ticks: 0.5).
-        for plot in (plots.nth(0), plots.nth(4)):  # the history and the per-epoch curves
+        for plot in (plots.nth(0), plots.nth(5)):  # the history and the per-epoch curves
             ticks = plot.locator(".xtick text").evaluate_all("els => els.map(e => e.textContent)")
             assert ticks and not [t for t in ticks if "." in t], ticks
-        # Long parameter names wrap inside the table: the page never scrolls sideways.
+        # Nothing wider than the page: no plot, and the page never scrolls sideways.
+        widths = plots.evaluate_all("els => els.map(e => e.getBoundingClientRect().right)")
+        assert max(widths) <= width, widths
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        # A parameter is never split inside: cells break at spaces only.
+        wrap = page.eval_on_selector("table td:last-child", "e => getComputedStyle(e).overflowWrap")
+        assert wrap == "normal"
+        # Parallel coordinates: every axis, tick labels included, inside its own plot.
+        bottom = plots.nth(3).evaluate("e => e.getBoundingClientRect().bottom")
+        axes = plots.nth(3).locator("g.axis").evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().bottom)")
+        assert axes and max(axes) <= bottom, (axes, bottom)
+        legend = plots.nth(5).locator(".legend .traces").count()
+        assert 1 <= legend <= 5  # the best five in colour, the rest grey and unlisted
         folder = os.environ.get("RECSYS_SCREENSHOTS")
-        if folder:
+        if folder and width == 1400:
             page.screenshot(path=str(Path(folder) / "report_page.png"), full_page=False)
         browser.close()
     assert errors == []

@@ -19,7 +19,7 @@ import optuna
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from experiments.sweeping.study_table import study_table
+from experiments.sweeping.study_table import format_params, study_table
 from experiments.sweeping.time_to_quality import baseline_value, best_so_far, first_past
 from experiments.sweeping.trials import TrialRecord
 from recsys.files import write_text_atomic
@@ -32,6 +32,14 @@ def config_key(param: str) -> str:
     """`optimizer.learning_rate[optimizer=adam]` -> `optimizer.learning_rate`: one axis for a
     key searched under several conditions."""
     return param.split("[", 1)[0]
+
+
+def short_name(param: str) -> str:
+    """An axis title that fits a panel: `optimizer.learning_rate[optimizer=adam]` ->
+    `learning_rate (adam)`, `train.batch_size` -> `batch_size`."""
+    key, _, condition = param.partition("[")
+    name = key.rsplit(".", 1)[-1]
+    return f"{name} ({condition.rstrip(']').split('=', 1)[-1]})" if condition else name
 
 
 def history_figure(study: optuna.Study, metric: str) -> go.Figure:
@@ -109,21 +117,25 @@ def parallel_figure(study: optuna.Study, metric: str) -> go.Figure | None:
             shown = [math.log10(v) if use_log and v else v for v in present]
             low, high = min(shown), max(shown)
             ticks = [t for t in range(math.floor(low), math.ceil(high) + 1)] if use_log else None
-            dims.append({"label": key, "values": [(math.log10(v) if use_log else v)
+            dims.append({"label": short_name(key), "values": [(math.log10(v) if use_log else v)
                                                   if v is not None else low for v in values],
-                         **({"tickvals": ticks, "ticktext": [f"{10 ** t:g}" for t in ticks]}
-                            if ticks else {})})
+                         # the axis spans its decades: a tick outside the range drew the
+                         # axis past the plot's bottom, over the next section
+                         **({"tickvals": ticks, "ticktext": [f"{10 ** t:g}" for t in ticks],
+                             "range": [ticks[0], ticks[-1]]} if ticks else {})})
         else:
             labels = sorted({str(v) for v in present}, key=_natural)
             index = {label: i for i, label in enumerate(labels)}
-            dims.append({"label": key, "values": [index.get(str(v), 0) for v in values],
+            dims.append({"label": short_name(key), "values": [index.get(str(v), 0) for v in values],
                          "tickvals": list(range(len(labels))), "ticktext": labels})
     values = [t.value for t in trials]
     dims.append({"label": metric, "values": values})
     fig = go.Figure(go.Parcoords(line={"color": values, "colorscale": "Viridis",
                                        "showscale": True, "colorbar": {"title": metric}},
                                  dimensions=dims))
-    fig.update_layout(title=f"Parallel coordinates ({len(trials)} complete trials)")
+    # Tick labels of the lowest values sit below each axis: room for them inside the plot.
+    fig.update_layout(title=f"Parallel coordinates ({len(trials)} complete trials)",
+                      margin={"l": 80, "r": 80, "t": 100, "b": 60})
     return fig
 
 
@@ -147,19 +159,42 @@ def slice_figure(study: optuna.Study, metric: str) -> go.Figure:
     fig = optuna.visualization.plot_slice(study, target_name=metric)
     # Plotly's default log ticks read "5 6 7 8 9 0.1 2 3": one labelled tick per decade.
     fig.update_xaxes(selector={"type": "log"}, dtick=1, exponentformat="none")
-    fig.update_layout(yaxis_title=metric)  # the first column (one parameter: no grid)
+    # Optuna sizes the figure at 300 px a parameter (1800 px for six): fit the page instead,
+    # with titles short enough for a panel.
+    fig.update_layout(yaxis_title=metric, width=None, autosize=True)
+    fig.for_each_xaxis(lambda axis: axis.update(title_text=short_name(axis.title.text or "")))
     return fig
 
 
+HIGHLIGHT = 5  # per-epoch curves drawn in colour: the best complete trials
+
+
 def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure:
+    """Every trial's curve: the best few complete trials in colour with a legend, the rest
+    thin and grey (hover names them), so twenty curves stay readable."""
     fig = optuna.visualization.plot_intermediate_values(study)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    best = [t.number for t in sorted(study.get_trials(deepcopy=False, states=(COMPLETE,)),
+                                     key=lambda t: -(t.value or 0))[:HIGHLIGHT]]
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
     for trace in fig.data:
         number = re.search(r"\d+", str(trace.name or ""))
-        state = next((t.state.name.lower() for t in study.get_trials(deepcopy=False)
-                      if number and t.number == int(number.group())), "")
+        trial = trials.get(int(number.group())) if number else None
+        state = trial.state.name.lower() if trial else ""
         trace.name = f"trial {number.group() if number else '?'} ({state})"
+        if trial is not None and trial.number in best:
+            rank = best.index(trial.number)
+            trace.update(line={"color": palette[rank], "width": 2.5},
+                         marker={"color": palette[rank]}, legendrank=rank,
+                         name=f"trial {trial.number} (best {rank + 1})")
+        else:
+            trace.update(line={"color": "#bbb", "width": 1}, marker={"color": "#bbb",
+                                                                      "size": 4},
+                         showlegend=False, opacity=0.7)
+    others = len(fig.data) - len(best)
     fig.update_layout(showlegend=True, xaxis_title="epoch (or rung)", yaxis_title=metric,
-                      title=f"Per-epoch {metric} of every trial (pruned ones end early)")
+                      title=f"Per-epoch {metric}: the best {len(best)} complete trials in "
+                            f"colour, {others} others in grey (pruned ones end early)")
     steps = [s for t in study.get_trials(deepcopy=False) for s in t.intermediate_values]
     whole_ticks(fig, 1, max(steps, default=1))
     return fig
@@ -195,6 +230,32 @@ def table_html(markdown: str, study_dir: Path) -> str:
     out.append("</table></div>")
     out += [f"<p>{html.escape(line)}</p>" for line in text[1:]]
     return "\n".join(out)
+
+
+def other_trials_html(study: optuna.Study, metric: str, study_dir: Path) -> str:
+    """Pruned and failed trials, collapsed under a line that counts them: their last reported
+    value, epochs and why they stopped."""
+    S = optuna.trial.TrialState
+    others = study.get_trials(deepcopy=False, states=(S.PRUNED, S.FAIL))
+    if not others:
+        return ""
+    rows = []
+    for t in sorted(others, key=lambda t: t.number):
+        stored = TrialRecord.of(t)
+        last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values \
+            else None
+        number = html.escape(str(t.number))
+        if (study_dir / "trials" / str(t.number)).is_dir():
+            number = f'<a href="../trials/{number}/">{number}</a>'
+        rows.append(f"<tr><td>{number}</td><td>{t.state.name.lower()}</td>"
+                    f"<td>{'-' if last is None else f'{last:.4f}'}</td><td>{stored.epochs}</td>"
+                    f"<td>{html.escape(format_params(t.params, compact=True))}"
+                    f"{' (' + html.escape(stored.reason) + ')' if stored.reason else ''}</td></tr>")
+    pruned = sum(t.state == S.PRUNED for t in others)
+    return (f'<details><summary>{pruned} pruned and {len(others) - pruned} failed trial(s), '
+            "not ranked (their last reported value)</summary><div class=\"wide\"><table>"
+            f"<tr><th>trial</th><th>state</th><th>last {html.escape(metric)}</th>"
+            f"<th>epochs</th><th>params</th></tr>{''.join(rows)}</table></div></details>")
 
 
 def paired_html(study: optuna.Study, metric: str) -> str:
@@ -239,15 +300,16 @@ def write_index(study: optuna.Study, report_dir: Path, metric: str, notes: list[
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }}
 td:last-child, th:last-child {{ text-align: left; }}
-td:last-child {{ min-width: 20em; overflow-wrap: anywhere; }}
+td:last-child {{ min-width: 16em; white-space: normal; }}  /* breaks between parameters only */
 .wide {{ overflow-x: auto; }}
 </style></head><body>
 <h1>Study <code>{html.escape(study.study_name)}</code>: {html.escape(metric)}
 ({study.direction.name.lower()})</h1>
 <p>Best trial's files: {best}. Each trial number links to its folder.</p>
-{table_html(study_table(study, metric, 10, markdown=True), study_dir)}
+{table_html(study_table(study, metric, None, markdown=True), study_dir)}
+{other_trials_html(study, metric, study_dir)}
 {paired_html(study, metric)}
 {"".join(f"<p>{html.escape(n)}</p>" for n in notes)}
 {"".join(parts)}

@@ -38,13 +38,24 @@ def within_best(best_first: list[optuna.trial.FrozenTrial], metric: str) -> floa
     return span[0] if span else None
 
 
-def format_params(params: dict[str, Any], digits: int = 4) -> str:
-    return " ".join(f"{k}={v:.{digits}g}" if isinstance(v, float) else f"{k}={v}"
+def format_params(params: dict[str, Any], digits: int = 4, compact: bool = False) -> str:
+    """`key=value ...`; `compact`: each key's last part and its condition's value
+    (`optimizer.learning_rate[optimizer=adam]` -> `learning_rate[adam]`), for tables."""
+    def name(key: str) -> str:
+        if not compact:
+            return key
+        base, _, condition = key.partition("[")
+        short = base.rsplit(".", 1)[-1]
+        return f"{short}[{condition.rstrip(']').split('=', 1)[-1]}]" if condition else short
+
+    return " ".join(f"{name(k)}={v:.{digits}g}" if isinstance(v, float) else f"{name(k)}={v}"
                     for k, v in params.items())
 
 
-def study_table(study: optuna.Study, metric: str, top: int = 5, markdown: bool = False) -> str:
-    """Counts by state, the `top` complete trials, then each baseline, and the `≈ best` note."""
+def study_table(study: optuna.Study, metric: str, top: int | None = 5,
+                markdown: bool = False) -> str:
+    """Counts by state, the `top` complete trials (None: all), then each baseline, and the
+    `≈ best` note."""
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     best_first = ranked(study)
@@ -69,7 +80,7 @@ def study_table(study: optuna.Study, metric: str, top: int = 5, markdown: bool =
             "≈ best" if low is not None and t.value >= low else "complete")
         stored = TrialRecord.of(t)
         rows.append(row(str(t.number), state, stored.metrics, stored.intervals,
-                        f"{stored.seconds:.1f}", format_params(t.params)))
+                        f"{stored.seconds:.1f}", format_params(t.params, compact=markdown)))
     if best_first:
         best = TrialRecord.of(best_first[0])
         baselines = best.baselines or {

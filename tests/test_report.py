@@ -121,3 +121,12 @@ def test_the_console_study_table_fits_120_columns_with_whole_parameters() -> Non
     assert "    tuned on validation: lambda=500" in text
     assert "val@1 " not in text  # top-1 lives in summary.md and the report
     assert "val@1 " in study_table(study, "val_top_100", markdown=True)
+
+
+def test_hparams_values_read_as_written_and_sessions_sort_numerically() -> None:
+    from experiments.sweeping.hparams import hparam_value, session_name
+
+    assert hparam_value(0.25) == "0.25" and hparam_value(0.0) == "0" and hparam_value(64) == "64"
+    assert hparam_value(0.003, continuous=True) == 0.003  # a searched range stays a number
+    names = [session_name("s", n) for n in (1, 2, 10, 19)]
+    assert sorted(names) == names

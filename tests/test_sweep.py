@@ -161,8 +161,8 @@ def session_groups(logdir: Path) -> dict[str, api_pb2.SessionGroup]:
 @pytest.mark.slow
 def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
     """Study `s` (complete and pruned trials) and study `t` (a failed trial) under one logdir:
-    sessions named <study>/<trial>, status and state set, integers kept, test metrics and
-    the baselines as a run on the same tags."""
+    sessions named <study>/<trial> (zero-padded: they sort numerically), status and state set,
+    integers kept, test metrics and the baselines as a run on the same tags."""
     diverging = ("search.enqueue_trials=[{optimizer: sgd, optimizer.learning_rate: 1e9, "
                  "model.embedding_dim: 8}]")
     assert sweep.main(sweep_args(study_dir, "t", 1, diverging, "search.pruner.name=none")) == 0
@@ -170,9 +170,9 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
     kinds = {}
     for name in ("s", "t"):
         for trial in load(study_dir, name).trials:
-            group = groups[f"{name}/{trial.number}"]  # no merging across studies
+            group = groups[f"{name}/{trial.number:04d}"]  # no merging across studies
             (one,) = group.sessions
-            state = group.hparams["state"].string_value
+            state = group.hparams["trial_state"].string_value
             kinds[state] = one.status
             assert state == {"COMPLETE": "complete", "PRUNED": "pruned",
                              "FAIL": "failed"}[trial.state.name]
@@ -204,9 +204,14 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
                  for c in root.PluginTagToContent("hparams").values()]
     experiment = next(s.experiment for s in summaries if s.HasField("experiment"))
     infos = {h.name: h for h in experiment.hparam_infos}
-    assert set(infos) == {"optimizer", "optimizer.learning_rate", "model.embedding_dim", "state"}
+    assert set(infos) == {"optimizer", "optimizer.learning_rate", "model.embedding_dim",
+                          "trial_state"}
+    assert sorted(infos)[-1] == "trial_state"  # the dashboard ticks the first few by name
     assert set(infos["model.embedding_dim"].domain_discrete) == {"8", "16"}
     assert [m.name.tag for m in experiment.metric_infos][0] == "selected/val_top_100"
+    # one naming style: each metric shown by its own name
+    assert all(m.display_name == m.name.tag.removeprefix("selected/")
+               for m in experiment.metric_infos)
     assert {m.name.tag for m in experiment.metric_infos} >= {"selected/val_top_100",
                                                              "selected/test_top_100"}
     popularity = EventAccumulator(str(study_dir / "s" / "trials" / "baselines" / "popularity"),

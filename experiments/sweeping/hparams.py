@@ -32,23 +32,37 @@ STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_FAILURE,
           "failed": api_pb2.STATUS_FAILURE}
 
 
-def hparam_value(value: Any) -> bool | float | str:
-    """Integers as strings: TensorBoard's HParams UI shows every number with a fixed count of
-    digits (`32.000`, `1024.0`), a string as written (`32`)."""
-    if isinstance(value, bool | float | str):
+STATE = "trial_state"  # sorts after every searched key (data., model., optimizer., train.):
+# the dashboard ticks the first hparams in name order, and a searched key must not lose its
+# place to it
+
+
+def hparam_value(value: Any, continuous: bool = False) -> bool | float | str:
+    """A searched range's float as a number (the dashboard plots it on an axis); every other
+    value, choices of numbers included, as written: the dashboard prints each number with a
+    fixed count of digits (`32.000`, `0.25000`)."""
+    if isinstance(value, bool) or (continuous and isinstance(value, float)):
         return value
-    return str(value)
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def session_name(study_name: str, number: int) -> str:
+    """`<study>/<trial>`, the number zero-padded so that the dashboard's text sort is the
+    numeric one (1, 2, ... 10, not 1, 10, 2)."""
+    return f"{study_name}/{number:04d}"
 
 
 def write_trial_hparams(run_dir: Path, study_name: str, number: int, chosen: dict[str, Any],
-                        state: str, last: tuple[int, dict[str, float]] | None = None) -> None:
+                        state: str, last: tuple[int, dict[str, float]] | None = None,
+                        continuous: frozenset[str] = frozenset()) -> None:
     """The trial's session: its parameters and state (start), its status (end). `last`: a
     pruned trial's last reported step and values, written as its `selected/` metrics so that
-    it is not blank in the dashboard's table and plots."""
-    values = {k: hparam_value(v) for k, v in chosen.items()}
+    it is not blank in the dashboard's table and plots. `continuous`: the keys searched over
+    a range (numbers); the others are written as text."""
+    values = {k: hparam_value(v, k in continuous) for k, v in chosen.items()}
     writer = tf.summary.create_file_writer(str(run_dir))
     with writer.as_default(step=0):
-        hp.hparams({**values, "state": state}, trial_id=f"{study_name}/{number}")
+        hp.hparams({**values, STATE: state}, trial_id=session_name(study_name, number))
         if last is not None:
             step, metrics = last
             for key, value in metrics.items():
@@ -68,15 +82,13 @@ def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int],
         if param.distribution is not None:
             by_key.setdefault(param.key, []).append(param.distribution)
     hparams = [hp.HParam(key, _merged_domain(dists)) for key, dists in by_key.items()]
-    hparams.append(hp.HParam("state", hp.Discrete(list(STATES))))
-    metrics = [hp.Metric(f"selected/{metric}", display_name=metric),
-               *(hp.Metric(f"selected/val_top_{k}", display_name=f"val top-{k}") for k in ks
-                 if f"val_top_{k}" != metric),
-               hp.Metric(f"selected/test_top_{max(ks)}", display_name=f"test top-{max(ks)}"),
-               *(hp.Metric(f"selected/{split}_ndcg_10", display_name=f"{split} ndcg@10")
-                 for split in ("val", "test") if 10 in ks and f"{split}_ndcg_10" != metric),
-               *(hp.Metric(f"selected/{split}_mrr", display_name=f"{split} mrr")
-                 for split in ("val", "test") if f"{split}_mrr" != metric)]
+    hparams.append(hp.HParam(STATE, hp.Discrete(list(STATES))))
+    # One naming style: every metric is shown by its own name (val_top_100, test_ndcg_10).
+    names = [metric, *(f"val_top_{k}" for k in ks), f"test_top_{max(ks)}",
+             *(f"{split}_ndcg_10" for split in ("val", "test") if 10 in ks),
+             *(f"{split}_mrr" for split in ("val", "test"))]
+    metrics = [hp.Metric(f"selected/{name}", display_name=name)
+               for name in dict.fromkeys(names)]
     writer = tf.summary.create_file_writer(str(trials_dir))
     with writer.as_default():
         hp.hparams_config(hparams=hparams, metrics=metrics)
@@ -91,7 +103,7 @@ def _merged_domain(dists: list[optuna.distributions.BaseDistribution]) -> hp.Dom
     values: list[Any] = []
     for dist in dists:
         if isinstance(dist, CategoricalDistribution):
-            values += [hparam_value(c) for c in dist.choices]
+            values += [hparam_value(c) for c in dist.choices]  # text, as the sessions
         elif isinstance(dist, IntDistribution):  # integers are strings (see hparam_value)
             values += [str(v) for v in range(dist.low, dist.high + 1, dist.step)][:1000]
         else:

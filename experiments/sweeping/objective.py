@@ -150,7 +150,10 @@ class Objective:
         """The trial in TensorBoard's HParams dashboard, once its state is known."""
         study = getattr(getattr(trial, "study", None), "study_name", None) or "trial"
         with contextlib.suppress(Exception):  # an unwritable run folder: its reason is kept
-            write_trial_hparams(run_dir, study, trial.number, chosen, state, last)
+            continuous = frozenset(name.split("[", 1)[0] for name, dist in
+                                   trial.distributions.items()
+                                   if isinstance(dist, optuna.distributions.FloatDistribution))
+            write_trial_hparams(run_dir, study, trial.number, chosen, state, last, continuous)
 
 
 def note_interrupted(trial: optuna.Trial, seconds: float, epochs: int) -> None:

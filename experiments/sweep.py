@@ -40,7 +40,8 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     plan = plan_sweep(job_config(cfg), overrides)
     prepared = load_data(plan.base.data)  # data errors stop the sweep before any trial
     plan.base.check_data(len(prepared.user_ids), len(prepared.item_ids), prepared.most_seen())
-    check_fits(plan.base, len(prepared.user_ids), len(prepared.item_ids))
+    check_fits(plan.base, len(prepared.user_ids), len(prepared.item_ids),
+               round(prepared.stats["train_pool"] * plan.base.data.sample_fraction))
     plan = plan.with_rungs(prepared.stats["train_pool"])  # large data: multi-fidelity
     if len(plan.rungs) > 1:
         pairs = prepared.stats["train_pool"] * plan.base.data.sample_fraction

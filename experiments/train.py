@@ -27,7 +27,8 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     config = RunConfig.from_dict(tree)  # every value checked here
     prepared = load_data(config.data)  # bad data fails here, before anything is written
     config.check_data(len(prepared.user_ids), len(prepared.item_ids), prepared.most_seen())
-    check_fits(config, len(prepared.user_ids), len(prepared.item_ids))
+    check_fits(config, len(prepared.user_ids), len(prepared.item_ids),
+               round(prepared.stats["train_pool"] * config.data.sample_fraction))
 
     def job(run_dir: Path) -> int:
         write_run_config(run_dir, tree, overrides)

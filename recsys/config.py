@@ -357,6 +357,11 @@ class RunConfig:
             raise UserError(f"train.top_ks={sorted(self.train.top_ks)} holds k={k}, not below "
                             f"the catalog's {n_items} items (every scorer would score 1.0 at "
                             f"that k): use values below {n_items}")
+        sampled = self.model.sampled_negatives
+        if self.model.negatives == "mixed" and sampled > n_items:
+            raise UserError(f"model.sampled_negatives={sampled} is more than the catalog's "
+                            f"{n_items} items: use at most {n_items} (each step draws that many "
+                            "items; model.negatives=catalog is the exact softmax over all)")
         if self.model.negatives == "catalog" and n_items > CATALOG_SOFTMAX_MAX_ITEMS:
             raise UserError(f"model.negatives=catalog scores all {n_items} items for every row:"
                             f" allowed up to {CATALOG_SOFTMAX_MAX_ITEMS} items; use mixed or "

@@ -17,9 +17,12 @@ GIB = 2**30
 SLOTS = {"adam": 2, "adagrad": 1, "sgd": 0}  # optimizer state per weight (SGD momentum: 1)
 
 
-def training_bytes(cfg: RunConfig, n_users: int, n_items: int) -> dict[str, int]:
+def training_bytes(cfg: RunConfig, n_users: int, n_items: int,
+                   n_pairs: int | None = None) -> dict[str, int]:
     """A lower bound on the memory a run needs, by part: the model with its optimizer state,
-    and the evaluation (one batch of users scored against the catalog, every item's vector)."""
+    one training step (a batch is at most the `n_pairs` training pairs there are: its
+    activations and in-batch scores), and the evaluation (one batch of users scored against
+    the catalog, every item's vector)."""
     model, dim = cfg.model, cfg.model.embedding_dim
     rows = n_items + (n_users + 1 if model.uses_ids else 0) \
         + (n_items + 1 if model.uses_history else 0)
@@ -28,12 +31,19 @@ def training_bytes(cfg: RunConfig, n_users: int, n_items: int) -> dict[str, int]
         dense += 2 * (width * out + out)  # the user's and the item's tower
         width = out
     slots = SLOTS[cfg.optimizer.name] + (1 if cfg.optimizer.momentum else 0)
-    activations = cfg.train.batch_size * max((dim, *model.tower_layers)) * FLOAT * 4
+    batch = effective_batch(cfg, n_pairs)
     return {
-        "model": (rows * dim + dense) * FLOAT * (1 + slots) + dense * FLOAT + activations,
+        "model": (rows * dim + dense) * FLOAT * (1 + slots) + dense * FLOAT,
+        "step": batch * max((dim, *model.tower_layers)) * FLOAT * 4
+        + 2 * batch * min(batch, n_items if cfg.train.fast_loss else batch) * FLOAT,
         "evaluation": ((min(cfg.train.eval_batch_size, n_users) + 1) * n_items
                        + n_items * width) * FLOAT,
     }
+
+
+def effective_batch(cfg: RunConfig, n_pairs: int | None) -> int:
+    """The rows of a training step: the batch size, or every pair when there are fewer."""
+    return cfg.train.batch_size if n_pairs is None else max(1, min(cfg.train.batch_size, n_pairs))
 
 
 def machine_bytes() -> int | None:
@@ -52,18 +62,24 @@ def machine_bytes() -> int | None:
         return None
 
 
-def check_fits(cfg: RunConfig, n_users: int, n_items: int) -> None:
-    """Refuse a run that cannot fit in this machine's memory (before anything is built)."""
+def check_fits(cfg: RunConfig, n_users: int, n_items: int, n_pairs: int | None = None) -> None:
+    """Refuse a run that cannot fit in this machine's memory (before anything is built),
+    naming the setting behind the largest part."""
     available = machine_bytes()
-    parts = training_bytes(cfg, n_users, n_items)
+    parts = training_bytes(cfg, n_users, n_items, n_pairs)
     needed = sum(parts.values())
     if available is None or needed <= available:
         return
-    fix = ("a smaller model.embedding_dim or model.tower_layers"
-           if parts["model"] >= parts["evaluation"] else "a smaller train.eval_batch_size")
+    largest = max(parts, key=parts.get)
+    fix = {"model": "a smaller model.embedding_dim or model.tower_layers",
+           "step": "a smaller train.batch_size",
+           "evaluation": "a smaller train.eval_batch_size"}[largest]
+    batch = effective_batch(cfg, n_pairs)
     raise UserError(
         f"model.embedding_dim={cfg.model.embedding_dim} with model.tower_layers="
-        f"{list(cfg.model.tower_layers)} on {n_users:,} users and {n_items:,} items needs at "
-        f"least {needed / GIB:,.1f} GiB (model with {cfg.optimizer.name}'s state "
-        f"{parts['model'] / GIB:,.1f}, evaluation {parts['evaluation'] / GIB:,.1f}), more "
-        f"than this machine's {available / GIB:,.1f} GiB: use {fix}")
+        f"{list(cfg.model.tower_layers)} and batches of {batch:,} rows (train.batch_size="
+        f"{cfg.train.batch_size:,}) on {n_users:,} users and {n_items:,} items needs at least "
+        f"{needed / GIB:,.1f} GiB (model with {cfg.optimizer.name}'s state "
+        f"{parts['model'] / GIB:,.1f}, training step {parts['step'] / GIB:,.1f}, evaluation "
+        f"{parts['evaluation'] / GIB:,.1f}), more than this machine's {available / GIB:,.1f} "
+        f"GiB: use {fix}")

@@ -140,7 +140,7 @@ def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
     tf.keras.utils.set_random_seed(cfg.train.seed)
     cfg.check_data(data.n_users, data.n_items, most_seen_count(
         data.train_user, np.concatenate([data.val_user, data.test_user])))
-    check_fits(cfg, data.n_users, data.n_items)
+    check_fits(cfg, data.n_users, data.n_items, len(data.train_user))
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
     user_history = UserHistory(data.train_user, data.train_item, data.n_users,
                                cfg.model.history_max_len, cfg.train.seed) \

@@ -153,7 +153,8 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
                                "model.embedding_dim?"),
     # Sizes no machine here holds: refused before TensorFlow allocates (or the kernel kills).
     ("model.embedding_dim=1000000000", "model.embedding_dim=1000000000 with model.tower_layers=[] "
-                                       "on 1,500 users and 300 items needs at least "),
+                                       "and batches of 1,024 rows (train.batch_size=1,024) on "
+                                       "1,500 users and 300 items needs at least "),
     ("model.tower_layers=[100000000]", "), more than this machine's "),
     # Hydra's grammar: say which character stopped it and how to quote, not a lexer state.
     ("data.path=~/x.csv", "cannot read the override 'data.path=~/x.csv': Hydra's override "
@@ -161,6 +162,8 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
     ("data.separator=;;", "stops at ';'; quote the value, e.g. 'data.separator=\";;\"'"),
     ("data.path=a<b.csv", "stops at '<'"),
     ("train.monitor=val_top_1)", "stops at ')'"),
+    ("model.negatives=mixed", "model.sampled_negatives=1024 is more than the catalog's 300 "
+                              "items: use at most 300"),
     # The embedded generator: limits named instead of a broadcast error or 67 GiB.
     ("data.synthetic.user_activity_exponent=1.0", "data.synthetic.user_activity_exponent=1.0 "
                                                   "is invalid: expected a number > 1"),

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 @pipe_safe
 def main(argv: list[str] | None = None) -> int:
     args, overrides = arguments().parse_known_args(argv)
+    if problem := check_arguments(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     storage = os.environ.get("OPTUNA_STORAGE", "")
     if args.mode == "soak" and not storage.startswith(("postgresql", "mysql")):
         print("error: --mode soak needs OPTUNA_STORAGE set to a PostgreSQL (or MySQL) URL, "
@@ -103,6 +106,40 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--memory-trials", type=int, default=100,
                         help="soak mode: trials of the long-lived worker memory check (0: skip)")
     return parser
+
+
+def check_arguments(args: argparse.Namespace) -> str:
+    """The one line naming a bad flag and what is valid ("" when all are good): before any
+    benchmark starts, not as a traceback (or a silent exit 0) minutes in."""
+    for flag in ("rows", "trials"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            return f"--{flag} {value} is invalid: expected a positive integer"
+    for flag in ("movielens", "amazon"):
+        for path in getattr(args, flag):
+            if not Path(path).expanduser().is_file():
+                return f"--{flag} {path!r} is not a file: expected a ratings file"
+    for spec in args.dataset:
+        label, colon, overrides = spec.partition(":")
+        if not colon or not label.strip() or not overrides.strip():
+            return (f"--dataset {spec!r} is invalid: expected 'LABEL: OVERRIDES', e.g. "
+                    "'ml-100k: data=movielens_100k data.path=/data/u.data'")
+    from recsys.config import validation_metrics
+
+    metrics = validation_metrics((1, 5, 10, 50, 100))
+    if args.metric not in metrics:
+        return f"--metric {args.metric!r} is invalid: expected one of {', '.join(metrics)}"
+    for flag, module, table in (("pruners", "pruning", "PRUNERS"), ("variants", "knobs",
+                                                                     "VARIANTS")):
+        chosen = getattr(args, flag)
+        if chosen:
+            known = getattr(__import__(f"experiments.benchmarks.{module}", fromlist=[table]),
+                            table)
+            unknown = [n for n in chosen.split(",") if n not in known]
+            if unknown:
+                return (f"--{flag} {', '.join(unknown)} is not known: expected a "
+                        f"comma-separated subset of {', '.join(known)}")
+    return ""
 
 
 # One function per mode: (parsed flags, Hydra overrides) -> the printed table. Each imports

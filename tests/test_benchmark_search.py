@@ -92,3 +92,20 @@ def test_fidelity_study_mode_runs_the_study_with_and_without_rungs(tmp_path: Pat
         assert int(row.group(2)) + int(row.group(3)) == 3 and 0 < float(row.group(4)) <= 1
     assert re.search(r"^same best parameters: (yes|no); .* wall time \d+% of the plain",
                      proc.stdout, re.M), proc.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mode", "load", "--rows", "-5"], "--rows -5 is invalid: expected a positive integer"),
+    (["--movielens", "/missing.csv"], "--movielens '/missing.csv' is not a file"),
+    (["--dataset", "bad"], "--dataset 'bad' is invalid: expected 'LABEL: OVERRIDES'"),
+    (["--metric", "val_bogus"], "--metric 'val_bogus' is invalid: expected one of val_top_1"),
+    (["--mode", "pruning", "--pruners", "foo"], "--pruners foo is not known"),
+    (["--mode", "knobs", "--variants", "nosuch"], "--variants nosuch is not known"),
+    (["--trials", "0"], "--trials 0 is invalid: expected a positive integer"),
+])
+def test_bad_benchmark_flags_are_one_line_before_anything_runs(args, message, capsys) -> None:
+    from experiments import benchmark
+
+    assert benchmark.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {message}"), err

@@ -544,3 +544,20 @@ def test_report_ranks_on_the_studys_own_metric(tmp_path: Path, capsys) -> None:
     assert "ranked on val_ndcg_10" in out and "ranked on val_top_100" not in out
     page = (tmp_path / "ndcg" / "report" / "index.html").read_text()
     assert "val_ndcg_10\n(maximize)" in page and "val_top_100\n(maximize)" not in page
+
+
+@pytest.mark.slow
+def test_a_suggestion_that_fails_says_why_on_the_trial_and_the_console(tmp_path: Path,
+                                                                       capsys) -> None:
+    """A resumed study whose choice list changed (allowed with allow_changed_base) cannot be
+    suggested from: each trial failed with no reason until five stopped the study."""
+    assert sweep.main(sweep_args(tmp_path, "changed", 1)) == 0
+    changed = [a.replace("choice(8, 16)", "choice(8, 32)") for a in sweep_args(
+        tmp_path, "changed", 2, "search.allow_changed_base=true")]
+    capsys.readouterr()
+    assert sweep.main(changed) == 1
+    out = capsys.readouterr().out
+    assert "a changed choice list needs a new search.study_name" in out
+    failed = [t for t in load(tmp_path, "changed").trials
+              if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all("changed choice list" in t.user_attrs["reason"] for t in failed)

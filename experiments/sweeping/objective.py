@@ -80,7 +80,12 @@ class Objective:
         pruning = PruneOnEpoch(trial, self.metric)
         chosen: dict[str, Any] = {}
         try:  # every failure, suggesting and writing the run folder included, records its reason
-            overrides, chosen = suggest(trial, self.space)
+            try:
+                overrides, chosen = suggest(trial, self.space)
+            except ValueError as exc:  # a choice list changed under allow_changed_base
+                raise UserError(f"the search space cannot be suggested from ({exc}): Optuna "
+                                "keeps one distribution per parameter for a whole study, so a "
+                                "changed choice list needs a new search.study_name") from None
             tree, config = self.compose(chosen)
             # The config: for best/ on a machine other than this one.
             record(trial, overrides=overrides, config=tree, run_dir=str(run_dir))

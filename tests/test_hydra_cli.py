@@ -158,3 +158,13 @@ def test_cfg_with_multirun_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         "error: --cfg prints one composed config and runs nothing: leave out -m (--multirun), "
         "or run the multirun without --cfg"]
+
+
+def test_multirun_flag_after_overrides_runs_each_job(tmp_path: Path) -> None:
+    """`train a=1 -m b=16,0`: argparse read b=16,0 as "unrecognized" and printed its usage
+    block; each job runs, the bad one fails with its one line."""
+    proc = command("experiments.train", *TINY_SYNTHETIC, "train.epochs=1", "-m",
+                   "model.embedding_dim=16,0", f"hydra.sweep.dir={tmp_path / 'm'}", cwd=tmp_path)
+    assert "usage:" not in proc.stderr and "unrecognized arguments" not in proc.stderr
+    assert "job 0:" in proc.stdout and "job 1:" in proc.stdout
+    assert proc.returncode == 2 and "error: model.embedding_dim=0 is invalid" in proc.stderr

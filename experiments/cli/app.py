@@ -126,7 +126,7 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
     # swapped (hydra-core is pinned, so its `_run_hydra` entry is a known one).
     version.setbase("1.3")
     parser = get_args_parser()
-    parsed = parser.parse_args(args)  # argparse's own usage error and exit 2 on a bad flag
+    parsed = parser.parse_args(flags_first(args))  # argparse's usage and exit 2 on a bad flag
     if parsed.experimental_rerun is not None:  # needs Hydra's pickled job, never written here
         raise UserError("--experimental-rerun is not supported: re-run a run's or a study's "
                         "saved config with --config PATH/config.yaml")
@@ -143,6 +143,31 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
         if exc.code not in (0, None):
             return exc.code if isinstance(exc.code, int) else 1
     return next((c for c in codes if c != 0), 0)
+
+
+VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+          "--config-dir", "-cd", "--shell-completion", "-sc", "--experimental-rerun"}
+INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """Hydra's flags (with their values) before the overrides: argparse reads its overrides
+    as one run of positionals, so `a=1 -m b=2,3` left `b=2,3` "unrecognized"."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        valued = arg in VALUED or (arg in ("--info", "-i") and args[i + 1:i + 2] and
+                                   args[i + 1] in INFO_VALUES)
+        if valued and i + 1 < len(args):
+            flags += args[i:i + 2]
+            i += 2
+        elif arg.startswith("-"):
+            flags.append(arg)
+            i += 1
+        else:
+            overrides.append(arg)
+            i += 1
+    return [*flags, *overrides]
 
 
 def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:

@@ -29,8 +29,9 @@ from recsys.loading import check_data_path, read_ratings
 from recsys.prepare import PreparedData, prepare
 from recsys.synthetic import ensure_csv
 
-CACHE_VERSION = 4  # 4: per-user splits; 2: ids such as `NA` are kept (only empty fields are missing);
-# 3: temporal ties at a cut drawn in seeded random order
+# 2: ids such as `NA` are kept (only empty fields are missing); 3: temporal ties at a cut
+# drawn in seeded random order; 4: per-user splits; 5: spaces around ids trimmed
+CACHE_VERSION = 5
 _NOT_IN_KEY = {"sample_fraction", "cache_dir", "name", "synthetic"}
 
 
@@ -143,7 +144,7 @@ def _prepare_from_file(path: Path, cfg: DataConfig) -> PreparedData:
     df, report = read_ratings(path, cfg)
     data = prepare(df, cfg)
     data.stats.update(rows_missing_fields=report.rows_missing_fields,
-                      bad_lines_skipped=report.bad_lines_skipped)
+                      bad_lines_skipped=report.bad_lines_skipped, ids_trimmed=report.ids_trimmed)
     return data
 
 

@@ -118,8 +118,10 @@ class DataConfig:
         require(self.split in SPLITS, "data.split", self.split, " or ".join(SPLITS))
         require(self.on_bad_lines in BAD_LINE_POLICIES, "data.on_bad_lines", self.on_bad_lines,
                  " or ".join(BAD_LINE_POLICIES))
+        if self.separator in ("\\t", "tab"):  # a shell and Hydra pass '\t' as two characters
+            object.__setattr__(self, "separator", "\t")
         require(len(self.separator) == 1, "data.separator", self.separator,
-                 "a single character such as ',' or '\\t'")
+                 "a single character such as ',' or tab (data.separator=tab)")
         columns = [self.user_column, self.item_column, self.rating_column]
         if self.timestamp_column:
             columns.append(self.timestamp_column)

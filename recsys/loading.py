@@ -36,6 +36,7 @@ class LoadReport:
     rows_read: int
     rows_missing_fields: int
     bad_lines_skipped: int
+    ids_trimmed: int = 0  # ids with spaces around them (' U1 ' is the user 'U1')
 
 
 def check_data_path(path: Path) -> None:
@@ -64,13 +65,25 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
     wanted = {"user": cfg.user_column, "item": cfg.item_column, "rating": cfg.rating_column}
     if cfg.timestamp_column:
         wanted["timestamp"] = cfg.timestamp_column
+    if cfg.header:
+        _check_header(path, cfg, wanted)
     table, bad_lines = _parse(path, cfg, wanted)
     if bad_lines and cfg.on_bad_lines == "error":
         raise _bad_lines_error(path, cfg, table, bad_lines, wanted)
     columns, original_row = _without_missing(path, table, wanted)
     line_offset = (1 if cfg.header else 0) + 1  # 1-based; exact when no bad line was skipped
     where = _Where(path, original_row, line_offset, bool(bad_lines))
-    # Ids become integer codes plus one dictionary each, all in Arrow: no Python strings.
+    # Spaces around an id are not part of it (' U1 ' and 'U1' were two users): trimmed, and
+    # counted for a console note. Ids become integer codes plus one dictionary each.
+    trimmed = 0
+    for role in ("user", "item"):
+        clean = pc.utf8_trim_whitespace(columns[role])
+        trimmed += pc.sum(pc.not_equal(clean, columns[role])).as_py() or 0
+        if blank := pc.sum(pc.equal(clean, "")).as_py():
+            raise UserError(f"data.path={str(path)!r}: {blank} row(s) have a {role} id of "
+                            "spaces only: give every row an id (or leave the field empty: "
+                            "such rows are dropped and counted)")
+        columns[role] = clean
     users = columns["user"].dictionary_encode()
     items = columns["item"].dictionary_encode()
     ratings = Ratings(
@@ -83,7 +96,23 @@ def read_ratings(path: str | Path, cfg: DataConfig) -> tuple[Ratings, LoadReport
                    else np.zeros(len(original_row), dtype=np.int64)),
     )
     return ratings, LoadReport(table.num_rows, table.num_rows - len(original_row),
-                               len(bad_lines))
+                               len(bad_lines), trimmed)
+
+
+def _check_header(path: Path, cfg: DataConfig, wanted: dict[str, str]) -> None:
+    """A column the config names must appear once in the header: with two `rating` columns
+    the first was used, silently."""
+    try:
+        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+                            parse_options=pacsv.ParseOptions(delimiter=cfg.separator)) as reader:
+            names = reader.schema.names
+    except (pa.ArrowInvalid, OSError):  # the parse proper says what is wrong
+        return
+    for role, column in wanted.items():
+        if names.count(column) > 1:
+            raise UserError(f"data.path={str(path)!r}: the header names column {column!r} "
+                            f"{names.count(column)} times, and data.{role}_column reads it: "
+                            "rename the copies, or point the setting at another column")
 
 
 def _options(cfg: DataConfig, wanted: dict[str, str], on_invalid: Any, use_threads: bool = True,

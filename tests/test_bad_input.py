@@ -523,3 +523,40 @@ def test_a_home_tilde_in_search_dir_and_cache_dir_is_the_home_folder(tmp_path: P
     assert list(work.iterdir()) == []
     assert (home / "studies" / "t" / "study.db").is_file() and (home / "cache").is_dir()
     assert f"study folder: {home / 'studies' / 't'}" in done.stdout
+
+
+def test_spaces_around_ids_are_trimmed_with_a_note(tmp_path: Path, capsys) -> None:
+    """' U1 ' and 'U1' were two users, silently: trimmed, one user, and the console says so."""
+    spaced = [f" U{i % 50} ,P{i % 30} ,{1 + i % 5}.0,{5000 + i}" for i in range(40)]
+    path = write_lines(tmp_path / "r.csv", RATINGS + spaced)
+    code = train.main([f"data.cache_dir={tmp_path / 'cache'}", *TINY_TRAIN,
+                       f"hydra.run.dir={tmp_path / 'run'}", *amazon(path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "note: 80 user or item id(s) had spaces around them and were trimmed" in out
+    import json
+
+    stats = json.loads((tmp_path / "run" / "metrics.json").read_text())["data_stats"]
+    assert stats["catalog_items"] == 30  # not 60: ' P1 ' is P1
+
+
+def test_a_header_with_the_rating_column_twice_is_refused(tmp_path: Path, capsys) -> None:
+    lines = ["userId,movieId,rating,rating,timestamp",
+             *[f"{i % 50},{i % 30},{1 + i % 5}.0,1.0,{1000 + i}" for i in range(400)]]
+    path = write_lines(tmp_path / "r.csv", lines)
+    code, err = run_train(tmp_path, capsys, "data=movielens", f"data.path={path}",
+                          "train.top_ks=[1,10]")
+    assert code == 2 and err == [f"error: data.path='{path}': the header names column 'rating' "
+                                 "2 times, and data.rating_column reads it: rename the copies, "
+                                 "or point the setting at another column"]
+
+
+@pytest.mark.parametrize("separator", ["'\\t'", "tab"])
+def test_a_tab_separator_written_as_backslash_t_or_tab_reads_a_tab_file(
+        tmp_path: Path, capsys, separator: str) -> None:
+    """data.separator='\\t' arrives as two characters: it was refused with a suggestion to
+    write '\\t', which failed the same way."""
+    path = write_lines(tmp_path / "r.tsv", [r.replace(",", "\t") for r in RATINGS])
+    code = train.main([f"data.cache_dir={tmp_path / 'cache'}", *TINY_TRAIN, "train.epochs=1",
+                       f"hydra.run.dir={tmp_path / 'run'}", *amazon(path),
+                       f"data.separator={separator}"])
+    assert code == 0, capsys.readouterr().err

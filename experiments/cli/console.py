@@ -72,6 +72,9 @@ def load_data(cfg: DataConfig) -> PreparedData:
                      "NaN) were dropped")
     if skipped:
         notes.append(f"{skipped} malformed line(s) were skipped (data.on_bad_lines=skip)")
+    if trimmed := int(prepared.stats.get("ids_trimmed", 0) or 0):
+        notes.append(f"{trimmed} user or item id(s) had spaces around them and were trimmed "
+                     "(' U1 ' is the user 'U1')")
     if tied := int(prepared.stats.get("temporal_tied_at_cuts", 0) or 0):
         notes.append(f"{tied} rating(s) share the timestamp where data.split=temporal cuts "
                      "test or validation off: which side each lands on is drawn in a seeded "

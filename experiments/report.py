@@ -68,6 +68,12 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         if best:
             print(f"best: {best}  (config, metrics"
                   f"{', model' if (best / 'model').exists() else ''})")
+        if best and not (best / "model").exists():
+            from experiments.cli.console import command
+
+            print(f"note: {best / 'model'} is missing: the best trial's vectors.npz is not in "
+                  f"its folder (moved, deleted or on another machine). Train it again with "
+                  f"{command('experiments.train')} --config {best / 'config.yaml'}")
         from experiments.sweeping.study_table import study_table
 
         print(study_table(study, metric))

@@ -560,3 +560,15 @@ def test_a_tab_separator_written_as_backslash_t_or_tab_reads_a_tab_file(
                        f"hydra.run.dir={tmp_path / 'run'}", *amazon(path),
                        f"data.separator={separator}"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_an_unquoted_search_expression_says_how_to_write_it(tmp_path: Path, capsys) -> None:
+    """`search.params.model.embedding_dim=choice(8, 256)` said "requires --multirun", and
+    following that gave Hydra's six-line error: the line gives the form that works."""
+    code, err = run_sweep(tmp_path, capsys, "search.params.model.embedding_dim=choice(8, 256)")
+    assert code == 2 and err == [
+        "error: cannot read the override 'search.params.model.embedding_dim=choice(8, 256)': "
+        "Hydra takes 'choice(8, 256)' for a sweep of its own; a search expression goes in "
+        "search.params as quoted text, e.g. "
+        "'++search.params={model.embedding_dim: \"choice(8, 256)\"}'"]
+    assert not (tmp_path / "study").exists()

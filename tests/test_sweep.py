@@ -466,6 +466,12 @@ def test_report_keeps_best_model_when_the_trial_folder_is_gone_and_names_a_bad_f
         assert (copy / "best" / "model" / "saved_model.pb").is_file()
         out = capsys.readouterr().out
         assert "best" in out and (copy / "report" / "index.html").is_file()
+        # best/ without its model and the trial folder gone: say so, and how to rebuild it
+        shutil.rmtree(copy / "best" / "model")
+        assert report.main(args) == 0
+        out = capsys.readouterr().out
+        assert f"note: {copy / 'best' / 'model'} is missing" in out
+        assert f"--config {copy / 'best' / 'config.yaml'}" in out
     finally:
         if moved.exists():
             moved.rename(run_dir)

@@ -78,6 +78,17 @@ def compose_config(config_name: str, overrides: Sequence[str],
                             f"search expression inside a mapping must be quoted, e.g. "
                             f"'+search.params={{model.embedding_dim: \"choice(8, 16)\"}}' "
                             f"(Hydra read it as a {sweep.group(1)})") from None
+        if "requires --multirun" in str(exc):  # a sweep expression typed as a value
+            override = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~")
+                             in str(exc)), _one_line(str(exc)))
+            key, _, value = override.partition("=")
+            if key.lstrip("+").startswith("search."):
+                raise UserError(
+                    f"cannot read the override {override!r}: Hydra takes {value!r} for a sweep "
+                    f"of its own; a search expression goes in search.params as quoted text, "
+                    f"e.g. '++search.params={{{key.split('.', 2)[-1]}: \"{value}\"}}'") from None
+            raise UserError(f"the override {override!r} lists several values: add -m to run "
+                            "one job per value, or search them with experiments.sweep") from None
         unknown = re.match(r"Could not override '([^']+)'", str(exc))
         if unknown and unknown.group(1).startswith(("search.params", "search.conditional_params")):
             group = ".".join(unknown.group(1).split(".")[:2])

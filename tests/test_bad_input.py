@@ -572,3 +572,21 @@ def test_an_unquoted_search_expression_says_how_to_write_it(tmp_path: Path, caps
         "search.params as quoted text, e.g. "
         "'++search.params={model.embedding_dim: \"choice(8, 256)\"}'"]
     assert not (tmp_path / "study").exists()
+
+
+def test_the_quoting_hint_for_a_path_with_a_quote_works_in_a_shell(tmp_path: Path,
+                                                                    capsys) -> None:
+    """The hint wrapped the value in the shell's single quotes, which a `'` in it breaks:
+    the hint, split as a shell splits it (shlex), now reads the file."""
+    import re
+    import shlex
+
+    path = write_lines(tmp_path / "it's (1).csv", RATINGS)
+    code, err = run_train(tmp_path, capsys, *amazon(path)[:1], *amazon(path)[2:],
+                          f"data.path={path}")
+    assert code == 2 and len(err) == 1
+    hint = re.search(r"e\.g\. (\".*\") \(the outer double quotes are for the shell\)", err[0])
+    assert hint, err
+    (argument,) = shlex.split(hint.group(1))
+    code, err = run_train(tmp_path, capsys, *amazon(path)[:1], *amazon(path)[2:], argument)
+    assert code == 0, err

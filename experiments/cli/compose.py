@@ -299,9 +299,13 @@ def _unparsable(overrides: Sequence[str]) -> str | None:
             key, _, value = override.partition("=")
             at = re.search(r"(?:at: |input )('[^']*')", str(exc))
             quoted = value.replace('"', '\\"')
-            return (f"cannot read the override {override!r}: Hydra's override grammar stops at "
-                    f"{at.group(1) if at else 'a special character'}; quote the value, e.g. "
-                    f"'{key}=\"{quoted}\"' (the outer single quotes are for the shell)")
+            stops = (f"cannot read the override {override!r}: Hydra's override grammar stops "
+                     f"at {at.group(1) if at else 'a special character'}; quote the value, e.g. ")
+            if "'" in value:  # the shell's single quotes cannot hold it: double ones instead
+                hydra = value.replace("\\", "\\\\").replace("'", "\\'")
+                shell = hydra.replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+                return stops + f"\"{key}='{shell}'\" (the outer double quotes are for the shell)"
+            return stops + f"'{key}=\"{quoted}\"' (the outer single quotes are for the shell)"
     return None
 
 

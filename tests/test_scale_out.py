@@ -515,3 +515,27 @@ def test_a_sweep_whose_sqlite_disk_fills_up_says_so_and_resumes_once_there_is_ro
         assert len(finished(optuna.load_study(study_name="full", storage=storage))) == 3
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@needs_postgres
+def test_a_role_without_rights_on_the_tables_is_one_line(tmp_path: Path) -> None:
+    """A PostgreSQL role that may connect but not read Optuna's tables got a psycopg traceback
+    ending in Optuna's unrelated "exceeding max length" message."""
+    admin = make_url(PG_URL)
+    role = unique_name("norights")
+    optuna.create_study(study_name=unique_name("tables"), storage=PG_URL)  # the tables exist
+    engine = sqlalchemy.create_engine(admin.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE ROLE {role} LOGIN PASSWORD 'pw{role}'"))
+    try:
+        url = admin.set(username=role, password=f"pw{role}").render_as_string(hide_password=False)
+        proc = subprocess.run(args(tmp_path, "rights", url, 1), cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert "cannot open the study storage (permission denied for table" in line
+        assert f"{role} needs rights on Optuna's tables" in line and f"pw{role}" not in line
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"DROP ROLE {role}"))
+        engine.dispose()

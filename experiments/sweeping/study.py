@@ -77,6 +77,8 @@ def open_storage(search: SearchConfig) -> optuna.storages.BaseStorage:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             raise _storage_error(url, parsed.password, exc) from None
+        except optuna.exceptions.StorageInternalError as exc:  # the database's reason inside
+            raise _storage_error(url, parsed.password, exc.__cause__ or exc) from None
         except (ImportError, OSError) as exc:
             raise _storage_error(url, parsed.password, exc) from None
     raise AssertionError("unreachable")
@@ -138,6 +140,10 @@ def _storage_error(url: str, password: str | None, exc: Exception,
     hint = ""
     if typed and "@" in typed.group(1):  # the driver split it at the first '@'
         hint = "; a password holding '@' must be written %40"
+    if "permission denied" in reason.lower():
+        user = make_url(url).username or "the user"
+        hint += (f"; {user} needs rights on Optuna's tables, e.g. GRANT ALL ON ALL TABLES IN "
+                 f"SCHEMA public TO {user} (and on its sequences)")
     for secret in [password or "", *(typed.group(1).split("@") if typed else [])]:
         if len(secret) >= 2:
             reason = reason.replace(secret, "***")

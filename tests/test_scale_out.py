@@ -539,3 +539,26 @@ def test_a_role_without_rights_on_the_tables_is_one_line(tmp_path: Path) -> None
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text(f"DROP ROLE {role}"))
         engine.dispose()
+
+
+@needs_postgres
+def test_a_raw_at_sign_in_a_password_gets_the_percent_40_hint(tmp_path: Path) -> None:
+    """The password of a real role holds '@', typed raw: one line, the password hidden, and
+    the %40 spelling that works."""
+    admin = make_url(PG_URL)
+    role = unique_name("atsign")
+    engine = sqlalchemy.create_engine(admin.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE ROLE {role} LOGIN PASSWORD 'p@ss{role}'"))
+    try:
+        raw = PG_URL.replace(f"{admin.username}:", f"{role}:", 1).replace(
+            f":{admin.password}@", f":p@ss{role}@", 1)
+        proc = subprocess.run(args(tmp_path, "at", raw, 1), cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+        (line,) = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and line.endswith("a password holding '@' must be written %40")
+        assert f"ss{role}" not in line
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"DROP ROLE {role}"))
+        engine.dispose()

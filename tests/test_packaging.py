@@ -25,6 +25,9 @@ def test_the_wheel_ships_conf_and_trains_from_outside_the_repo(tmp_path: Path) -
     names = zipfile.ZipFile(wheel).namelist()
     assert "experiments/conf/train.yaml" in names and "experiments/conf/data/synthetic.yaml" in names
     assert not any(n.startswith(("tests/", "conf/")) for n in names)
+    # the benchmarks run from a clone: not in the installed tool
+    assert not any(n.startswith(("experiments/benchmark", "experiments/benchmarks/"))
+                   for n in names)
 
     # A fresh venv with the wheel installed; the heavy dependencies (TensorFlow, ...) are
     # borrowed from this environment's site-packages through a .pth file (a path line: the

@@ -11,14 +11,23 @@ import tensorflow as tf
 from recsys.metrics import metric_names
 
 BASELINES_DIR = "baselines"
+# Per-epoch validation curves (and the baselines' flat lines on the same charts) form the
+# group `epoch`, which TensorBoard's Time Series lists before `selected`, `time` and `train`:
+# it orders groups by name, and the curves are what a user opens it for.
+CURVES = "epoch"
+
+
+def curve_tag(metric: str) -> str:
+    """`top_100` -> `epoch/val_top_100`: a validation metric's per-epoch tag."""
+    return f"{CURVES}/val_{metric}"
 
 
 class RunWriter:
     """Writes scalars for one run into `<run_dir>/` (event files beside config.yaml).
 
     With `baseline_curves`, each baseline (popularity, item-kNN, EASE) is a run of its own,
-    `<run_dir>/baselines/<name>/`, with the model's `val/top_k` tags at every
-    epoch: on TensorBoard's `val/top_k` charts it draws as a flat line beside the model.
+    `<run_dir>/baselines/<name>/`, with the model's `epoch/val_top_k` tags at every
+    epoch: on TensorBoard's `epoch/val_top_k` charts it draws as a flat line beside the model.
     """
 
     def __init__(self, run_dir: str | Path, ks: tuple[int, ...], baseline_curves: bool = True
@@ -39,7 +48,7 @@ class RunWriter:
             tf.summary.scalar("time/epoch_seconds", logs["epoch_seconds"])
             for name in metric_names(self.ks):
                 if f"val_{name}" in logs:
-                    tf.summary.scalar(f"val/{name}", logs[f"val_{name}"])
+                    tf.summary.scalar(curve_tag(name), logs[f"val_{name}"])
         self.writer.flush()
         if self.baseline_curves:
             write_baselines(self.logdir / BASELINES_DIR, baselines, self.ks, [epoch],
@@ -61,7 +70,7 @@ class RunWriter:
 def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tuple[int, ...],
                     steps: list[int], writers: dict[str, tf.summary.SummaryWriter] | None = None,
                     ) -> None:
-    """Each baseline's validation metrics as `val/<metric>` at `steps`, in `<folder>/<name>/`."""
+    """Each baseline's validation metrics as `epoch/val_<metric>` at `steps`, in `<folder>/<name>/`."""
     own = writers is None
     writers = {} if writers is None else writers
     for name, metrics in baselines.items():
@@ -73,7 +82,7 @@ def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tu
             with writers[name].as_default(step=step):
                 for metric in metric_names(ks):
                     if f"val_{metric}" in metrics:
-                        tf.summary.scalar(f"val/{metric}", metrics[f"val_{metric}"])
+                        tf.summary.scalar(curve_tag(metric), metrics[f"val_{metric}"])
         writers[name].flush()
     if own:
         for writer in writers.values():

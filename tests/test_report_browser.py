@@ -114,7 +114,7 @@ def test_report_page_renders_the_table_and_every_plot(study_dir: Path, width: in
 
 def test_tensorboard_over_a_study_shows_one_run_per_trial(study_dir: Path) -> None:
     """A real TensorBoard on the study's trials/ (as the sweep prints it): the runs are the
-    trial numbers plus the study's baselines, and its page draws the val/top_100 chart."""
+    trial numbers plus the study's baselines, and its page draws the epoch/val_top_100 chart first."""
     import json
     import socket
     import subprocess
@@ -143,18 +143,22 @@ def test_tensorboard_over_a_study_shows_one_run_per_trial(study_dir: Path) -> No
             time.sleep(0.5)
         trials = sorted(p.name for p in (study_dir / "trials").iterdir() if p.name.isdigit())
         assert sorted(r for r in runs if r.isdigit()) == trials  # `3`, not `3/tensorboard`
-        # besides: `.`, the HParams experiment summary (no scalars), and the baselines
-        assert {r for r in runs if not r.isdigit()} <= {".", *(f"baselines/{n}" for n in
-                                                             ("popularity", "itemknn", "ease"))}
+        # besides: the baselines (popularity holds the HParams experiment summary); no `.`
+        assert {r for r in runs if not r.isdigit()} <= {f"baselines/{n}" for n in
+                                                        ("popularity", "itemknn", "ease")}
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{base}/#timeseries")
-            page.fill("input[placeholder='Filter tags (regex)']", "val/top_100$")
-            # a card's title is split in two elements: the group `val` and `/top_100`
-            page.wait_for_selector("text=/top_100", timeout=60_000)
+            # the first group of cards is the per-epoch validation curves (not `selected`)
+            page.wait_for_selector("text=/val_top_100", timeout=60_000)
+            first = page.locator("metrics-card-groups .group-title").first.inner_text()
+            assert first.strip().startswith("epoch"), first
+            page.fill("input[placeholder='Filter tags (regex)']", "val_top_100$")
+            # a card's title is split in two elements: the group `epoch` and `/val_top_100`
+            page.wait_for_selector("text=/val_top_100", timeout=60_000)
             page.wait_for_timeout(3000)  # the charts draw after the tag list
-            assert page.locator("text=/top_100").count() >= 1
+            assert page.locator("text=/val_top_100").count() >= 1
             folder = os.environ.get("RECSYS_SCREENSHOTS")
             if folder:
                 page.screenshot(path=str(Path(folder) / "tensorboard_study.png"))

@@ -194,11 +194,14 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
     events = EventAccumulator(str(study_dir / "s" / "trials" / str(best.number)),
                               size_guidance={"tensors": 0})
     events.Reload()
-    assert [e.step for e in events.Tensors("val/top_100")] == [1, 2]
+    assert [e.step for e in events.Tensors("epoch/val_top_100")] == [1, 2]
     (test,) = events.Tensors("selected/test_top_100")
     assert float(tf.make_ndarray(test.tensor_proto)) == pytest.approx(
         best.user_attrs["metrics"]["test_top_100"])
-    root = EventAccumulator(str(study_dir / "s" / "trials"))
+    from experiments.sweeping.hparams import experiment_run
+
+    assert not list((study_dir / "s" / "trials").glob("events.out.tfevents.*"))  # no `.` run
+    root = EventAccumulator(str(experiment_run(study_dir / "s" / "trials")))
     root.Reload()
     summaries = [plugin_data_pb2.HParamsPluginData.FromString(c)
                  for c in root.PluginTagToContent("hparams").values()]
@@ -217,7 +220,7 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
     popularity = EventAccumulator(str(study_dir / "s" / "trials" / "baselines" / "popularity"),
                                   size_guidance={"tensors": 0})
     popularity.Reload()
-    line = popularity.Tensors("val/top_100")
+    line = popularity.Tensors("epoch/val_top_100")
     assert len(line) >= 1 and float(tf.make_ndarray(line[0].tensor_proto)) == pytest.approx(
         best.user_attrs["popularity"]["val_top_100"])
     assert load(study_dir, "s").metric_names == ["val_top_100"]

@@ -46,21 +46,21 @@ def test_short_run_beats_popularity_and_writes_tensorboard(tmp_path: Path) -> No
     events = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0})
     events.Reload()
     tags = set(events.Tags()["tensors"])
-    expected = {"train/loss", "time/epoch_seconds", "val/top_1", "val/top_100",
+    expected = {"train/loss", "time/epoch_seconds", "epoch/val_top_1", "epoch/val_top_100",
                 "selected/val_top_100", "selected/test_top_100"}
     assert expected <= tags
-    steps = [e.step for e in events.Tensors("val/top_100")]
+    steps = [e.step for e in events.Tensors("epoch/val_top_100")]
     assert steps == [1, 2, 3]
-    last = tf.make_ndarray(events.Tensors("val/top_100")[-1].tensor_proto)
+    last = tf.make_ndarray(events.Tensors("epoch/val_top_100")[-1].tensor_proto)
     assert abs(float(last) - result.history[-1]["val_top_100"]) < 1e-6
     (test,) = events.Tensors("selected/test_top_100")
     assert test.step == result.epoch
     assert float(tf.make_ndarray(test.tensor_proto)) == pytest.approx(result.metrics["test_top_100"])
-    # The popularity baseline is a run of its own with the model's tag: a line on val/top_100.
+    # The popularity baseline is a run of its own with the model's tag: a line on epoch/val_top_100.
     popularity = EventAccumulator(str(tmp_path / "run" / "baselines" / "popularity"),
                                   size_guidance={"tensors": 0})
     popularity.Reload()
-    line = popularity.Tensors("val/top_100")
+    line = popularity.Tensors("epoch/val_top_100")
     assert [e.step for e in line] == [1, 2, 3]
     values = [float(tf.make_ndarray(e.tensor_proto)) for e in line]
     assert values == pytest.approx([result.popularity["val_top_100"]] * 3)

@@ -4,7 +4,7 @@ HParams session `<study>/<trial>`, so trials of different studies never merge; i
 (complete: success, failed or pruned: failure) and a `state` hparam that tells pruned from
 failed; integers shown as written (strings: the dashboard prints numbers as `32.000`); the
 selected epoch's validation and test metrics (a pruned trial: its last reported value), the
-study's metric first; the baselines as runs of their own on the `val/...` charts, once per
+study's metric first; the baselines as runs of their own on the `epoch/val_...` charts, once per
 study."""
 
 from __future__ import annotations
@@ -89,10 +89,17 @@ def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int],
              *(f"{split}_mrr" for split in ("val", "test"))]
     metrics = [hp.Metric(f"selected/{name}", display_name=name)
                for name in dict.fromkeys(names)]
-    writer = tf.summary.create_file_writer(str(trials_dir))
+    # In the popularity baseline's run, which every study has: TensorBoard's HParams reads the
+    # experiment from whichever run holds it, and in trials/ itself it was a run named `.`.
+    writer = tf.summary.create_file_writer(str(experiment_run(trials_dir)))
     with writer.as_default():
         hp.hparams_config(hparams=hparams, metrics=metrics)
     writer.close()
+
+
+def experiment_run(trials_dir: Path) -> Path:
+    """Where a study's HParams experiment summary is written."""
+    return trials_dir / BASELINES_DIR / "popularity"
 
 
 def _merged_domain(dists: list[optuna.distributions.BaseDistribution]) -> hp.Domain | None:
@@ -115,7 +122,7 @@ def _merged_domain(dists: list[optuna.distributions.BaseDistribution]) -> hp.Dom
 def write_study_baselines(trials_dir: Path, study: optuna.Study, ks: list[int],
                           max_epochs: int) -> None:
     """The baselines of the study (shared by every trial) as runs `baselines/<name>`, flat
-    over the epochs, so they draw on the same charts as the trials' `val/top_k`."""
+    over the epochs, so they draw on the same charts as the trials' `epoch/val_top_k`."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return

@@ -31,7 +31,8 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("browser")
     args = [f"data.cache_dir={tmp / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
             "train.epochs=3", f"search.dir={tmp / 'study'}", "search.n_trials=20",
-            "search.sampler.n_startup_trials=2", "search.pruner.n_startup_trials=11",
+            "search.sampler.n_startup_trials=2", "search.pruner.name=median",
+            "search.pruner.n_startup_trials=11",
             "search.pruner.n_warmup_steps=1", "eval.baselines=[]",
             "search.enqueue_trials=[{optimizer: adam, optimizer.learning_rate: 0.003, "
             "train.batch_size: 1024, model.embedding_dim: 32, model.history_dropout: 0.0}, "

@@ -88,7 +88,7 @@ def fidelity_table(rows: int, folder: Path, overrides: list[str], epochs: int = 
 
 def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list[str]) -> str:
     """The schedule as built (`--mode fidelity-study`): the default study twice on the same
-    generated file, once with plain trials (search.fidelity.max_rungs=1: median pruner per
+    generated file, once with plain trials (search.fidelity.max_rungs=1: search.pruner per
     epoch) and once with the rungs the data size gives; same sampler seed and trial count.
     Does successive halving over data fractions find as good a winner, for how much time?"""
     import optuna
@@ -100,7 +100,7 @@ def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list
             f"data.cache_dir={folder / 'cache'}", "train.epochs=4",
             "train.early_stopping_patience=2", "eval.baselines=[]",
             f"search.n_trials={n_trials}", *overrides]
-    studies = {"plain trials (median pruner)": ["search.fidelity.max_rungs=1"],
+    studies = {"plain trials (per-epoch pruner)": ["search.fidelity.max_rungs=1"],
                "successive halving over rungs": []}
     rows_out = []
     for label, extra in studies.items():

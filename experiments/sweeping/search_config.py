@@ -25,9 +25,9 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class PrunerConfig:
-    name: Literal["median", "best_curve", "hyperband", "none"] = "median"
+    name: Literal["median", "best_curve", "hyperband", "none"] = "best_curve"
     n_startup_trials: int = 5
-    n_warmup_steps: int = 3
+    n_warmup_steps: int = 2
     min_resource: int = 2
     reduction_factor: int = 3
     ratio: float = 0.9  # best_curve: cut below this share of the best trial's curve

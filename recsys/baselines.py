@@ -4,6 +4,9 @@
   similar items; a user's score for an item sums its similarity to the user's items.
 - EASE (Steck, 2019): a closed-form linear item-item model, B = I - P / diag(P) with
   P = (XᵀX + λI)⁻¹ and a zero diagonal.
+- iALS (Hu et al. 2008; tuned as Rendle et al. 2022 advise): matrix factorization of the
+  binary training matrix by `implicit`'s alternating least squares, its factors,
+  regularization and alpha chosen on validation from a small grid.
 Both start from one Gram matrix XᵀX, built once. item-kNN sorts each item's neighbours once
 for the largest k and keeps sparse top-k rows for every k. EASE inverts by Cholesky (XᵀX + λI
 is symmetric positive definite: half the work of an LU inverse) in float32, and tunes λ on the
@@ -33,7 +36,8 @@ from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
 from recsys.files import atomic_path, write_text_atomic
 from recsys.metrics import ranking_metrics
 
-NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE"}
+NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE",
+         "ials": "iALS"}
 MIN_TUNING_PAIRS = 100  # fewer validation pairs among the most-rated items: tune on all items
 Note = Callable[[str], None]
 
@@ -138,28 +142,74 @@ def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ..
     results = {"popularity": _finish("popularity", ranker.popularity_ranks(val),
                                      ranker.popularity_ranks(test), val, test, ks,
                                      cfg.interval_resamples)}
-    wanted = [n for n in cfg.baselines if n != "popularity"]
-    if not wanted:
-        return results
-    if ranker.n_items > cfg.baseline_max_items:
-        for name in wanted:
-            results[name] = BaselineResult(
-                NAMES[name], skipped=f"catalog of {ranker.n_items} items is above "
-                f"eval.baseline_max_items={cfg.baseline_max_items} (a dense item x item matrix)")
-        return results
-    start = time.perf_counter()
     x = interaction_matrix(ranker)
-    gram = gram_matrix(x)
-    gram_seconds = time.perf_counter() - start
-    for name in wanted:
-        tune = tune_itemknn if name == "itemknn" else tune_ease
+    gram, gram_seconds = None, 0.0
+    for name in [n for n in cfg.baselines if n != "popularity"]:
+        if skipped := skip_reason(name, ranker, x, cfg):
+            results[name] = BaselineResult(NAMES[name], skipped=skipped)
+            continue
+        if name != "ials" and gram is None:  # item-kNN and EASE share one Gram matrix
+            start = time.perf_counter()
+            gram = gram_matrix(x)
+            gram_seconds = time.perf_counter() - start
         began = time.perf_counter()
-        result = tune(ranker, x, gram, val, test, ks, cfg, monitor)
-        result.seconds = {"gram": round(gram_seconds, 2), **result.seconds}
+        if name == "ials":
+            result = tune_ials(ranker, x, val, test, ks, cfg, monitor)
+        else:
+            tune = tune_itemknn if name == "itemknn" else tune_ease
+            result = tune(ranker, x, gram, val, test, ks, cfg, monitor)
+            result.seconds = {"gram": round(gram_seconds, 2), **result.seconds}
         results[name] = result
         say(f"  {result.name}: {result.param} chosen on {monitor}, "
             f"{time.perf_counter() - began:.1f} s")
     return results
+
+
+def skip_reason(name: str, ranker: Ranker, x: sp.csr_matrix, cfg: EvalConfig) -> str:
+    """Why a baseline is not computed here ("" when it is)."""
+    if name == "ials":
+        if x.nnz > cfg.ials_max_pairs:
+            return (f"{x.nnz:,} training pairs are above eval.ials_max_pairs="
+                    f"{cfg.ials_max_pairs:,} (its fits would take longer than the study)")
+        return ""
+    if ranker.n_items > cfg.baseline_max_items:
+        return (f"catalog of {ranker.n_items} items is above eval.baseline_max_items="
+                f"{cfg.baseline_max_items} (a dense item x item matrix)")
+    return ""
+
+
+def tune_ials(ranker: Ranker, x: sp.csr_matrix, val: HeldOut, test: HeldOut,
+              ks: tuple[int, ...], cfg: EvalConfig, monitor: str) -> BaselineResult:
+    """iALS (`implicit`'s AlternatingLeastSquares on the binary training matrix), every
+    combination of the factors, regularization and alpha grids fitted and the best on
+    validation kept; scored by the same ranker (its user and item factors, all items)."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    start = time.perf_counter()
+    best = None
+    for factors in cfg.ials_factors:
+        for reg in cfg.ials_regularization:
+            for alpha in cfg.ials_alpha:
+                # implicit's own threads do the work; BLAS threads beside them only contend
+                with threadpool_limits(1, "blas"):
+                    model = AlternatingLeastSquares(
+                        factors=factors, regularization=reg, alpha=alpha,
+                        iterations=cfg.ials_iterations, random_state=0)
+                    model.fit(x, show_progress=False)
+                users, items = model.user_factors, model.item_factors
+                val_ranks = ranker.ranks(val, lambda u, a=users, b=items: a[u] @ b.T)
+                score = ranking_metrics(val_ranks, ks, "val_")[monitor]
+                if best is None or score > best[0]:
+                    best = (score, f"factors={factors} reg={reg:g} alpha={alpha:g}", users,
+                            items, val_ranks)
+    _, label, users, items, val_ranks = best
+    tuned = time.perf_counter()
+    test_ranks = ranker.ranks(test, lambda u: users[u] @ items.T)
+    result = _finish("ials", val_ranks, test_ranks, val, test, ks, cfg.interval_resamples, label)
+    result.seconds = {"tune": round(tuned - start, 2),
+                      "test": round(time.perf_counter() - tuned, 2)}
+    return result
 
 
 def tune_itemknn(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOut,

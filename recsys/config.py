@@ -21,7 +21,7 @@ from recsys.errors import UserError
 OPTIMIZERS = ("adagrad", "adam", "sgd")
 SPLITS = ("random", "temporal", "leave_one_out", "user_temporal")
 BAD_LINE_POLICIES = ("error", "skip")
-BASELINES = ("popularity", "itemknn", "ease")
+BASELINES = ("popularity", "itemknn", "ease", "ials")
 
 
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds
@@ -286,11 +286,17 @@ class EvalConfig:
     """How held-out pairs are ranked and what is reported beside the model."""
 
     exclude_seen: bool = False  # leave each user's training items out of the ranking
-    baselines: tuple[str, ...] = ("itemknn", "ease")  # beside popularity, which is always on
+    baselines: tuple[str, ...] = ("itemknn", "ease", "ials")  # beside popularity (always on)
     baseline_max_items: int = 20_000  # item-kNN and EASE keep a dense item x item matrix
     knn_neighbors: tuple[int, ...] = (10, 50, 200)  # item-kNN's k, tuned on validation
     ease_lambdas: tuple[float, ...] = (100.0, 500.0, 2500.0)  # EASE's λ, tuned likewise
     ease_tune_items: int = 4000  # λ is tuned on this many most-rated items (0: every item)
+    # iALS (implicit's AlternatingLeastSquares), each combination tried on validation
+    ials_factors: tuple[int, ...] = (32, 128)
+    ials_regularization: tuple[float, ...] = (10.0, 100.0, 1000.0)
+    ials_alpha: tuple[float, ...] = (10.0, 40.0)
+    ials_iterations: int = 15
+    ials_max_pairs: int = 20_000_000  # skipped above this many training pairs (time)
     interval_resamples: int = 500  # bootstrap resamples of users for 95% intervals (0: off)
 
     def __post_init__(self) -> None:
@@ -307,6 +313,14 @@ class EvalConfig:
             require(bool(grid) or name not in self.baselines, f"eval.{key}", list(grid),
                     f"at least one value while eval.baselines holds {name} (or drop it "
                     "from eval.baselines)")
+        for key in ("ials_factors", "ials_regularization", "ials_alpha"):
+            grid = getattr(self, key)
+            require(all(v > 0 for v in grid) and (bool(grid) or "ials" not in self.baselines),
+                    f"eval.{key}", list(grid), "a non-empty list of numbers > 0")
+        require(self.ials_iterations >= 1, "eval.ials_iterations", self.ials_iterations,
+                "an integer >= 1")
+        require(self.ials_max_pairs >= 1, "eval.ials_max_pairs", self.ials_max_pairs,
+                "a positive integer")
         require(self.ease_tune_items >= 0, "eval.ease_tune_items", self.ease_tune_items,
                 "an integer >= 0 (0: tune on the whole catalog)")
         require(self.interval_resamples >= 0, "eval.interval_resamples",

@@ -231,3 +231,41 @@ def test_metrics_split_by_known_and_unknown_users_add_up_to_the_whole() -> None:
     for k in (1, 10):
         mixed = (known[f"test_top_{k}"] * 4 + unknown[f"test_top_{k}"] * 2) / 6
         assert mixed == pytest.approx(whole[f"test_top_{k}"])
+
+
+def test_ials_chooses_on_validation_as_a_direct_fit_does() -> None:
+    """iALS through the harness: the grid value a direct `implicit` fit and a NumPy ranking
+    choose on validation, and that fit's validation and test metrics."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(3)
+    n_users, n_items = 60, 40
+    users = rng.integers(1, n_users, size=600)
+    items = (users * 7 + rng.integers(0, 6, size=600)) % n_items  # a planted taste
+    counts = np.bincount(items, minlength=n_items)
+    r = Ranker(users, items, n_users, n_items, counts, False)
+    val = HeldOut(rng.integers(1, n_users, size=80), rng.integers(0, n_items, size=80))
+    test = HeldOut(rng.integers(1, n_users, size=80), rng.integers(0, n_items, size=80))
+    grid = {"ials_factors": (4, 8), "ials_regularization": (0.1, 10.0), "ials_alpha": (1.0,)}
+    cfg = EvalConfig(baselines=("ials",), interval_resamples=0, ials_iterations=5, **grid)
+    result = run_baselines(r, val, test, (5, 10), cfg, monitor="val_top_10")["ials"]
+    x = interaction_matrix(r).tocsr()
+
+    def direct(factors: int, reg: float) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(factors=factors, regularization=reg, alpha=1.0,
+                                            iterations=5, random_state=0)
+            model.fit(x, show_progress=False)
+        scores = model.user_factors @ model.item_factors.T
+        ranks = {name: np.array([direct_rank(scores[u], t, r.tie_order, set()) if u > 0 else
+                                 direct_rank(counts.astype(float), t, r.tie_order, set())
+                                 for u, t in zip(held.users, held.items, strict=True)])
+                 for name, held in (("val", val), ("test", test))}
+        return ({**ranking_metrics(ranks["val"], (5, 10), "val_"),
+                 **ranking_metrics(ranks["test"], (5, 10), "test_")}, ranks["val"], scores)
+
+    fits = {(f, g): direct(f, g)[0] for f in (4, 8) for g in (0.1, 10.0)}
+    chosen = max(fits, key=lambda key: fits[key]["val_top_10"])  # the first of equals
+    assert result.param == f"factors={chosen[0]} reg={chosen[1]:g} alpha=1"
+    assert result.metrics == pytest.approx(fits[chosen])

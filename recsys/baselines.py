@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EA
          "ials": "iALS"}
 MIN_TUNING_PAIRS = 100  # fewer validation pairs among the most-rated items: tune on all items
 Note = Callable[[str], None]
+Scores = Callable[[np.ndarray], np.ndarray]  # users -> their scores for every item
 
 
 @dataclass
@@ -186,30 +187,23 @@ def tune_ials(ranker: Ranker, x: sp.csr_matrix, val: HeldOut, test: HeldOut,
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
+    def fits() -> Iterator[tuple[str, Scores]]:
+        for factors in cfg.ials_factors:
+            for reg in cfg.ials_regularization:
+                for alpha in cfg.ials_alpha:
+                    # implicit's own threads do the work; BLAS threads beside them contend
+                    with threadpool_limits(1, "blas"):
+                        model = AlternatingLeastSquares(
+                            factors=factors, regularization=reg, alpha=alpha,
+                            iterations=cfg.ials_iterations, random_state=0)
+                        model.fit(x, show_progress=False)
+                    users, items = model.user_factors, model.item_factors
+                    yield (f"factors={factors} reg={reg:g} alpha={alpha:g}",
+                           lambda u, a=users, b=items: a[u] @ b.T)
+
     start = time.perf_counter()
-    best = None
-    for factors in cfg.ials_factors:
-        for reg in cfg.ials_regularization:
-            for alpha in cfg.ials_alpha:
-                # implicit's own threads do the work; BLAS threads beside them only contend
-                with threadpool_limits(1, "blas"):
-                    model = AlternatingLeastSquares(
-                        factors=factors, regularization=reg, alpha=alpha,
-                        iterations=cfg.ials_iterations, random_state=0)
-                    model.fit(x, show_progress=False)
-                users, items = model.user_factors, model.item_factors
-                val_ranks = ranker.ranks(val, lambda u, a=users, b=items: a[u] @ b.T)
-                score = ranking_metrics(val_ranks, ks, "val_")[monitor]
-                if best is None or score > best[0]:
-                    best = (score, f"factors={factors} reg={reg:g} alpha={alpha:g}", users,
-                            items, val_ranks)
-    _, label, users, items, val_ranks = best
-    tuned = time.perf_counter()
-    test_ranks = ranker.ranks(test, lambda u: users[u] @ items.T)
-    result = _finish("ials", val_ranks, test_ranks, val, test, ks, cfg.interval_resamples, label)
-    result.seconds = {"tune": round(tuned - start, 2),
-                      "test": round(time.perf_counter() - tuned, 2)}
-    return result
+    return reported("ials", ranker, *choose(ranker, val, ks, monitor, fits()), val, test, ks,
+                    cfg, start)
 
 
 def tune_itemknn(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOut,
@@ -217,18 +211,37 @@ def tune_itemknn(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: Hel
                  monitor: str) -> BaselineResult:
     start = time.perf_counter()
     neighbours = top_neighbours(gram, max(cfg.knn_neighbors))
+
+    def candidates() -> Iterator[tuple[str, Scores]]:
+        for k in cfg.knn_neighbors:
+            weights = itemknn_weights(neighbours, k)
+            yield f"k={k}", lambda u, w=weights: (x[u] @ w).toarray()
+
+    return reported("itemknn", ranker, *choose(ranker, val, ks, monitor, candidates()), val,
+                    test, ks, cfg, start)
+
+
+def choose(ranker: Ranker, val: HeldOut, ks: tuple[int, ...], monitor: str,
+           candidates: Iterable[tuple[str, Scores]]) -> tuple[str, Scores, np.ndarray]:
+    """The candidate (label, scores of users) best on validation `monitor` (the first of
+    equals), with its validation ranks. Candidates are built one at a time."""
     best = None
-    for k in cfg.knn_neighbors:
-        weights = itemknn_weights(neighbours, k)
-        val_ranks = ranker.ranks(val, lambda users, w=weights: (x[users] @ w).toarray())
-        score = ranking_metrics(val_ranks, ks, "val_")[monitor]
-        if best is None or score > best[0]:
-            best = (score, k, weights, val_ranks)
-    _, k, weights, val_ranks = best
+    for label, scores in candidates:
+        val_ranks = ranker.ranks(val, scores)
+        value = ranking_metrics(val_ranks, ks, "val_")[monitor]
+        if best is None or value > best[0]:
+            best = (value, label, scores, val_ranks)
+    assert best is not None, "an empty grid"  # EvalConfig refuses one
+    return best[1], best[2], best[3]
+
+
+def reported(name: str, ranker: Ranker, label: str, scores: Scores, val_ranks: np.ndarray,
+             val: HeldOut, test: HeldOut, ks: tuple[int, ...], cfg: EvalConfig,
+             start: float) -> BaselineResult:
+    """The chosen candidate ranked on test, with its metrics and seconds (tune, test)."""
     tuned = time.perf_counter()
-    test_ranks = ranker.ranks(test, lambda users: (x[users] @ weights).toarray())
-    result = _finish("itemknn", val_ranks, test_ranks, val, test, ks, cfg.interval_resamples,
-                     f"k={k}")
+    result = _finish(name, val_ranks, ranker.ranks(test, scores), val, test, ks,
+                     cfg.interval_resamples, label)
     result.seconds = {"tune": round(tuned - start, 2),
                       "test": round(time.perf_counter() - tuned, 2)}
     return result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +56,17 @@ def frame_of(ratings: Ratings) -> pd.DataFrame:
         "user": ratings.user_ids.take(pa.array(ratings.user)).to_numpy(zero_copy_only=False),
         "item": ratings.item_ids.take(pa.array(ratings.item)).to_numpy(zero_copy_only=False),
         "rating": ratings.rating, "timestamp": ratings.timestamp})
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of `size` (e.g. "1m") mounted at `folder` for the block: a disk that
+    fills up. Mounting needs root, as CI runs; elsewhere the test skips."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

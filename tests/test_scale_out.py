@@ -19,7 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-from conftest import REPO, TINY_SYNTHETIC
+from conftest import REPO, TINY_SYNTHETIC, small_disk
 from sqlalchemy.engine import make_url
 
 from experiments.sweeping.study import requeue_interrupted
@@ -485,12 +485,7 @@ def test_a_sweep_whose_sqlite_disk_fills_up_says_so_and_resumes_once_there_is_ro
         tmp_path: Path) -> None:
     """A real full disk: the study database on a 1 MB tmpfs, filled up after the first trial
     (mounting needs root, as CI runs; elsewhere the test skips)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+    with small_disk(tmp_path / "disk", "1m") as disk:
         storage = f"sqlite:///{disk / 'study.db'}"
         first = subprocess.run(args(tmp_path, "full", storage, 1), cwd=REPO, capture_output=True,
                                text=True, timeout=600)
@@ -513,8 +508,6 @@ def test_a_sweep_whose_sqlite_disk_fills_up_says_so_and_resumes_once_there_is_ro
                                capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, again.stderr[-2000:]
         assert len(finished(optuna.load_study(study_name="full", storage=storage))) == 3
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 @needs_postgres

@@ -12,7 +12,7 @@ import optuna
 import pytest
 import tensorflow as tf
 import yaml
-from conftest import TINY_SYNTHETIC, TINY_TRAIN
+from conftest import TINY_SYNTHETIC, TINY_TRAIN, small_disk
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
@@ -514,24 +514,15 @@ def test_a_study_folder_belongs_to_one_storage_and_study(tmp_path: Path, capsys)
 def test_a_full_disk_leaves_the_old_report_page_whole(study_dir: Path) -> None:
     """report/ on a 2 MB tmpfs (the page is ~4.8 MB): writing fails, and index.html is the old
     page, not the first part of a new one (mounting needs root, as CI runs; else skipped)."""
-    import subprocess
-
     from experiments.sweeping.outputs import write_report
 
-    disk = study_dir / "small-disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+    with small_disk(study_dir / "small-disk", "2m") as disk:
         old = "<html><body>the previous report</body></html>\n"
         (disk / "index.html").write_text(old)
         with pytest.raises(OSError):
             write_report(load(study_dir, "s"), disk, "val_top_100")
         assert (disk / "index.html").read_text() == old
         assert not [p.name for p in disk.iterdir() if ".tmp" in p.name]
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 @pytest.mark.slow

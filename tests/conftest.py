@@ -24,7 +24,10 @@ TINY_SYNTHETIC = [
     "data.synthetic.n_items=300",
     "data.synthetic.n_interactions=15000",
 ]
-TINY_TRAIN = ["train.epochs=2", "train.batch_size=1024", "train.eval_batch_size=1024"]
+TINY_TRAIN = ["train.epochs=2", "train.batch_size=1024", "train.eval_batch_size=1024",
+              # one iALS fit instead of the default grid's twelve (tests/test_evaluation.py
+              # checks the grid search itself)
+              "eval.ials_factors=[16]", "eval.ials_regularization=[100]", "eval.ials_alpha=[10]"]
 
 
 @pytest.fixture

@@ -37,11 +37,13 @@ class Paired:
     def verdict(self) -> str:
         """One line: `beats EASE at top_100: +0.0340, 95% [0.0120, 0.0560], p=0.003 (Holm)`."""
         name = self.metric.removeprefix("test_")
-        if self.p_holm < ALPHA:
+        lo, hi = self.interval
+        # Both must agree: the signed-rank test speaks of the typical user's difference, the
+        # interval of the mean the tables show; a mean near zero is no win either way.
+        if self.p_holm < ALPHA and (lo > 0 or hi < 0):
             word = "beats" if self.difference > 0 else "trails"
         else:
             word = "is not distinguishable from"
-        lo, hi = self.interval
         return (f"{word} {self.baseline} at {name}: {self.difference:+.4f}, 95% [{lo:+.4f}, "
                 f"{hi:+.4f}], p={self.p_holm:.3g} (Wilcoxon, Holm over baselines; "
                 f"{self.users} users)")

@@ -51,3 +51,13 @@ def test_compare_reports_the_tables_difference_and_the_strongest_baselines_verdi
                  "popularity": {"name": "popularity", "metrics": {"val_top_100": 0.2}}}
     lines = strongest_verdicts([r.to_json() for r in rows], baselines, "val_top_100")
     assert len(lines) == 2 and all("EASE" in line for line in lines)
+
+
+def test_a_verdict_needs_the_test_and_the_interval_to_agree() -> None:
+    from recsys.significance import Paired
+
+    row = Paired("iALS", "test_ndcg_10", 0.075, 0.0753, -0.0003, (-0.0038, 0.0035), 1e-5, 1e-5,
+                 2772)
+    assert row.verdict().startswith("is not distinguishable from iALS at ndcg_10: -0.0003")
+    row = Paired("iALS", "test_top_100", 0.50, 0.47, 0.0294, (0.0208, 0.0388), 5e-18, 5e-18, 2772)
+    assert row.verdict().startswith("beats iALS at top_100: +0.0294")

@@ -122,4 +122,7 @@ def strongest_verdicts(paired: list[dict[str, Any]], baselines: dict[str, dict[s
     if not scored or not paired:
         return []
     strongest = max(scored)[1]
-    return [row["verdict"] for row in paired if row["baseline"] == strongest]
+    fields = {f for f in Paired.__dataclass_fields__}
+    return [Paired(**{**{k: v for k, v in row.items() if k in fields},
+                      "interval": tuple(row["interval"])}).verdict()
+            for row in paired if row["baseline"] == strongest]

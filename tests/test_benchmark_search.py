@@ -82,7 +82,7 @@ def test_fidelity_study_mode_runs_the_study_with_and_without_rungs(tmp_path: Pat
          "search.enqueue_trials=[]", "train.eval_batch_size=1024"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    plain = re.search(r"^plain trials \(median pruner\)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)",
+    plain = re.search(r"^plain trials \(per-epoch pruner\)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)",
                       proc.stdout, re.M)
     rungs = re.search(r"^successive halving over rungs\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)",
                       proc.stdout, re.M)

@@ -152,7 +152,7 @@ def test_tensorboard_over_a_study_shows_one_run_per_trial(study_dir: Path) -> No
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{base}/#timeseries")
             # the first group of cards is the per-epoch validation curves (not `selected`)
-            page.wait_for_selector("text=/val_top_100", timeout=60_000)
+            page.wait_for_selector("metrics-card-groups .group-title", timeout=60_000)
             first = page.locator("metrics-card-groups .group-title").first.inner_text()
             assert first.strip().startswith("epoch"), first
             page.fill("input[placeholder='Filter tags (regex)']", "val_top_100$")

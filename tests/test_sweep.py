@@ -273,8 +273,8 @@ def test_objective_with_fixed_trial(tmp_path: Path) -> None:
     (["search.storage=mongodb://u:hunter2@localhost/x"], "unknown scheme 'mongodb'"),
     (["++search.params={data.sample_fraction: 'interval(0.0, 1.0)'}"],
      "reaches an invalid value: data.sample_fraction=0.0"),
-    (["search.enqueue_trials=[{optimizer: adam, train.batch_size: 1000}]"],
-     "search.enqueue_trials sets train.batch_size=1000, which is not one of its choices: 256, "),
+    (["search.enqueue_trials=[{optimizer: adam, model.embedding_dim: 7}]"],
+     "search.enqueue_trials sets model.embedding_dim=7, which is not one of its choices: 16, "),
     (["search.enqueue_trials=[{optimizer: sgd}]"],
      "search.enqueue_trials sets optimizer=sgd, which is not one of its choices: adam, adagrad"),
 ])
@@ -538,7 +538,8 @@ def test_report_ranks_on_the_studys_own_metric(tmp_path: Path, capsys) -> None:
                      r"distinguishable from) \S+ at ndcg_10: [+-]\d\.\d{4}, 95% \[", out)
     paired = json.loads((tmp_path / "ndcg" / "best" / "metrics.json").read_text())["paired"]
     assert {row["metric"] for row in paired} == {"test_ndcg_10"}
-    assert {row["baseline"] for row in paired} == {"popularity", "item-kNN (cosine)", "EASE"}
+    assert {row["baseline"] for row in paired} == {"popularity", "item-kNN (cosine)", "EASE",
+                                                   "iALS"}
     assert report.main(["study=ndcg", f"search.dir={tmp_path / 'ndcg'}"]) == 0
     out = capsys.readouterr().out
     assert "ranked on val_ndcg_10" in out and "ranked on val_top_100" not in out

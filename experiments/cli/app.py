@@ -151,8 +151,9 @@ INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchp
 
 
 def flags_first(args: list[str]) -> list[str]:
-    """Hydra's flags (with their values) before the overrides: argparse reads its overrides
-    as one run of positionals, so `a=1 -m b=2,3` left `b=2,3` "unrecognized"."""
+    """The overrides, then Hydra's flags (with their values): argparse reads the overrides
+    as one run of positionals, so `a=1 -m b=2,3` left `b=2,3` "unrecognized" (and an override
+    right after `--info` would be read as its value)."""
     flags, overrides, i = [], [], 0
     while i < len(args):
         arg = args[i]
@@ -167,7 +168,7 @@ def flags_first(args: list[str]) -> list[str]:
         else:
             overrides.append(arg)
             i += 1
-    return [*flags, *overrides]
+    return [*overrides, *flags]
 
 
 def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:

@@ -80,7 +80,7 @@ def test_time_to_quality_follows_the_best_complete_trial_by_wall_clock() -> None
     above its validation value."""
     from datetime import datetime, timedelta
 
-    from experiments.sweeping.time_to_quality import at, best_so_far, first_past
+    from experiments.sweeping.time_to_quality import at, best_so_far, first_past, study_seconds
 
     study = optuna.create_study(direction="maximize")
     t0 = datetime(2026, 1, 1)
@@ -97,6 +97,7 @@ def test_time_to_quality_follows_the_best_complete_trial_by_wall_clock() -> None
     assert points[1].test == pytest.approx(0.41)
     assert at(points, 60) is None and at(points, 120).trial == 0 and at(points, 600).trial == 3
     assert first_past(points, 0.35) == 400 and first_past(points, 0.5) is None
+    assert study_seconds(study) == 400
 
 
 def test_the_console_study_table_fits_120_columns_with_whole_parameters() -> None:

@@ -155,14 +155,15 @@ def test_tensorboard_over_a_study_shows_one_run_per_trial(study_dir: Path) -> No
             page.wait_for_selector("metrics-card-groups .group-title", timeout=60_000)
             first = page.locator("metrics-card-groups .group-title").first.inner_text()
             assert first.strip().startswith("epoch"), first
+            page.wait_for_timeout(3000)  # the charts draw after the group titles
+            folder = os.environ.get("RECSYS_SCREENSHOTS")
+            if folder:  # as it opens: the epoch/ curves first
+                page.screenshot(path=str(Path(folder) / "tensorboard_study.png"))
             page.fill("input[placeholder='Filter tags (regex)']", "val_top_100$")
             # a card's title is split in two elements: the group `epoch` and `/val_top_100`
             page.wait_for_selector("text=/val_top_100", timeout=60_000)
             page.wait_for_timeout(3000)  # the charts draw after the tag list
             assert page.locator("text=/val_top_100").count() >= 1
-            folder = os.environ.get("RECSYS_SCREENSHOTS")
-            if folder:
-                page.screenshot(path=str(Path(folder) / "tensorboard_study.png"))
             browser.close()
     finally:
         server.terminate()

@@ -20,7 +20,12 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from experiments.sweeping.study_table import format_params, study_table
-from experiments.sweeping.time_to_quality import baseline_value, best_so_far, first_past
+from experiments.sweeping.time_to_quality import (
+    baseline_value,
+    best_so_far,
+    first_past,
+    study_seconds,
+)
 from experiments.sweeping.trials import TrialRecord
 from recsys.files import write_text_atomic
 
@@ -63,10 +68,7 @@ def time_figure(study: optuna.Study, metric: str) -> go.Figure | None:
     points = best_so_far(study, metric)
     if not points:
         return None
-    end = max(((t.datetime_complete - min(s.datetime_start for s in study.trials
-                                         if s.datetime_start)).total_seconds()
-               for t in study.trials if t.datetime_complete), default=points[-1].seconds)
-    xs = [p.seconds for p in points] + [end]
+    xs = [p.seconds for p in points] + [study_seconds(study)]  # the last best held to the end
     fig = go.Figure()
     for name, ys in (("best so far (validation)", [p.val for p in points]),
                      ("its test value", [p.test for p in points])):

@@ -44,6 +44,14 @@ def best_so_far(study: optuna.Study, metric: str) -> list[Point]:
     return points
 
 
+def study_seconds(study: optuna.Study) -> float:
+    """Seconds from the first trial's start to the last trial's end (0 before any end)."""
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+
+
 def at(points: list[Point], seconds: float) -> Point | None:
     """The best model in hand after `seconds` (None: none complete yet)."""
     held = [p for p in points if p.seconds <= seconds]

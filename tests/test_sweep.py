@@ -179,6 +179,9 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
             # integers as written: a string hparam ("16"), not the number 16 shown as 16.000
             assert group.hparams["model.embedding_dim"].string_value == \
                 str(trial.params["model.embedding_dim"])
+            # a searched range stays a number (an axis in the dashboard's plots)
+            lr = next(v for k, v in trial.params.items() if k.startswith("optimizer.learning"))
+            assert group.hparams["optimizer.learning_rate"].number_value == pytest.approx(lr)
             metrics = {m.name.tag: m.value for m in group.metric_values}
             if state == "complete":
                 assert metrics["selected/test_top_100"] == pytest.approx(

@@ -149,16 +149,19 @@ class Objective:
                     f"pruned after rung {rung + 1} of {n} (data.sample_fraction="
                     f"{fraction:.3g}): {self.metric}={value:.4f} on the validation subsample")
 
-    @staticmethod
-    def session(trial: optuna.Trial, run_dir: Path, chosen: dict[str, Any], state: str,
+    def session(self, trial: optuna.Trial, run_dir: Path, chosen: dict[str, Any], state: str,
                 last: tuple[int, dict[str, float]] | None = None) -> None:
         """The trial in TensorBoard's HParams dashboard, once its state is known."""
         study = getattr(getattr(trial, "study", None), "study_name", None) or "trial"
         with contextlib.suppress(Exception):  # an unwritable run folder: its reason is kept
-            continuous = frozenset(name.split("[", 1)[0] for name, dist in
-                                   trial.distributions.items()
-                                   if isinstance(dist, optuna.distributions.FloatDistribution))
-            write_trial_hparams(run_dir, study, trial.number, chosen, state, last, continuous)
+            write_trial_hparams(run_dir, study, trial.number, chosen, state, last,
+                                continuous_keys(self.space))
+
+
+def continuous_keys(space: list[Param]) -> frozenset[str]:
+    """The config keys searched over a float range (numbers in TensorBoard; the rest text)."""
+    return frozenset(p.key for p in space
+                     if isinstance(p.distribution, optuna.distributions.FloatDistribution))
 
 
 def note_interrupted(trial: optuna.Trial, seconds: float, epochs: int) -> None:

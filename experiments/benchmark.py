@@ -92,12 +92,16 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--metric", default="val_top_100",
                         help="search mode: the study's search.metric (and every run's "
                              "train.monitor), e.g. val_ndcg_10")
+    parser.add_argument("--split", default=None,
+                        help="search mode: data.split for every run (random, the default; "
+                             "temporal, leave_one_out, user_temporal)")
     parser.add_argument("--pruners", default=None,
                         help="pruning mode: comma-separated subset of none, default, "
                              "'median no warm-up', 'median warm-up 2', hyperband (the first "
                              "is the reference for the epoch share)")
     parser.add_argument("--variants", default=None,
-                        help="knobs mode: comma-separated subset of the variant names")
+                        help="knobs mode: comma-separated subset of the variant names "
+                             "(';'-separated where a name holds a comma)")
     parser.add_argument("--no-embedded", action="store_true",
                         help="search, pruning and knobs modes: leave out the embedded set")
     parser.add_argument("--generated-rows", type=int, default=200_000,
@@ -124,7 +128,10 @@ def check_arguments(args: argparse.Namespace) -> str:
         if not colon or not label.strip() or not overrides.strip():
             return (f"--dataset {spec!r} is invalid: expected 'LABEL: OVERRIDES', e.g. "
                     "'ml-100k: data=movielens_100k data.path=/data/u.data'")
-    from recsys.config import validation_metrics
+    from recsys.config import SPLITS, validation_metrics
+
+    if args.split is not None and args.split not in SPLITS:
+        return f"--split {args.split!r} is invalid: expected one of {', '.join(SPLITS)}"
 
     metrics = validation_metrics((1, 5, 10, 50, 100))
     if args.metric not in metrics:
@@ -135,11 +142,18 @@ def check_arguments(args: argparse.Namespace) -> str:
         if chosen:
             known = getattr(__import__(f"experiments.benchmarks.{module}", fromlist=[table]),
                             table)
-            unknown = [n for n in chosen.split(",") if n not in known]
+            unknown = [n for n in names(chosen) or [] if n not in known]
             if unknown:
                 return (f"--{flag} {', '.join(unknown)} is not known: expected a "
                         f"comma-separated subset of {', '.join(known)}")
     return ""
+
+
+def names(chosen: str | None) -> list[str] | None:
+    """A --pruners / --variants list: ';'-separated where a name holds a comma."""
+    if not chosen:
+        return None
+    return [n.strip() for n in chosen.split(";" if ";" in chosen else ",")]
 
 
 # One function per mode: (parsed flags, Hydra overrides) -> the printed table. Each imports
@@ -189,14 +203,15 @@ def pruning(args: Args, overrides: list[str]) -> str:
 
     folder = Path(tempfile.mkdtemp(prefix="pruning.", dir=bench_dir()))
     return pruning_table(data_sets(args), args.trials or 20, overrides, folder,
-                         args.pruners.split(",") if args.pruners else None)
+                         names(args.pruners))
 
 
 def search(args: Args, overrides: list[str]) -> str:
     from experiments.benchmarks.search import search_table
 
     folder = Path(tempfile.mkdtemp(prefix="search.", dir=bench_dir()))
-    return search_table(data_sets(args), overrides, args.trials, folder, args.metric)
+    split = [f"data.split={args.split}"] if args.split else []
+    return search_table(data_sets(args), [*split, *overrides], args.trials, folder, args.metric)
 
 
 def baselines(args: Args, overrides: list[str]) -> str:
@@ -209,7 +224,7 @@ def knobs(args: Args, overrides: list[str]) -> str:
     from experiments.benchmarks.knobs import knobs_table
 
     return knobs_table(data_sets(args), overrides,
-                       args.variants.split(",") if args.variants else None)
+                       names(args.variants))
 
 
 def soak(args: Args, overrides: list[str]) -> str:  # needs a PostgreSQL server

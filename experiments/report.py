@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
 from experiments.cli.console import pipe_safe
+from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.search_config import SearchConfig
 from recsys.errors import UserError
 
@@ -45,7 +46,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     # The trials were ranked, pruned and early-stopped on the study's own metric, whatever
     # search.metric this command composes to.
     metric = study.user_attrs.get("metric") or search.metric
-    report_dir = Path(search.dir) / "report"
+    report_dir = StudyFolder(Path(search.dir)).report
     from experiments.sweeping.plan import ensure_writable
 
     for folder in (Path(search.dir), report_dir):  # Hydra writes report/.hydra/ first

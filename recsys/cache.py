@@ -70,12 +70,20 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def file_identity(path: Path) -> str:
+    """The data file's identity, the same on every machine (where it lies is left out): its
+    name, size and content digest. A study's trials must share it (workers on other machines
+    included); the prepared-data cache is keyed by it."""
+    digest = file_digest(path)
+    return f"{path.name} ({path.stat().st_size} bytes, sha256 {digest})"
+
+
 def cache_key(cfg: DataConfig, path: Path) -> str:
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_KEY}
-    digest = file_digest(path)
-    st = path.stat()
-    identity = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "sha256": digest}
+    # Where it lies and its mtime too: a file over 64 MB is digested from samples, and a
+    # rewrite in place between them must still miss the cache.
+    file = file_identity(path)  # first: it refuses a pipe or a link loop in one line
+    identity = {"path": str(path.resolve()), "mtime_ns": path.stat().st_mtime_ns, "file": file}
     blob = json.dumps({"v": CACHE_VERSION, "data": settings, "file": identity}, sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

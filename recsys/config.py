@@ -153,6 +153,10 @@ class ModelConfig:
     #                            random draw for heavier users; serving reads them all)
     negatives: Literal["in_batch", "mixed", "catalog"] = "in_batch"
     sampled_negatives: int = 1024  # negatives=mixed: uniform catalog samples per step
+    # negatives=in_batch: at most this many columns per row. A larger batch is scored in
+    # groups of this many rows, each row against its own group's positives (one optimizer
+    # step for the whole batch): B x columns scores a step instead of B x B. None: the batch.
+    batch_columns: int | None = None
     logq_correction: bool = True
     normalize: bool = False  # cosine scores (both towers L2-normalized), / temperature
     temperature: float = 1.0
@@ -166,6 +170,11 @@ class ModelConfig:
     @property
     def uses_history(self) -> bool:
         return self.user_tower in ("history", "id+history")
+
+    def groups_batch(self, batch_size: int) -> bool:
+        """`batch_columns` cuts a batch of this size into groups."""
+        return self.negatives == "in_batch" and self.batch_columns is not None \
+            and batch_size > self.batch_columns
 
     def __post_init__(self) -> None:
         d = self.embedding_dim
@@ -183,6 +192,9 @@ class ModelConfig:
                 "a positive integer")
         require(self.sampled_negatives > 0, "model.sampled_negatives", self.sampled_negatives,
                 "a positive integer")
+        require(self.batch_columns is None or (isinstance(self.batch_columns, int)
+                                               and self.batch_columns >= 2),
+                "model.batch_columns", self.batch_columns, "null or an integer >= 2")
         require(self.temperature > 0, "model.temperature", self.temperature, "a number > 0")
         require(self.l2 >= 0, "model.l2", self.l2, "a number >= 0")
 

@@ -113,6 +113,9 @@ class TwoTowerModel(tfrs.Model):
         queries = self.user_vectors(users, history, items if training else None,
                                     seed if training else None)
         positives = self.item_vectors(items)
+        if self.cfg.negatives == "in_batch" and self.cfg.batch_columns is not None:
+            return self.grouped_loss(queries, positives, items) \
+                + self.l2_penalty(queries, positives)
         candidates, ids, q, mask = positives, items, self._in_batch_q(items), None
         if self.cfg.negatives == "mixed":
             sampled = self.sampled_items(seed)
@@ -131,6 +134,35 @@ class TwoTowerModel(tfrs.Model):
             candidate_ids=ids if self.cfg.remove_accidental_hits else None,
             score_mask=mask, compute_metrics=False)
         return loss + self.l2_penalty(queries, positives)
+
+    def grouped_loss(self, queries: tf.Tensor, positives: tf.Tensor, items: tf.Tensor,
+                     ) -> tf.Tensor:
+        """`compute_loss` with at most `batch_columns` columns per row: the batch is cut into
+        groups of that many rows (the last one padded), and each row's softmax runs over its
+        own group's positives, with the same temperature, logQ correction and accidental-hit
+        removal. The sum over rows, as `tfrs.tasks.Retrieval`'s loss."""
+        n = tf.shape(items)[0]
+        g = tf.minimum(n, self.cfg.batch_columns)  # a batch no wider: one group, no padding
+        pad = (g - n % g) % g
+        groups = (n + pad) // g
+        dim = tf.shape(queries)[1]
+        q = tf.reshape(tf.pad(queries, [[0, pad], [0, 0]]), [groups, g, dim])
+        c = tf.reshape(tf.pad(positives, [[0, pad], [0, 0]]), [groups, g, dim])
+        ids = tf.reshape(tf.pad(items, [[0, pad]], constant_values=-1), [groups, g])
+        scores = tf.matmul(q, c, transpose_b=True)  # [groups, g rows, g columns]
+        if self.cfg.temperature != 1.0:
+            scores /= self.cfg.temperature
+        if self.cfg.logq_correction:
+            scores -= tf.math.log(self._in_batch_q(tf.maximum(ids, 0)))[:, None, :]
+        positive = tf.linalg.diag_part(scores)
+        real = ids >= 0  # padding rows and columns
+        keep = tf.broadcast_to(real[:, None, :], tf.shape(scores))
+        if self.cfg.remove_accidental_hits:
+            eye = tf.cast(tf.eye(g), tf.bool)[None]
+            keep &= eye | (ids[:, :, None] != ids[:, None, :])
+        scores = tf.where(keep, scores, tf.float32.min / 2)
+        rows = tf.reduce_logsumexp(scores, axis=2) - positive
+        return tf.reduce_sum(tf.where(real, rows, 0.0))
 
     def catalog_loss(self, users: tf.Tensor, items: tf.Tensor, history: tf.Tensor | None = None,
                      seed: Seed | None = None) -> tf.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from recsys.config import OptimizerConfig
+from recsys.keras_internals import adam_moments
 
 
 class LazyAdam(tf.keras.optimizers.Adam):
@@ -26,9 +27,7 @@ class LazyAdam(tf.keras.optimizers.Adam):
                  / (1 - tf.pow(beta_1, step)))
         epsilon = self.epsilon * tf.sqrt(1 - beta_2_power) \
             if getattr(self, "adaptive_epsilon", False) else self.epsilon
-        key = self._var_key(variable)
-        m = self._momentums[self._index_dict[key]]
-        v = self._velocities[self._index_dict[key]]
+        m, v = adam_moments(self, variable)
         # A row held several times in the batch: its gradients add up, as in dense Adam.
         rows, position = tf.unique(gradient.indices)
         grad = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])

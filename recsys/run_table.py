@@ -33,7 +33,7 @@ def format_run_table(result: RunResult, monitor: str = "") -> str:
     lines += test_metrics_table(result.metrics, result.baselines, names,
                                 f"two-tower, epoch {result.epoch}")
     lines += [f"paired test: the model {verdict}" for verdict in strongest_verdicts(
-        result.paired, result.baselines, monitor or f"val_top_{max(ks)}")]
+        result.comparison, result.baselines, monitor or f"val_top_{max(ks)}")]
     ev = result.evaluation
     lines.append(f"ranking: {ev['candidates']}, items seen in training "
                  f"{'excluded' if ev['exclude_seen'] else 'kept'} "

@@ -53,7 +53,7 @@ class RunResult:
     run_dir: str | None
     write_error: str = ""  # why the run's files could not be written (the metrics stand)
     # The model against each baseline on the test pairs, paired by user (significance.py)
-    paired: list[dict[str, Any]] = field(default_factory=list)
+    comparison: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +110,8 @@ def run(cfg: RunConfig, run_dir: str | Path | None = None,
     seconds = {"data": t_data - t0, "baselines": t_baselines - t_data,
                "train": time.perf_counter() - t_baselines}
     result = evaluate(cfg, setup, history, epoch, baselines, seconds, run_dir)
-    result.data_stats = {**setup.data.stats, "cache": cache_info.get("cache")}
+    result.data_stats = {"split": cfg.data.split, **setup.data.stats,
+                         "cache": cache_info.get("cache")}
     result.seconds["total"] = time.perf_counter() - t0
     save_run(cfg, setup, result, writer, run_dir)
     return result
@@ -149,7 +150,7 @@ def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
     # rungs of a multi-fidelity study) trains with the same optimizer.
     model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
     # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
-    catalog_loss = cfg.train.fast_loss and data.n_items <= cfg.train.batch_size
+    catalog_loss = use_catalog_loss(cfg, data.n_items)
     val = HeldOut(data.val_user, data.val_item)
     return Setup(
         data=data, model=model, user_history=user_history,
@@ -291,7 +292,7 @@ def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoc
         popularity=baselines["popularity"].metrics if baselines else {},
         intervals=intervals,
         baselines={name: b.to_json() for name, b in baselines.items()},
-        paired=paired_tests(cfg, setup, test_ranks, baselines),
+        comparison=paired_tests(cfg, setup, test_ranks, baselines),
         evaluation={**evaluation_info(cfg, setup.data.n_items), "by_user": by_user},
         history=history, epoch=epoch, epochs_run=len(history),
         seconds={
@@ -349,6 +350,13 @@ def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter 
                               f"({getattr(exc, 'strerror', None) or type(exc).__name__}): "
                               f"the numbers above were not all saved{kept}; free some space "
                               "and run again")
+
+
+def use_catalog_loss(cfg: RunConfig, n_items: int) -> bool:
+    """The catalog-column form of the in-batch loss: no more items than the batch has rows,
+    and no `model.batch_columns` grouping (it gives each row its group's columns only)."""
+    return cfg.train.fast_loss and n_items <= cfg.train.batch_size \
+        and not cfg.model.groups_batch(cfg.train.batch_size)
 
 
 def make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,

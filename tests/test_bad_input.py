@@ -537,6 +537,7 @@ def test_spaces_around_ids_are_trimmed_with_a_note(tmp_path: Path, capsys) -> No
 
     stats = json.loads((tmp_path / "run" / "metrics.json").read_text())["data_stats"]
     assert stats["catalog_items"] == 30  # not 60: ' P1 ' is P1
+    assert stats["split"] == "random"  # the split is named beside the data it made
 
 
 def test_a_header_with_the_rating_column_twice_is_refused(tmp_path: Path, capsys) -> None:

@@ -22,13 +22,14 @@ def test_search_mode_prints_every_method_for_every_data_set(tmp_path: Path) -> N
     extra = "tiny: data.synthetic.n_users=600 data.synthetic.n_interactions=6000"
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.benchmark", "--mode", "search", "--trials", "2",
-         "--generated-rows", "0", "--dataset", extra, *overrides],
+         "--generated-rows", "0", "--dataset", extra, "--split", "user_temporal", *overrides],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     for label in ("synthetic (embedded)", "tiny"):
         rows = {m: re.search(rf"^{re.escape(label)}\s+{m}\s+([\d.]+)\s+([\d.]+)", out, re.M)
-                for m in ("popularity", "notebook recipe", "fixed recipe", "default study")}
+                for m in ("popularity", "iALS", "notebook recipe", "fixed recipe",
+                          "default study")}
         assert all(rows.values()), out
         scores = {m: (float(r.group(1)), float(r.group(2))) for m, r in rows.items()}
         assert all(0 < v <= 1 and 0 < t <= 1 for v, t in scores.values()), scores
@@ -40,6 +41,11 @@ def test_search_mode_prints_every_method_for_every_data_set(tmp_path: Path) -> N
     assert sum(map(int, counts[:2])) == 2  # complete + pruned = --trials
     assert "optimizer=" in study_line  # the best trial's parameters are shown
     assert re.search(r"^synthetic \(embedded\): study - fixed = [+-]\d", out, re.M)
+    assert "search quality on val_top_100, data.split=user_temporal:" in out
+    # The paired verdicts against the strongest baseline, on the metric and on NDCG@10.
+    for k in ("top_100", "ndcg_10"):
+        assert re.search(rf"^tiny: the default study (beats|trails|is not distinguishable from) "
+                         rf".+ at {k}: [+-]\d\.\d{{4}}, 95% \[.+\], p=", out, re.M), out
 
 
 def test_enqueued_config_keys_map_to_the_active_conditional_names() -> None:
@@ -101,6 +107,8 @@ def test_fidelity_study_mode_runs_the_study_with_and_without_rungs(tmp_path: Pat
     (["--metric", "val_bogus"], "--metric 'val_bogus' is invalid: expected one of val_top_1"),
     (["--mode", "pruning", "--pruners", "foo"], "--pruners foo is not known"),
     (["--mode", "knobs", "--variants", "nosuch"], "--variants nosuch is not known"),
+    (["--mode", "knobs", "--variants", "history, dim 64;nosuch"], "--variants nosuch is not known"),
+    (["--split", "by_day"], "--split 'by_day' is invalid: expected one of random, temporal"),
     (["--trials", "0"], "--trials 0 is invalid: expected a positive integer"),
 ])
 def test_bad_benchmark_flags_are_one_line_before_anything_runs(args, message, capsys) -> None:

@@ -348,6 +348,7 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_failed_and_queued_again(
     Optuna's stale check never sees; the study used to wait on it forever (CI hang)."""
     from datetime import datetime, timedelta
 
+    from experiments.sweeping.optuna_internals import storage_of, trial_id
     from experiments.sweeping.search_config import SearchConfig
     from experiments.sweeping.study import fail_dead_trials, open_storage, open_study
 
@@ -359,9 +360,9 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_failed_and_queued_again(
     study, _ = open_study(open_storage(search), search, 2)
     study.enqueue_trial({"model.embedding_dim": 16})
     old = datetime.now() - timedelta(seconds=60)
-    storage = study._storage
+    storage = storage_of(study)
     orphan = study.ask()  # takes the enqueued trial, as a worker's optimize() would; then dies
-    storage.set_trial_user_attr(orphan._trial_id, "worker", "a previous attempt's mark")
+    storage.set_trial_user_attr(trial_id(orphan), "worker", "a previous attempt's mark")
     young = study.ask()
     alive = study.ask()
     alive.set_user_attr("started", alive.number)  # its objective has started: Optuna's job

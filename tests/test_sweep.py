@@ -539,8 +539,9 @@ def test_report_ranks_on_the_studys_own_metric(tmp_path: Path, capsys) -> None:
     # The best trial against the strongest baseline, paired by user, on the study's metric.
     assert re.search(r"paired test of trial \d+: the model (beats|trails|is not "
                      r"distinguishable from) \S+ at ndcg_10: [+-]\d\.\d{4}, 95% \[", out)
-    paired = json.loads((tmp_path / "ndcg" / "best" / "metrics.json").read_text())["paired"]
+    paired = json.loads((tmp_path / "ndcg" / "best" / "metrics.json").read_text())["comparison"]
     assert {row["metric"] for row in paired} == {"test_ndcg_10"}
+    assert all(0 <= row["p_value"] <= 1 for row in paired)
     assert {row["baseline"] for row in paired} == {"popularity", "item-kNN (cosine)", "EASE",
                                                    "iALS"}
     assert report.main(["study=ndcg", f"search.dir={tmp_path / 'ndcg'}"]) == 0

@@ -197,6 +197,53 @@ def test_catalog_loss_equals_tfrs_loss_and_gradients(knob: dict) -> None:
                                    tf.convert_to_tensor(ref_grad).numpy(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("knob", [{}, {"temperature": 0.3, "logq_correction": False},
+                                  {"remove_accidental_hits": True, "l2": 0.01},
+                                  {"user_tower": "history", "tower_layers": (8,)}])
+def test_batch_columns_is_the_tfrs_loss_of_each_group_summed(knob: dict) -> None:
+    """70 rows at 16 columns: groups of 16, 16, 16, 16 and 6 rows (the last one padded). Each
+    group's loss is TFRS's in-batch loss over that group alone; a batch no wider than the
+    columns is the plain in-batch loss."""
+    rng = np.random.default_rng(2)
+    counts = rng.integers(0, 50, size=30)
+    base = {"embedding_dim": 6, "user_tower": "id", "logq_correction": True, **knob}
+    grouped = TwoTowerModel(n_users=40, n_items=30, item_counts=counts, seed=3,
+                            cfg=ModelConfig(**base, batch_columns=16))
+    plain = TwoTowerModel(n_users=40, n_items=30, item_counts=counts, seed=3,
+                          cfg=ModelConfig(**base))
+    n = 70
+    users = tf.constant(rng.integers(1, 40, size=n), tf.int32)
+    items = tf.constant(rng.integers(0, 30, size=n), tf.int32)
+    history = tf.constant(rng.integers(0, 31, size=(n, 5)), tf.int32) \
+        if grouped.cfg.uses_history else None
+    seed = tf.constant([5, 6])
+
+    def part(model: TwoTowerModel, s: slice) -> tf.Tensor:
+        h = None if history is None else history[s]
+        return model.compute_loss((users[s], items[s], h, seed), training=True)
+
+    with tf.GradientTape(persistent=True) as tape:
+        loss = part(grouped, slice(None))
+        expected = tf.add_n([part(plain, slice(s, s + 16)) for s in range(0, n, 16)])
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    for got, want in zip(tape.gradient(loss, grouped.trainable_variables),
+                         tape.gradient(expected, plain.trainable_variables), strict=True):
+        np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(),
+                                   tf.convert_to_tensor(want).numpy(), rtol=1e-4, atol=1e-6)
+    narrow = slice(0, 12)
+    assert float(part(grouped, narrow)) == pytest.approx(float(part(plain, narrow)), rel=1e-5)
+    assert float(part(grouped, slice(0, 32))) != pytest.approx(float(part(plain, slice(0, 32))))
+
+
+def test_batch_columns_turns_the_catalog_form_off_where_it_groups() -> None:
+    from recsys.training import use_catalog_loss
+
+    cfg = RunConfig(train=TrainConfig(batch_size=8192), model=ModelConfig(batch_columns=2048))
+    assert not use_catalog_loss(cfg, n_items=2000)  # grouped: each row sees its group only
+    assert use_catalog_loss(replace(cfg, model=ModelConfig()), n_items=2000)
+    assert use_catalog_loss(replace(cfg, train=TrainConfig(batch_size=1024)), n_items=1000)
+
+
 def test_history_tower_is_the_mean_of_the_other_training_items() -> None:
     """Training: the row's own item (the target) and dropped items leave the mean; serving:
     every history item counts."""

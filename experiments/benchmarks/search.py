@@ -111,7 +111,10 @@ def train_row(method: str, overrides: list[str], folder: Path, metric: str,
                       params=f"epoch {metrics['epoch']} of {metrics['epochs_run']}"), metrics
 
 
-def study_row(overrides: list[str], folder: Path, n_trials: int | None, metric: str) -> Row:
+def study_row(overrides: list[str], folder: Path, n_trials: int | None, metric: str,
+              ) -> tuple[Row, list[str]]:
+    """The default study's row, and its best model's paired verdicts against the strongest
+    baseline (best/metrics.json), on `metric` and on NDCG@10."""
     import optuna
 
     study_dir = folder / "study"
@@ -129,9 +132,9 @@ def study_row(overrides: list[str], folder: Path, n_trials: int | None, metric: 
     stored = TrialRecord.of(best)
     m = stored.metrics
     params = format_params(best.params, digits=3)
-    return metric_row("default study", m, seconds, metric, trials=counts,
-                      params=f"#{best.number} epoch {stored.best_epoch}: "
-                             f"{params}")
+    row = metric_row("default study", m, seconds, metric, trials=counts,
+                     params=f"#{best.number} epoch {stored.best_epoch}: {params}")
+    return row, stored.verdicts(metric)
 
 
 def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int | None,
@@ -142,8 +145,10 @@ def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int |
     own = "" if metric in ("val_top_100",) else f" {metric:>12}"
     header = (f"{'data':<28} {'method':<16} {'val@100':>8} {'test@100':>9} {'test@10':>8} "
               f"{'ndcg@10':>8}{own} {'wall s':>7} {'c/p/f':>8}  best trial / kept epoch")
-    lines = [f"search quality on {metric}: test top-100, top-10 and NDCG@10 of each method; "
-             f"runs under {folder}", header]
+    split = next((o.partition("=")[2] for o in reversed(overrides)
+                  if o.startswith("data.split=")), "random")
+    lines = [f"search quality on {metric}, data.split={split}: test top-100, top-10 and "
+             f"NDCG@10 of each method; runs under {folder}", header]
     verdicts = []
     for i, data in enumerate(data_sets):
         where = folder / f"{i}_{slug(data.label)}"
@@ -156,7 +161,7 @@ def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int |
         baselines = [metric_row(b["name"][:16], b["metrics"], 0.0, metric,
                                 params=b.get("param", ""))
                      for b in metrics.get("baselines", {}).values() if b.get("metrics")]
-        study = study_row([*data.overrides, *overrides], where, n_trials, metric)
+        study, paired = study_row([*data.overrides, *overrides], where, n_trials, metric)
         for row in [*baselines, notebook, fixed, study]:
             extra = f" {row.val_metric:>12.4f}" if own else ""
             lines.append(f"{data.label[:28]:<28} {row.method:<16} {row.val:>8.4f} "
@@ -173,6 +178,9 @@ def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int |
             verdicts.append(f"{data.label}: study - EASE = {study.test - ease.test:+.4f} test "
                             f"top-100, {study.test_top10 - ease.test_top10:+.4f} top-10, "
                             f"{study.test_ndcg - ease.test_ndcg:+.4f} NDCG@10")
+        verdicts += [f"{data.label}: the default study {v}" for v in paired]
     lines.append("c/p/f: trials complete/pruned/failed; wall s: the whole command, one process; "
-                 "baselines: computed once per data set (their seconds are in the fixed recipe's)")
+                 "baselines: computed once per data set (their seconds are in the fixed recipe's); "
+                 "paired verdicts: the study's best model against the strongest baseline on "
+                 "validation, per test user (bootstrap 95% interval, Wilcoxon, Holm)")
     return "\n".join(lines + verdicts)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import yaml
 from hydra import version
-from hydra._internal.utils import _run_hydra, get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -34,6 +33,7 @@ from experiments.cli.compose import (
     without_group_choices,
 )
 from experiments.cli.console import VERBOSE_ENV, commented_settings
+from experiments.cli.hydra_internals import args_parser, run_hydra
 from experiments.cli.rundir import claim_new_dir, make_run_dir, write_hydra_record
 from experiments.cli.secrets import mask_secrets
 from recsys.errors import UserError
@@ -123,9 +123,9 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
             codes.append(EXIT_USER_ERROR)
 
     # What `hydra.main` does with sys.argv, done with our list instead: no global state is
-    # swapped (hydra-core is pinned, so its `_run_hydra` entry is a known one).
+    # swapped (its private entry lives in hydra_internals, pinned by a test).
     version.setbase("1.3")
-    parser = get_args_parser()
+    parser = args_parser()
     parsed = parser.parse_args(flags_first(args))  # argparse's usage and exit 2 on a bad flag
     if parsed.experimental_rerun is not None:  # needs Hydra's pickled job, never written here
         raise UserError("--experimental-rerun is not supported: re-run a run's or a study's "
@@ -137,8 +137,7 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
         raise UserError("--cfg prints one composed config and runs nothing: leave out -m "
                         "(--multirun), or run the multirun without --cfg")
     try:
-        _run_hydra(args=parsed, args_parser=parser, task_function=task_function,
-                   config_path=str(config_dir), config_name=config_name)
+        run_hydra(parsed, parser, task_function, str(config_dir), config_name)
     except SystemExit as exc:  # --help, --cfg, ... and Hydra's own errors end this way
         if exc.code not in (0, None):
             return exc.code if isinstance(exc.code, int) else 1

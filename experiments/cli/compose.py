@@ -20,6 +20,14 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from experiments.cli.hydra_internals import (
+    failed_override,
+    grammar_stop,
+    needs_multirun,
+    not_overridable,
+    refused_key,
+    sweep_in_mapping,
+)
 from recsys.config import GROUP_TYPES, RunConfig
 from recsys.errors import UserError
 
@@ -72,13 +80,13 @@ def compose_config(config_name: str, overrides: Sequence[str],
         secret = _storage_override(overrides)
         if secret is not None and secret in str(exc):  # never echo a typed password
             raise _storage_unparsable() from None
-        sweep = re.search(r"object_type=(\w+Sweep)", str(exc.__cause__ or ""))
+        sweep = sweep_in_mapping(exc)
         if sweep:  # `{k: choice(8, 16)}` unquoted inside a mapping is a Hydra sweep object
             raise UserError(f"cannot read the override {_failed_override(exc, overrides)!r}: a "
                             f"search expression inside a mapping must be quoted, e.g. "
                             f"'+search.params={{model.embedding_dim: \"choice(8, 16)\"}}' "
-                            f"(Hydra read it as a {sweep.group(1)})") from None
-        if "requires --multirun" in str(exc):  # a sweep expression typed as a value
+                            f"(Hydra read it as a {sweep})") from None
+        if needs_multirun(exc):  # a sweep expression typed as a value
             override = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~")
                              in str(exc)), _one_line(str(exc)))
             key, _, value = override.partition("=")
@@ -89,14 +97,14 @@ def compose_config(config_name: str, overrides: Sequence[str],
                     f"e.g. '++search.params={{{key.split('.', 2)[-1]}: \"{value}\"}}'") from None
             raise UserError(f"the override {override!r} lists several values: add -m to run "
                             "one job per value, or search them with experiments.sweep") from None
-        unknown = re.match(r"Could not override '([^']+)'", str(exc))
-        if unknown and unknown.group(1).startswith(("search.params", "search.conditional_params")):
-            group = ".".join(unknown.group(1).split(".")[:2])
-            raise UserError(f"{group} has no key {_new_key(exc) or '(new)'}: add keys with "
+        unknown = not_overridable(exc)
+        if unknown and unknown.startswith(("search.params", "search.conditional_params")):
+            group = ".".join(unknown.split(".")[:2])
+            raise UserError(f"{group} has no key {refused_key(exc) or '(new)'}: add keys with "
                             f"'+{group}={{KEY: EXPR}}' (a mapping: the keys hold dots), or "
                             f"replace the whole space with '~{group}' '+{group}={{...}}'") from None
         if unknown:
-            raise UserError(_unknown_key(unknown.group(1), config_name, overrides,
+            raise UserError(_unknown_key(unknown, config_name, overrides,
                                          config_dir) or _one_line(str(exc))) from None
         raise UserError(_one_line(str(exc))) from None
     return cfg
@@ -124,12 +132,6 @@ def _storage_override(overrides: Sequence[str]) -> str | None:
             found = re.match(r"^[^:]+://[^:@/]*:(.+)@[^@]*$", value)
             return found.group(1) if found else None
     return None
-
-
-def _new_key(exc: Exception) -> str | None:
-    """The key OmegaConf refused, from the exception Hydra wraps."""
-    found = re.search(r"Key '([^']+)' is not in struct", str(exc.__cause__ or ""))
-    return found.group(1) if found else None
 
 
 def _unknown_key(key: str, config_name: str, overrides: list[str],
@@ -284,8 +286,7 @@ def _storage_unparsable() -> UserError:
 
 
 def _failed_override(exc: Exception, overrides: Sequence[str]) -> str:
-    named = re.search(r"override (\S.*)$", str(exc).splitlines()[0])
-    return named.group(1) if named else " ".join(overrides)
+    return failed_override(exc) or " ".join(overrides)
 
 
 def _unparsable(overrides: Sequence[str]) -> str | None:
@@ -297,10 +298,10 @@ def _unparsable(overrides: Sequence[str]) -> str | None:
             parser.parse_override(override)
         except HydraException as exc:  # OverrideParseException, or the lexer's plain one
             key, _, value = override.partition("=")
-            at = re.search(r"(?:at: |input )('[^']*')", str(exc))
+            at = grammar_stop(exc)
             quoted = value.replace('"', '\\"')
             stops = (f"cannot read the override {override!r}: Hydra's override grammar stops "
-                     f"at {at.group(1) if at else 'a special character'}; quote the value, e.g. ")
+                     f"at {at or 'a special character'}; quote the value, e.g. ")
             if "'" in value:  # the shell's single quotes cannot hold it: double ones instead
                 hydra = value.replace("\\", "\\\\").replace("'", "\\'")
                 shell = hydra.replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")

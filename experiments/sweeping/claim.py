@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 
+from experiments.sweeping.folder import StudyFolder
 from recsys.errors import UserError
 
 SAY_AFTER_S = 5.0  # a claim is held for milliseconds: longer means a stuck holder
@@ -29,7 +30,7 @@ class TrialClaim:
     when the process dies (the kernel drops it), so a killed worker never blocks the others."""
 
     def __init__(self, study_dir: Path) -> None:
-        self.path = study_dir / ".claim.lock"
+        self.path = StudyFolder(study_dir).claim_lock
         self.fd: int | None = None
 
     def acquire(self) -> None:

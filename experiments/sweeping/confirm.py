@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.search_config import ConfirmConfig
-from experiments.sweeping.trials import TrialRecord, ranked
+from experiments.sweeping.trials import TrialRecord, best_first, ranked
 
 if TYPE_CHECKING:
     from recsys.cache import HeldData
@@ -50,7 +51,7 @@ def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str, study_
             tree = copy.deepcopy(stored.config)
             seed = done["seeds"][0] + len(done["seeds"]) * SEED_STEP
             tree["train"]["seed"] = seed
-            run_dir = study_dir / "trials" / key / f"confirm_seed_{seed}"
+            run_dir = StudyFolder(study_dir).trial(key) / f"confirm_seed_{seed}"
             config = RunConfig.from_dict(tree)
             result = run(config, run_dir, prepared=data.get(config.data))
             done = {"seeds": [*done["seeds"], seed], "val": [*done["val"], result.metrics[metric]],
@@ -88,7 +89,7 @@ def format_confirm_table(study: optuna.Study, chosen: int | None) -> str:
     rows = summary(study)
     lines = ["confirmation: each trial trained again with new seeds (mean ± sd over all runs)",
              f"{'trial':>5} {'runs':>5} {'val mean ± sd':>18} {'test mean ± sd':>18}"]
-    for key, s in sorted(rows.items(), key=lambda kv: -kv[1]["val_mean"]):
+    for key, s in best_first(rows.items(), lambda kv: kv[1]["val_mean"], study):
         mark = "  <- best/" if chosen is not None and int(key) == chosen else ""
         lines.append(f"{key:>5} {s['runs']:>5} {s['val_mean']:>10.4f} ± {s['val_sd']:.4f} "
                      f"{s['test_mean']:>10.4f} ± {s['test_sd']:.4f}{mark}")

@@ -13,6 +13,7 @@ import optuna
 from omegaconf import OmegaConf
 
 from experiments.sweeping.confirm import summary as confirm_summary
+from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.study import FINISHED
 from experiments.sweeping.trials import TrialRecord
 from recsys.errors import UserError
@@ -49,7 +50,7 @@ def export_best(study: optuna.Study, study_dir: Path,
     local = (run_dir / "metrics.json").is_file()
     if not local and not stored.config:
         return None
-    target = study_dir / "best"
+    target = StudyFolder(study_dir).best
     tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=study_dir))
     try:
         tmp.chmod(study_dir.stat().st_mode & 0o777)  # mkdtemp's 0700: like the study folder

@@ -18,7 +18,9 @@ import tensorflow as tf
 from experiments.cli.compose import TrialComposer
 from experiments.cli.rundir import write_run_config
 from experiments.sweeping.fidelity import rung_step
+from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.hparams import write_trial_hparams
+from experiments.sweeping.optuna_internals import storage_of, trial_id
 from experiments.sweeping.processes import check_stop
 from experiments.sweeping.search_config import FidelityConfig
 from experiments.sweeping.space import Param, suggest
@@ -55,7 +57,7 @@ class Objective:
                  metric: str, rungs: tuple[float, ...] = (),
                  fidelity: FidelityConfig | None = None, data: HeldData | None = None) -> None:
         self.space, self.compose = space, TrialComposer(base_overrides)
-        self.trials_dir, self.metric = study_dir / "trials", metric
+        self.folder, self.metric = StudyFolder(study_dir), metric
         self.data = data or HeldData()  # read once per process, not once per trial
         # More than one rung: scales of the trial's data.sample_fraction, smallest first.
         self.rungs, self.fidelity = rungs, fidelity or FidelityConfig()
@@ -72,11 +74,12 @@ class Objective:
         # one concurrently, and a worker killed before it lands left a trial that no stale
         # check sees), then the mark. A RUNNING trial without the mark is one whose worker
         # died before it started (see study.fail_dead_trials); one with it has a heartbeat.
-        storage = getattr(getattr(trial, "study", None), "_storage", None)  # not a FixedTrial
+        study = getattr(trial, "study", None)  # None: a FixedTrial
+        storage = storage_of(study) if study is not None else None
         if getattr(storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
-            storage.record_heartbeat(trial._trial_id)
+            storage.record_heartbeat(trial_id(trial))
         record(trial, started=trial.number, worker=f"{socket.gethostname()}:{os.getpid()}")
-        run_dir = self.trials_dir / str(trial.number)
+        run_dir = self.folder.trial(trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
         chosen: dict[str, Any] = {}
         try:  # every failure, suggesting and writing the run folder included, records its reason
@@ -123,7 +126,7 @@ class Objective:
                train_seconds=result.seconds["train"], epochs=result.epochs_run,
                best_epoch=result.epoch, rss_mb=resident_mb(), metrics=result.metrics,
                popularity=result.popularity, intervals=result.intervals,
-               baselines=result.baselines, evaluation=result.evaluation, paired=result.paired)
+               baselines=result.baselines, evaluation=result.evaluation, comparison=result.comparison)
         return result.metrics[self.metric]
 
     def climb(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:

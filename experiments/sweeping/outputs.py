@@ -12,9 +12,10 @@ from pathlib import Path
 import optuna
 
 from experiments.sweeping.confirm import summary as confirm_summary
+from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.report_page import write_index
 from experiments.sweeping.study_table import study_table
-from experiments.sweeping.trials import TrialRecord, ranked
+from experiments.sweeping.trials import TrialRecord, best_first, ranked
 from recsys.files import atomic_path, write_text_atomic
 
 
@@ -63,15 +64,15 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
 
 def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: int = 10) -> str:
     lines = [f"# Study `{study.study_name}`", "", study_table(study, metric, top, markdown=True)]
-    best_first = ranked(study)
-    evaluation = TrialRecord.of(best_first[0]).evaluation if best_first else None
+    leaders = ranked(study)
+    evaluation = TrialRecord.of(leaders[0]).evaluation if leaders else None
     if evaluation:
         lines += ["", f"Ranking: {evaluation['candidates']}; items seen in training "
                   f"{'excluded' if evaluation['exclude_seen'] else 'kept'} "
                   f"(`eval.exclude_seen={str(evaluation['exclude_seen']).lower()}`); ties "
                   f"{evaluation['ties']}; intervals: {evaluation['intervals']}."]
-    if best_first and (verdicts := TrialRecord.of(best_first[0]).verdicts(metric)):
-        lines += ["", f"Paired test of trial {best_first[0].number} on test: the model "
+    if leaders and (verdicts := TrialRecord.of(leaders[0]).verdicts(metric)):
+        lines += ["", f"Paired test of trial {leaders[0].number} on test: the model "
                   + "; the model ".join(verdicts) + "."]
     confirmed = confirm_summary(study)
     if confirmed:
@@ -79,7 +80,7 @@ def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: in
                   "| trial | runs | val mean ± sd | test mean ± sd |", "|---|---|---|---|"]
         lines += [f"| {key} | {c['runs']} | {c['val_mean']:.4f} ± {c['val_sd']:.4f} | "
                   f"{c['test_mean']:.4f} ± {c['test_sd']:.4f} |"
-                  for key, c in sorted(confirmed.items(), key=lambda kv: -kv[1]["val_mean"])]
+                  for key, c in best_first(confirmed.items(), lambda kv: kv[1]["val_mean"], study)]
         lines += ["", "`best/` is the confirmed trial with the best mean validation score."]
     lines += ["", *[f"- {note}" for note in notes]] if notes else []
     return "\n".join(lines) + "\n"
@@ -89,8 +90,7 @@ def remove_leftovers(study_dir: Path, older_than_s: float = 3600) -> int:
     """Temporary files and folders a killed process left in a study folder (a half-built
     best/, a trial's unfinished config or vectors). Only old ones: a live writer is fast."""
     now, removed = time.time(), 0
-    patterns = (".best.*", "trials/*/.*.tmp*", "report/.*.tmp*")
-    for path in [p for pattern in patterns for p in study_dir.glob(pattern)]:
+    for path in StudyFolder(study_dir).leftovers():
         try:
             if now - path.lstat().st_mtime < older_than_s:
                 continue

@@ -21,6 +21,7 @@ from experiments.cli.compose import (
     job_config,
 )
 from experiments.cli.secrets import mask_secrets
+from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.search_config import SearchConfig
 from experiments.sweeping.space import (
     Param,
@@ -51,6 +52,10 @@ class SweepPlan:
     @property
     def study_dir(self) -> Path:
         return Path(self.search.dir)
+
+    @property
+    def folder(self) -> StudyFolder:
+        return StudyFolder(self.study_dir)
 
     @property
     def ks(self) -> list[int]:
@@ -256,7 +261,6 @@ def ensure_writable(folder: Path, key: str) -> None:
                         f"set {key} to one") from None
 
 
-STUDY_MARK = ".study-name"  # which study (name, storage, token) a study folder belongs to
 TOKEN_ATTR = "folder_token"  # the study's own copy of the token (a study user attribute)
 
 
@@ -273,7 +277,7 @@ class FolderOwner:
 
     @classmethod
     def read(cls, folder: Path) -> FolderOwner | None:
-        mark = folder / STUDY_MARK
+        mark = StudyFolder(folder).mark
         if not mark.is_file():
             return None
         text = mark.read_text().strip()
@@ -285,7 +289,7 @@ class FolderOwner:
 
     def write(self, folder: Path) -> None:
         with contextlib.suppress(OSError):
-            write_text_atomic(folder / STUDY_MARK, json.dumps(asdict(self)) + "\n")
+            write_text_atomic(StudyFolder(folder).mark, json.dumps(asdict(self)) + "\n")
 
 
 def check_study_folder(folder: Path, name: str, storage: str) -> None:
@@ -293,12 +297,13 @@ def check_study_folder(folder: Path, name: str, storage: str) -> None:
     another study's (named in `.study-name`; a folder from before the mark is known by the
     studies in its study.db), or over a same-named study's in another storage."""
     owner = FolderOwner.read(folder)
-    if owner is None and (folder / "study.db").is_file() and (folder / "trials").is_dir():
+    paths = StudyFolder(folder)
+    if owner is None and paths.database.is_file() and paths.trials.is_dir():
         import optuna
 
         with contextlib.suppress(Exception):  # unreadable: the storage check says so later
             names = [s.study_name for s in optuna.get_all_study_summaries(
-                f"sqlite:///{folder / 'study.db'}")]
+                f"sqlite:///{paths.database}")]
             owner = FolderOwner(names[0]) if len(names) == 1 else None
     if owner is not None and owner.name != name:
         raise UserError(f"search.dir={str(folder)!r} holds study {owner.name!r}, not "
@@ -339,5 +344,5 @@ def mark_study_folder(folder: Path, name: str, storage: str, study: Any) -> None
 
 
 def has_trials(folder: Path) -> bool:
-    trials = folder / "trials"
+    trials = StudyFolder(folder).trials
     return trials.is_dir() and any(p.is_dir() for p in trials.iterdir())

@@ -19,6 +19,7 @@ import optuna
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.study_table import format_params, study_table
 from experiments.sweeping.time_to_quality import (
     baseline_value,
@@ -26,7 +27,7 @@ from experiments.sweeping.time_to_quality import (
     first_past,
     study_seconds,
 )
-from experiments.sweeping.trials import TrialRecord
+from experiments.sweeping.trials import TrialRecord, ranked
 from recsys.files import write_text_atomic
 
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -176,8 +177,7 @@ def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure:
     thin and grey (hover names them), so twenty curves stay readable."""
     fig = optuna.visualization.plot_intermediate_values(study)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    best = [t.number for t in sorted(study.get_trials(deepcopy=False, states=(COMPLETE,)),
-                                     key=lambda t: -(t.value or 0))[:HIGHLIGHT]]
+    best = [t.number for t in ranked(study)[:HIGHLIGHT]]
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
     for trace in fig.data:
         number = re.search(r"\d+", str(trace.name or ""))
@@ -225,7 +225,7 @@ def table_html(markdown: str, study_dir: Path) -> str:
         rendered = []
         for j, cell in enumerate(cells):
             value = html.escape(cell)
-            if j == 0 and i > 0 and cell.isdigit() and (study_dir / "trials" / cell).is_dir():
+            if j == 0 and i > 0 and cell.isdigit() and StudyFolder(study_dir).trial(cell).is_dir():
                 value = f'<a href="../trials/{cell}/">{value}</a>'
             rendered.append(f"<{tag}>{value}</{tag}>")
         out.append("<tr>" + "".join(rendered) + "</tr>")
@@ -247,7 +247,7 @@ def other_trials_html(study: optuna.Study, metric: str, study_dir: Path) -> str:
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values \
             else None
         number = html.escape(str(t.number))
-        if (study_dir / "trials" / str(t.number)).is_dir():
+        if StudyFolder(study_dir).trial(t.number).is_dir():
             number = f'<a href="../trials/{number}/">{number}</a>'
         rows.append(f"<tr><td>{number}</td><td>{t.state.name.lower()}</td>"
                     f"<td>{'-' if last is None else f'{last:.4f}'}</td><td>{stored.epochs}</td>"
@@ -295,7 +295,7 @@ def write_index(study: optuna.Study, report_dir: Path, metric: str, notes: list[
             + "</div>")
         first = False
     best = '<a href="../best/">best/</a> (config.yaml, metrics.json, model/)' \
-        if (study_dir / "best").is_dir() else "no best/ yet"
+        if StudyFolder(study_dir).best.is_dir() else "no best/ yet"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Study {html.escape(study.study_name)}</title>

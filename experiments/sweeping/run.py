@@ -248,7 +248,7 @@ def begin_study(study: optuna.Study, plan: SweepPlan, done: int | None, n_worker
         for params in search.enqueue_trials:
             study.enqueue_trial(optuna_params(plan.space, params), skip_if_exists=True)
     plan.study_dir.mkdir(parents=True, exist_ok=True)
-    write_hparams_config(plan.study_dir / "trials", plan.space, plan.ks, metric)
+    write_hparams_config(plan.folder.trials, plan.space, plan.ks, metric)
 
 
 def trials_here(study: optuna.Study, plan: SweepPlan, start: float, deadline: float | None,
@@ -326,9 +326,9 @@ def finish_study(study: optuna.Study, plan: SweepPlan, start: float,
                   "command again to finish it", flush=True)
             return EXIT_INTERRUPTED
     try:
-        write_study_baselines(study_dir / "trials", study, plan.ks, plan.base.train.epochs)
+        write_study_baselines(plan.folder.trials, study, plan.ks, plan.base.train.epochs)
         best_dir = export_best(study, study_dir, chosen)
-        report = write_report(study, study_dir / "report", search.metric)
+        report = write_report(study, plan.folder.report, search.metric)
     except OSError as exc:  # e.g. a full disk: the study itself is complete and stored
         print(f"error: cannot write best/ and report/ into {str(study_dir)!r} "
               f"({exc.strerror}); the study is complete: once there is room, run "

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from experiments.cli.compose import TRAIN_GROUPS
 from experiments.cli.secrets import mask_secrets
+from experiments.sweeping.optuna_internals import backend_of, heartbeat_model, storage_of, trial_id
 from experiments.sweeping.pruners import BestCurvePruner
 from experiments.sweeping.search_config import (
     FidelityConfig,
@@ -154,20 +155,18 @@ def heartbeat_ages(study: optuna.Study) -> dict[int, float]:
     """Seconds since each RUNNING trial's last heartbeat, by trial number (database clock, as
     Optuna's stale check uses); {} where the storage keeps none. Reads Optuna's heartbeat
     table: no public API gives the age, only the verdict after the grace period."""
-    storage = getattr(study._storage, "_backend", study._storage)  # Optuna's cache wraps it
+    storage = backend_of(study)
     if not isinstance(storage, optuna.storages.RDBStorage):
         return {}
-    from optuna.storages._rdb import models
-
-    running = {t._trial_id: t.number for t in study.get_trials(
+    model = heartbeat_model()
+    running = {trial_id(t): t.number for t in study.get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
     if not running:
         return {}
     session = storage.scoped_session()
     try:
         now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
-        rows = session.query(models.TrialHeartbeatModel).filter(
-            models.TrialHeartbeatModel.trial_id.in_(list(running))).all()
+        rows = session.query(model).filter(model.trial_id.in_(list(running))).all()
         return {running[r.trial_id]: (now - r.heartbeat.replace(tzinfo=None)).total_seconds()
                 for r in rows}
     finally:
@@ -184,7 +183,7 @@ def fail_dead_trials(study: optuna.Study, grace_period: float) -> None:
     predecessor's attributes, hence the number), so a RUNNING trial older than the grace
     period without its mark is such an orphan."""
     optuna.storages.fail_stale_trials(study)
-    storage = study._storage
+    storage = storage_of(study)
     retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
     now = datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -193,15 +192,15 @@ def fail_dead_trials(study: optuna.Study, grace_period: float) -> None:
                 or (now - started).total_seconds() < grace_period:
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "reason",
+            storage.set_trial_user_attr(trial_id(trial), "reason",
                                         "its worker stopped before the trial started")
-            if not storage.set_trial_state_values(trial._trial_id,
+            if not storage.set_trial_state_values(trial_id(trial),
                                                   state=optuna.trial.TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
             continue
         if retry is not None:  # queue it again (an enqueued trial keeps its fixed parameters)
-            failed = copy.deepcopy(storage.get_trial(trial._trial_id))
+            failed = copy.deepcopy(storage.get_trial(trial_id(trial)))
             failed.user_attrs.pop("reason")
             retry(study, failed)
 
@@ -355,11 +354,10 @@ def base_fingerprint(tree: dict[str, Any], search: SearchConfig) -> dict[str, An
                    if k in tree})
     path = flat.pop("data.path", None)
     if path:
-        from recsys.cache import file_digest
+        from recsys.cache import file_identity
 
-        size = Path(path).stat().st_size if Path(path).is_file() else None
-        digest = file_digest(Path(path)) if size is not None else None
-        flat["data.file"] = f"{Path(path).name} ({size} bytes, sha256 {digest})"
+        flat["data.file"] = file_identity(Path(path)) if Path(path).is_file() \
+            else f"{Path(path).name} (missing)"
     for local in ("data.cache_dir", "train.threads", "train.eval_batch_size"):
         flat.pop(local, None)
     for part in ("params", "conditional_params"):

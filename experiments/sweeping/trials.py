@@ -3,17 +3,20 @@ fields (as Optuna user attributes, so every worker and later run reads them from
 and export, confirmation, the tables, the report, TensorBoard and the benchmarks read them back
 through `TrialRecord.of`. A misspelt field fails where it is written, not silently where read.
 
-`ranked` is the one "which trial is better" rule: by value, in the study's direction."""
+`best_first` is the one "which is better" rule (in the study's direction); `ranked` applies it
+to the complete trials."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 
 COMPLETE = (optuna.trial.TrialState.COMPLETE,)
+T = TypeVar("T")
 INTERRUPTED = "interrupted (Ctrl-C, SIGTERM or its main process gone); queued to run again"
 
 
@@ -37,13 +40,13 @@ class TrialRecord:
     reason: str = ""  # why it was pruned or failed
     rungs: list[dict[str, Any]] = field(default_factory=list)  # multi-fidelity: each rung
     requeued_from: int | None = None  # the interrupted trial whose parameters this one reruns
-    paired: list[dict[str, Any]] = field(default_factory=list)  # vs each baseline, on test
+    comparison: list[dict[str, Any]] = field(default_factory=list)  # vs each baseline, on test
 
     def verdicts(self, metric: str) -> list[str]:
         """Its paired tests against the strongest baseline (chosen on validation)."""
         from recsys.significance import strongest_verdicts
 
-        return strongest_verdicts(self.paired, self.baselines, metric)
+        return strongest_verdicts(self.comparison, self.baselines, metric)
 
     @classmethod
     def of(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:
@@ -63,8 +66,14 @@ def record(trial: optuna.Trial, **values: Any) -> None:
         trial.set_user_attr(name, value)
 
 
+def best_first(items: Iterable[T], value: Callable[[T], float], study: optuna.Study) -> list[T]:
+    """`items` ordered best first by `value`, in the study's direction: every sort of trials
+    or of their scores goes through here."""
+    return sorted(items, key=value,
+                  reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+
+
 def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The complete trials, best first in the study's direction."""
-    complete = study.get_trials(deepcopy=False, states=COMPLETE)
-    return sorted(complete, key=lambda t: t.value,
-                  reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    return best_first(study.get_trials(deepcopy=False, states=COMPLETE), lambda t: t.value,
+                      study)

@@ -156,7 +156,7 @@ class ModelConfig:
     # negatives=in_batch: at most this many columns per row. A larger batch is scored in
     # groups of this many rows, each row against its own group's positives (one optimizer
     # step for the whole batch): B x columns scores a step instead of B x B. None: the batch.
-    batch_columns: int | None = None
+    batch_columns: int | None = 2048
     logq_correction: bool = True
     normalize: bool = False  # cosine scores (both towers L2-normalized), / temperature
     temperature: float = 1.0

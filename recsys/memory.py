@@ -32,10 +32,13 @@ def training_bytes(cfg: RunConfig, n_users: int, n_items: int,
         width = out
     slots = SLOTS[cfg.optimizer.name] + (1 if cfg.optimizer.momentum else 0)
     batch = effective_batch(cfg, n_pairs)
+    columns = batch if not model.groups_batch(batch) else model.batch_columns or batch
+    if cfg.train.fast_loss and n_items <= min(batch, columns):  # the catalog form
+        columns = n_items
     return {
         "model": (rows * dim + dense) * FLOAT * (1 + slots) + dense * FLOAT,
         "step": batch * max((dim, *model.tower_layers)) * FLOAT * 4
-        + 2 * batch * min(batch, n_items if cfg.train.fast_loss else batch) * FLOAT,
+        + 2 * batch * columns * FLOAT,
         "evaluation": ((min(cfg.train.eval_batch_size, n_users) + 1) * n_items
                        + n_items * width) * FLOAT,
     }

@@ -353,10 +353,14 @@ def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter 
 
 
 def use_catalog_loss(cfg: RunConfig, n_items: int) -> bool:
-    """The catalog-column form of the in-batch loss: no more items than the batch has rows,
-    and no `model.batch_columns` grouping (it gives each row its group's columns only)."""
+    """The catalog-column form of the whole batch's in-batch loss: no more items than the
+    batch has rows. Where `model.batch_columns` groups the batch, only for a catalog no larger
+    than a group: its B x items scores then cost no more than the groups' B x columns, and
+    every row sees the whole batch's positives."""
+    columns = cfg.model.batch_columns
+    grouped = cfg.model.groups_batch(cfg.train.batch_size)
     return cfg.train.fast_loss and n_items <= cfg.train.batch_size \
-        and not cfg.model.groups_batch(cfg.train.batch_size)
+        and (not grouped or n_items <= (columns or 0))
 
 
 def make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,

@@ -122,7 +122,7 @@ def _log_softmax_loss(logits: np.ndarray, positive_column: np.ndarray) -> float:
 def test_loss_matches_a_direct_numpy_softmax(knob: dict) -> None:
     """Each loss variant against the softmax written out: in-batch columns corrected by
     log p(item), sampled ones by log(S / (N B)), accidental hits removed, or every item."""
-    cfg = ModelConfig(**{"embedding_dim": 4, "user_tower": "id", **knob})
+    cfg = ModelConfig(**{"embedding_dim": 4, "user_tower": "id", "batch_columns": None, **knob})
     counts = np.array([5, 1, 3, 1, 0, 2])
     model = TwoTowerModel(n_users=4, n_items=6, cfg=cfg, item_counts=counts, seed=0)
     users = tf.constant([1, 2, 3, 1])
@@ -178,7 +178,7 @@ def test_catalog_loss_equals_tfrs_loss_and_gradients(knob: dict) -> None:
     # must get exactly right (counts, accidental hits, sampled copies).
     rng = np.random.default_rng(1)
     counts = rng.integers(0, 50, size=30)
-    cfg = ModelConfig(**{"embedding_dim": 6, "user_tower": "id", **knob})
+    cfg = ModelConfig(**{"embedding_dim": 6, "user_tower": "id", "batch_columns": None, **knob})
     model = TwoTowerModel(n_users=40, n_items=30, cfg=cfg, item_counts=counts, seed=3)
     users = tf.constant(rng.integers(1, 40, size=64), tf.int32)
     items = tf.constant(rng.choice(30, size=64, p=np.arange(30, 0, -1) / 465), tf.int32)
@@ -210,7 +210,7 @@ def test_batch_columns_is_the_tfrs_loss_of_each_group_summed(knob: dict) -> None
     grouped = TwoTowerModel(n_users=40, n_items=30, item_counts=counts, seed=3,
                             cfg=ModelConfig(**base, batch_columns=16))
     plain = TwoTowerModel(n_users=40, n_items=30, item_counts=counts, seed=3,
-                          cfg=ModelConfig(**base))
+                          cfg=ModelConfig(**base, batch_columns=None))  # TFRS's Retrieval
     n = 70
     users = tf.constant(rng.integers(1, 40, size=n), tf.int32)
     items = tf.constant(rng.integers(0, 30, size=n), tf.int32)
@@ -239,8 +239,9 @@ def test_batch_columns_turns_the_catalog_form_off_where_it_groups() -> None:
     from recsys.training import use_catalog_loss
 
     cfg = RunConfig(train=TrainConfig(batch_size=8192), model=ModelConfig(batch_columns=2048))
-    assert not use_catalog_loss(cfg, n_items=2000)  # grouped: each row sees its group only
-    assert use_catalog_loss(replace(cfg, model=ModelConfig()), n_items=2000)
+    assert not use_catalog_loss(cfg, n_items=3000)  # grouped: each row sees its group only
+    assert use_catalog_loss(cfg, n_items=2000)  # no costlier than the groups, and exact
+    assert use_catalog_loss(replace(cfg, model=ModelConfig(batch_columns=None)), n_items=3000)
     assert use_catalog_loss(replace(cfg, train=TrainConfig(batch_size=1024)), n_items=1000)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from experiments.cli.console import pipe_safe
+from recsys.metrics import top
 
 if TYPE_CHECKING:
     from experiments.benchmarks.search import DataSet
@@ -89,7 +90,7 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", action="append", default=[], metavar="'LABEL: OVERRIDES'",
                         help="search mode: any data set as Hydra overrides, e.g. "
                              "'ml-100k: data=movielens_100k data.path=/data/u.data'")
-    parser.add_argument("--metric", default="val_top_100",
+    parser.add_argument("--metric", default=top(100).name,
                         help="search mode: the study's search.metric (and every run's "
                              "train.monitor), e.g. val_ndcg_10")
     parser.add_argument("--split", default=None,
@@ -128,12 +129,13 @@ def check_arguments(args: argparse.Namespace) -> str:
         if not colon or not label.strip() or not overrides.strip():
             return (f"--dataset {spec!r} is invalid: expected 'LABEL: OVERRIDES', e.g. "
                     "'ml-100k: data=movielens_100k data.path=/data/u.data'")
-    from recsys.config import SPLITS, validation_metrics
+    from recsys.config import SPLITS
+    from recsys.metrics import selectable
 
     if args.split is not None and args.split not in SPLITS:
         return f"--split {args.split!r} is invalid: expected one of {', '.join(SPLITS)}"
 
-    metrics = validation_metrics((1, 5, 10, 50, 100))
+    metrics = selectable((1, 5, 10, 50, 100))
     if args.metric not in metrics:
         return f"--metric {args.metric!r} is invalid: expected one of {', '.join(metrics)}"
     for flag, module, table in (("pruners", "pruning", "PRUNERS"), ("variants", "knobs",

@@ -17,10 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from recsys.errors import UserError
+from recsys.metrics import selectable, top
 
-OPTIMIZERS = ("adagrad", "adam", "sgd")
-SPLITS = ("random", "temporal", "leave_one_out", "user_temporal")
-BAD_LINE_POLICIES = ("error", "skip")
+# Each choice list is spelled once, as the type of its field; the tuples that checks and
+# messages list are read back from it.
+Optimizer = Literal["adagrad", "adam", "sgd"]
+Split = Literal["random", "temporal", "leave_one_out", "user_temporal"]
+BadLinePolicy = Literal["error", "skip"]
+Negatives = Literal["in_batch", "mixed", "catalog"]
+UserTower = Literal["id", "history", "id+history"]
+OPTIMIZERS: tuple[str, ...] = typing.get_args(Optimizer)
+SPLITS: tuple[str, ...] = typing.get_args(Split)
+BAD_LINE_POLICIES: tuple[str, ...] = typing.get_args(BadLinePolicy)
+NEGATIVES: tuple[str, ...] = typing.get_args(Negatives)
+USER_TOWERS: tuple[str, ...] = typing.get_args(UserTower)
 BASELINES = ("popularity", "itemknn", "ease", "ials")
 
 
@@ -79,11 +89,11 @@ class DataConfig:
     item_column: str = "productId"
     rating_column: str = "Rating"
     timestamp_column: str | None = "timestamp"
-    on_bad_lines: Literal["error", "skip"] = "error"
+    on_bad_lines: BadLinePolicy = "error"
     sample_fraction: float = 1.0
     min_item_ratings: int = 1
     min_user_ratings: int = 1
-    split: Literal["random", "temporal", "leave_one_out", "user_temporal"] = "random"
+    split: Split = "random"
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 42
@@ -134,8 +144,6 @@ class DataConfig:
                      f"a column name when data.split={self.split}")
 
 
-NEGATIVES = ("in_batch", "mixed", "catalog")
-USER_TOWERS = ("id", "history", "id+history")
 # negatives=catalog scores every item for every row of a batch (and keeps the scores for the
 # gradient): above this catalog size a step at batch 1024 holds > 1 GB of scores.
 CATALOG_SOFTMAX_MAX_ITEMS = 100_000
@@ -147,11 +155,11 @@ class ModelConfig:
 
     embedding_dim: int = 32
     tower_layers: tuple[int, ...] = ()
-    user_tower: Literal["id", "history", "id+history"] = "history"
+    user_tower: UserTower = "history"
     history_dropout: float = 0.0  # history towers: drop each history item with this probability
     history_max_len: int = 32  # history towers: items per user in a training step (a fresh
     #                            random draw for heavier users; serving reads them all)
-    negatives: Literal["in_batch", "mixed", "catalog"] = "in_batch"
+    negatives: Negatives = "in_batch"
     sampled_negatives: int = 1024  # negatives=mixed: uniform catalog samples per step
     # negatives=in_batch: at most this many columns per row. A larger batch is scored in
     # groups of this many rows, each row against its own group's positives (one optimizer
@@ -204,7 +212,7 @@ LAZY_ADAM_ROWS = 1_000_000
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    name: Literal["adagrad", "adam", "sgd"] = "adam"
+    name: Optimizer = "adam"
     learning_rate: float = 0.003
     momentum: float = 0.0  # SGD only
     initial_accumulator_value: float = 0.1  # Adagrad only (Keras default)
@@ -222,12 +230,6 @@ class OptimizerConfig:
         require(isinstance(lr, (int, float)) and lr > 0, "optimizer.learning_rate", lr,
                  "a number > 0")
         require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "a number in [0, 1)")
-
-
-def validation_metrics(top_ks: tuple[int, ...]) -> list[str]:
-    """The metrics a run can select on (the names `recsys.metrics.ranking_metrics` gives)."""
-    ks = sorted(top_ks)
-    return [f"val_top_{k}" for k in ks] + [f"val_ndcg_{k}" for k in ks] + ["val_mrr"]
 
 
 MIN_VAL_PAIRS = 2_000  # below this a per-epoch signal is mostly noise (SE ~0.01 at 0.2)
@@ -258,7 +260,7 @@ class TrainConfig:
 
     @property
     def monitor_metric(self) -> str:
-        return self.monitor or f"val_top_{max(self.top_ks)}"
+        return self.monitor or top(max(self.top_ks)).name
 
     def epoch_val_pairs(self, n_items: int) -> int | None:
         """How many validation pairs each epoch ranks against `n_items` candidates (None:
@@ -288,7 +290,7 @@ class TrainConfig:
         require(self.threads >= 0, "train.threads", self.threads, "0 (auto) or a positive count")
         require(len(self.top_ks) > 0 and all(k > 0 for k in self.top_ks), "train.top_ks",
                  list(self.top_ks), "a non-empty list of positive integers")
-        metrics = validation_metrics(self.top_ks)
+        metrics = selectable(self.top_ks)
         require(self.monitor is None or self.monitor in metrics, "train.monitor", self.monitor,
                 "null or one of " + ", ".join(metrics))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from recsys.metrics import metric_names
+from recsys.metrics import metric_names, top
 
 BASELINES_DIR = "baselines"
 # Per-epoch validation curves (and the baselines' flat lines on the same charts) form the
@@ -74,7 +74,7 @@ def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tu
     own = writers is None
     writers = {} if writers is None else writers
     for name, metrics in baselines.items():
-        if not any(f"val_top_{k}" in metrics for k in ks):
+        if not any(top(k).name in metrics for k in ks):
             continue
         if name not in writers:
             writers[name] = tf.summary.create_file_writer(str(folder / name))

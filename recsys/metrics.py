@@ -13,22 +13,97 @@ Pairs whose user has no training data are ranked by popularity (see `recsys.eval
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+SPLITS = ("val", "test")
+KINDS = ("top", "ndcg", "mrr")  # top_k: hit rate; ndcg_k; mrr (no cut-off)
 
 
-@tf.function(reduce_retracing=True)
-def _ranks(queries: tf.Tensor, candidates: tf.Tensor, true_items: tf.Tensor,
-           tie_order: tf.Tensor, masked: tf.Tensor) -> tf.Tensor:
-    scores = tf.matmul(queries, candidates, transpose_b=True)
-    positive = tf.gather(scores, true_items, batch_dims=1)[:, None]
-    before = tf.logical_or(scores > positive, tf.logical_and(
-        scores == positive, tie_order[None, :] < tf.gather(tie_order, true_items)[:, None]))
-    # masked: (row, item) pairs left out of the ranking (a user's training items)
-    before = tf.tensor_scatter_nd_update(before, masked, tf.zeros(tf.shape(masked)[:1], tf.bool))
-    return tf.reduce_sum(tf.cast(before, tf.int32), axis=1)
+@dataclass(frozen=True)
+class Metric:
+    """One ranking metric on one split, named once: `val_top_100`, `test_ndcg_10`, `val_mrr`.
+    Every table, TensorBoard tag, report label and `search.metric` check goes through it."""
+
+    split: str  # val | test
+    kind: str  # top | ndcg | mrr
+    k: int | None = None  # the cut-off (none for mrr)
+    higher_is_better: ClassVar[bool] = True  # all of them: a study maximizes
+
+    @classmethod
+    def parse(cls, name: str) -> Metric:
+        """`val_top_100` -> Metric("val", "top", 100); ValueError for any other form."""
+        found = re.fullmatch(r"(val|test)_(?:(top|ndcg)_([1-9]\d*)|(mrr))", str(name))
+        if not found:
+            raise ValueError(f"{name!r} is not a metric name (val_top_<k>, val_ndcg_<k>, "
+                             "val_mrr, or the same on test_)")
+        split, kind, k, mrr = found.groups()
+        return cls(split, mrr or kind, int(k) if k else None)
+
+    @classmethod
+    def of(cls, name: str) -> Metric | None:
+        """`parse`, or None for a key that is no metric (e.g. a pair count)."""
+        try:
+            return cls.parse(name)
+        except ValueError:
+            return None
+
+    @property
+    def base(self) -> str:
+        """The name without its split: `top_100`, `ndcg_10`, `mrr`."""
+        return self.kind if self.k is None else f"{self.kind}_{self.k}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}_{self.base}"
+
+    @property
+    def label(self) -> str:
+        """For tables and plots: `top-100`, `ndcg@10`, `mrr`."""
+        return {"top": f"top-{self.k}", "ndcg": f"ndcg@{self.k}"}.get(self.kind, self.kind)
+
+    def on(self, split: str) -> Metric:
+        """The same metric on the other split (validation selects, test reports)."""
+        return replace(self, split=split)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def top(k: int, split: str = "val") -> Metric:
+    return Metric(split, "top", k)
+
+
+def selectable(ks: tuple[int, ...] | list[int]) -> list[str]:
+    """The metrics a run can select on: each name `ranking_metrics` gives on validation."""
+    return [f"val_{name}" for name in metric_names(ks)]
+
+
+@functools.cache
+def _ranks_function() -> Callable:
+    import tensorflow as tf  # here, not at import: configs and tables need no TensorFlow
+
+    @tf.function(reduce_retracing=True)
+    def ranks(queries: tf.Tensor, candidates: tf.Tensor, true_items: tf.Tensor,
+              tie_order: tf.Tensor, masked: tf.Tensor) -> tf.Tensor:
+        scores = tf.matmul(queries, candidates, transpose_b=True)
+        positive = tf.gather(scores, true_items, batch_dims=1)[:, None]
+        before = tf.logical_or(scores > positive, tf.logical_and(
+            scores == positive, tie_order[None, :] < tf.gather(tie_order, true_items)[:, None]))
+        # masked: (row, item) pairs left out of the ranking (a user's training items)
+        before = tf.tensor_scatter_nd_update(before, masked,
+                                             tf.zeros(tf.shape(masked)[:1], tf.bool))
+        return tf.reduce_sum(tf.cast(before, tf.int32), axis=1)
+
+    return ranks
 
 
 MAX_SCORES_PER_BATCH = 2**27  # ~1 GB of scores and masks: 1392 queries against 96k items
@@ -44,6 +119,8 @@ def exact_ranks(query_embeddings: np.ndarray | tf.Tensor, item_embeddings: np.nd
     `tie_order` (item -> place in a fixed order) breaks exact ties: an item tied with the true
     one counts before it when it comes first. Without it, only strictly higher scores count
     (FactorizedTopK's rule). `masked(rows)` gives (row in batch, item) pairs to leave out."""
+    import tensorflow as tf
+
     candidates = tf.convert_to_tensor(item_embeddings, tf.float32)
     queries = tf.convert_to_tensor(query_embeddings, tf.float32)
     n_items = int(candidates.shape[0])
@@ -60,7 +137,7 @@ def exact_ranks(query_embeddings: np.ndarray | tf.Tensor, item_embeddings: np.nd
         if masked is not None:
             r, i = masked(rows)
             pairs = np.stack([r, i], axis=1).astype(np.int64)
-        out.append(_ranks(queries[rows], candidates, true_items[rows], order,
+        out.append(_ranks_function()(queries[rows], candidates, true_items[rows], order,
                           tf.constant(pairs, tf.int64)))
     return np.concatenate([o.numpy() for o in out]) if out else np.zeros(0, np.int32)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from recsys.metrics import metric_names
+from recsys.metrics import Metric, metric_names, top
 from recsys.significance import strongest_verdicts
 
 if TYPE_CHECKING:
@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 def format_run_table(result: RunResult, monitor: str = "") -> str:
     """`monitor`: the selection metric (e.g. val_ndcg_10); the baseline table shows it."""
-    ks = sorted(int(k.rsplit("_", 1)[1]) for k in result.metrics if k.startswith("val_top_"))
+    parsed = [Metric.of(name) for name in result.metrics]
+    ks = sorted(m.k for m in parsed if m and m.split == "val" and m.kind == "top")
     names = metric_names(ks)
     lines = [f"{'metric':<10} {'val model':>10} {'val pop':>10} {'test model':>11} {'test pop':>10}"]
     m, p = result.metrics, result.popularity
@@ -26,14 +27,15 @@ def format_run_table(result: RunResult, monitor: str = "") -> str:
     lines.append(f"epochs: {result.epochs_run} (metrics from epoch {result.epoch}); "
                  f"seconds per epoch: {s['per_epoch_after_first']:.2f} after the first "
                  f"({s['per_epoch_mean']:.2f} mean incl. compilation); total {s['total']:.1f} s")
-    selected = (monitor or f"val_top_{max(ks)}").removeprefix("val_")
+    monitor = monitor or top(max(ks)).name
+    selected = Metric.parse(monitor).base
     for name in dict.fromkeys([f"top_{max(ks)}", selected]):
         lines += baseline_table(result.metrics, result.intervals, result.baselines, name,
                                 f"two-tower, epoch {result.epoch}")
     lines += test_metrics_table(result.metrics, result.baselines, names,
                                 f"two-tower, epoch {result.epoch}")
     lines += [f"paired test: the model {verdict}" for verdict in strongest_verdicts(
-        result.comparison, result.baselines, monitor or f"val_top_{max(ks)}")]
+        result.comparison, result.baselines, monitor)]
     ev = result.evaluation
     lines.append(f"ranking: {ev['candidates']}, items seen in training "
                  f"{'excluded' if ev['exclude_seen'] else 'kept'} "
@@ -56,8 +58,7 @@ def format_run_table(result: RunResult, monitor: str = "") -> str:
 
 def label_of(name: str) -> str:
     """top_100 -> top-100, ndcg_10 -> ndcg@10, mrr -> mrr."""
-    kind, _, k = name.partition("_")
-    return {"top": f"top-{k}", "ndcg": f"ndcg@{k}"}.get(kind, name)
+    return Metric.parse(f"val_{name}").label
 
 
 def baseline_table(metrics: dict[str, float], intervals: dict[str, list[float]],

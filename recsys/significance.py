@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-from recsys.metrics import per_pair_metrics
+from recsys.metrics import Metric, per_pair_metrics
 
 ALPHA = 0.05
 
@@ -36,7 +36,7 @@ class Paired:
 
     def verdict(self) -> str:
         """One line: `beats EASE at top_100: +0.0340, 95% [0.0120, 0.0560], p=0.003 (Holm)`."""
-        name = self.metric.removeprefix("test_")
+        name = Metric.parse(self.metric).base
         lo, hi = self.interval
         # Both must agree: the signed-rank test speaks of the typical user's difference, the
         # interval of the mean the tables show; a mean near zero is no win either way.

@@ -24,7 +24,7 @@ from recsys.events import RunWriter
 from recsys.files import write_text_atomic
 from recsys.history import UserHistory
 from recsys.memory import check_fits
-from recsys.metrics import ranking_metrics
+from recsys.metrics import Metric, ranking_metrics
 from recsys.model import TwoTowerModel
 from recsys.optim import make_optimizer
 from recsys.prepare import PreparedData, TrialData, most_seen_count, select_training
@@ -316,7 +316,7 @@ def paired_tests(cfg: RunConfig, setup: Setup, test_ranks: np.ndarray,
              if getattr(b, "test_ranks", None) is not None and len(b.test_ranks) == len(test_ranks)}
     if not ranks or not cfg.eval.interval_resamples:
         return []
-    metric = cfg.train.monitor_metric.removeprefix("val_")
+    metric = Metric.parse(cfg.train.monitor_metric).base
     metrics = [metric, *(["ndcg_10"] if 10 in setup.ks and metric != "ndcg_10" else [])]
     return [p.to_json() for p in compare(test_ranks, ranks, setup.test.users, setup.ks, metrics,
                                          cfg.eval.interval_resamples)]

@@ -52,9 +52,8 @@ def test_keras_adam_moment_slots_are_the_ones_its_step_updates() -> None:
 
 def compose_error(overrides: list[str]) -> Exception:
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        with pytest.raises(Exception) as caught:
-            compose(config_name="sweep", overrides=overrides)
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"), pytest.raises(Exception) as caught:
+        compose(config_name="sweep", overrides=overrides)
     GlobalHydra.instance().clear()
     return caught.value
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from recsys.metrics import exact_ranks, popularity_ranks, top_k_accuracy
+from recsys.metrics import exact_ranks, popularity_ranks, ranking_metrics, top_k_accuracy
 
 
 def test_exact_top_k_equals_factorized_top_k() -> None:
@@ -77,3 +77,23 @@ def test_intervals_cover_every_metric() -> None:
     for key, value in ranking_metrics(ranks, (1, 10), "test_").items():
         low, high = bounds[key]
         assert low <= value <= high and low < high, key
+
+
+def test_a_metric_name_is_parsed_labelled_and_moved_between_splits_in_one_place() -> None:
+    from recsys.metrics import Metric, selectable, top
+
+    metric = Metric.parse("val_ndcg_10")
+    assert (metric.split, metric.kind, metric.k) == ("val", "ndcg", 10)
+    assert metric.on("test").name == "test_ndcg_10" and metric.label == "ndcg@10"
+    assert Metric.parse("test_mrr").base == "mrr" and Metric.parse("val_mrr").label == "mrr"
+    assert top(100).name == "val_top_100" and top(100).label == "top-100"
+    assert Metric.higher_is_better
+    for bad in ("val_top_0", "train_top_10", "val_ndcg", "val_top_10x", "test_pairs"):
+        assert Metric.of(bad) is None
+        with pytest.raises(ValueError, match=repr(bad)):
+            Metric.parse(bad)
+    assert selectable((10, 1)) == ["val_top_1", "val_top_10", "val_ndcg_1", "val_ndcg_10",
+                                   "val_mrr"]
+    # Every name a run reports parses back to itself.
+    reported = ranking_metrics(np.array([0, 3, 50]), (1, 10), "test_")
+    assert all(Metric.parse(name).name == name for name in reported)

@@ -62,6 +62,13 @@ def test_report_for_study_with_complete_pruned_and_failed_trials(tmp_path: Path)
     assert len(rows) == 4 and rows[0].startswith("| 3 | best |")  # best (0.33) first
     assert "| popularity | baseline |" in text and "0.2000" in text
     assert "Not enough trials" not in text
+    from experiments.sweeping.outputs import png_figure
+
+    # The PNGs name the study's metric too, not Optuna's "Objective Value".
+    history = png_figure(study, "optimization_history", "val_ndcg_10")
+    assert history.axes[0].get_ylabel() == "val_ndcg_10"
+    importances = png_figure(study, "param_importances", "val_ndcg_10")
+    assert "val_ndcg_10" in importances.axes[0].get_xlabel()
 
 
 def test_report_for_single_trial_explains_missing_importances(tmp_path: Path) -> None:

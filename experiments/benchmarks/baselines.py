@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 import scipy.linalg
 
+from experiments.benchmarks.common import TEST_10, TEST_100
 from experiments.benchmarks.search import DataSet
 from experiments.cli.compose import compose_run
 from recsys.baselines import gram_matrix, interaction_matrix, run_baselines
@@ -66,7 +67,7 @@ def old_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ..
         _, value, w = best
         test_metrics = ranking_metrics(ranker.ranks(test, lambda u, w=w: x[u] @ w), ks, "test_")
         label = f"k={value}" if name.startswith("item") else f"lambda={value:g}"
-        out[name] = (label, test_metrics["test_top_100"], test_metrics["test_top_10"],
+        out[name] = (label, test_metrics[TEST_100], test_metrics[TEST_10],
                      time.perf_counter() - began)
     return out
 
@@ -112,8 +113,8 @@ def baselines_table(data_sets: list[DataSet], overrides: list[str]) -> str:
         rows.append(f"{'':<22} {'':>7}   new   {k.param:<11} {sum(k.seconds.values()):<6.1f} "
                     f"{e.param.replace(' most-rated items', ''):<26} "
                     f"{sum(e.seconds.values()) - e.seconds['gram']:<6.1f} "
-                    f"{k.metrics['test_top_100']:.4f}/{e.metrics['test_top_100']:.4f}    "
-                    f"{k.metrics['test_top_10']:.4f}/{e.metrics['test_top_10']:.4f}")
+                    f"{k.metrics[TEST_100]:.4f}/{e.metrics[TEST_100]:.4f}    "
+                    f"{k.metrics[TEST_10]:.4f}/{e.metrics[TEST_10]:.4f}")
         lam = float(e.param.split("=")[1].split()[0])
         same, diff = float_agreement(setup.ranker, setup.val, lam)
         notes.append(f"{ds.label}: EASE float32 vs float64 at lambda={lam:g}: {same:.2%} of "

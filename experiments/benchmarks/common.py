@@ -1,5 +1,6 @@
-"""What several benchmark modes share: running a command as its own process, opening a study
-a command left in its folder, and this process's peak memory."""
+"""What several benchmark modes share: the metrics their tables show, running a command as
+its own process, opening a study a command left in its folder, and this process's peak
+memory."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import time
 from pathlib import Path
 
 import optuna
+
+from experiments.sweeping.folder import StudyFolder
+from recsys.metrics import Metric, top
+
+VAL_100, TEST_100, TEST_10 = top(100).name, top(100, "test").name, top(10, "test").name
+TEST_NDCG_10 = Metric("test", "ndcg", 10).name
 
 
 def run_module(command: list[str], log: Path) -> float:
@@ -25,7 +32,8 @@ def run_module(command: list[str], log: Path) -> float:
 
 def study_in(study_dir: Path, name: str) -> optuna.Study:
     """The study a sweep with `search.dir=study_dir` (and the default storage) wrote."""
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
+    return optuna.load_study(study_name=name,
+                             storage=f"sqlite:///{StudyFolder(study_dir).database}")
 
 
 def peak_rss_gb() -> float:

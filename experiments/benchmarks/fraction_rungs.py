@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from experiments.benchmarks.common import TEST_100, VAL_100
 from experiments.benchmarks.search import generated_amazon_file
 from experiments.sweeping.study_table import format_params
 from experiments.sweeping.trials import TrialRecord
@@ -50,8 +51,8 @@ def fidelity_table(rows: int, folder: Path, overrides: list[str], epochs: int = 
                 epochs = config.train.epochs  # after the caller's overrides
             start = time.perf_counter()
             result = run(config, prepared=prepared)
-            results[name, fraction] = (result.metrics["val_top_100"],
-                                       result.metrics["test_top_100"],
+            results[name, fraction] = (result.metrics[VAL_100],
+                                       result.metrics[TEST_100],
                                        time.perf_counter() - start)
             print(f"fidelity: {name} at {fraction}: val {results[name, fraction][0]:.4f} "
                   f"({results[name, fraction][2]:.0f} s)", flush=True)
@@ -116,14 +117,14 @@ def fidelity_study_table(rows: int, folder: Path, n_trials: int, overrides: list
         rows_out.append((label, rungs, states.count(optuna.trial.TrialState.COMPLETE),
                          states.count(optuna.trial.TrialState.PRUNED), best, seconds))
     (_, _, _, _, plain_best, plain_s), (_, _, _, _, rung_best, rung_s) = rows_out
-    low = TrialRecord.of(plain_best).intervals["val_top_100"][0]
+    low = TrialRecord.of(plain_best).intervals[VAL_100][0]
     lines = [f"fidelity study: {rows:,}-row Amazon-format file with planted taste; default "
              f"space, {n_trials} trials, at most 4 epochs (patience 2) per run",
              f"{'study':<31} {'rungs':>5} {'complete':>8} {'pruned':>6} {'best val':>8} "
              f"{'its test':>8} {'wall s':>7}  best trial's parameters"]
     for label, rungs, complete, pruned, best, seconds in rows_out:
         lines.append(f"{label:<31} {rungs:>5} {complete:>8} {pruned:>6} {best.value:>8.4f} "
-                     f"{TrialRecord.of(best).metrics['test_top_100']:>8.4f} {seconds:>7.0f}  "
+                     f"{TrialRecord.of(best).metrics[TEST_100]:>8.4f} {seconds:>7.0f}  "
                      + format_params(best.params))
     same = rung_best.params == plain_best.params
     lines.append(f"same best parameters: {'yes' if same else 'no'}; successive halving's best "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
+from experiments.benchmarks.common import TEST_10, TEST_100, TEST_NDCG_10, VAL_100
 from experiments.benchmarks.search import DataSet
 
 # The fixed recipe, exactly (40-epoch cap, patience 3).
@@ -76,15 +77,15 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
             start = time.perf_counter()
             r = run(cfg, prepared=prepared)
             m = r.metrics
-            lines.append(f"{data.label[:28]:<28} {name:<24} {m['val_top_100']:>8.4f} "
-                         f"{m['test_top_100']:>9.4f} {m['test_top_10']:>8.4f} "
-                         f"{m['test_ndcg_10']:>8.4f} {f'{r.epoch}/{r.epochs_run}':>9} "
+            lines.append(f"{data.label[:28]:<28} {name:<24} {m[VAL_100]:>8.4f} "
+                         f"{m[TEST_100]:>9.4f} {m[TEST_10]:>8.4f} "
+                         f"{m[TEST_NDCG_10]:>8.4f} {f'{r.epoch}/{r.epochs_run}':>9} "
                          f"{time.perf_counter() - start:>5.0f}")
             print(lines[-1], file=sys.stderr, flush=True)
         for b in r.baselines.values():
             if b.get("metrics"):
                 m = b["metrics"]
-                lines.append(f"{data.label[:28]:<28} {b['name'][:24]:<24} {m['val_top_100']:>8.4f} "
-                             f"{m['test_top_100']:>9.4f} {m['test_top_10']:>8.4f} "
-                             f"{m['test_ndcg_10']:>8.4f}")
+                lines.append(f"{data.label[:28]:<28} {b['name'][:24]:<24} {m[VAL_100]:>8.4f} "
+                             f"{m[TEST_100]:>9.4f} {m[TEST_10]:>8.4f} "
+                             f"{m[TEST_NDCG_10]:>8.4f}")
     return "\n".join(lines)

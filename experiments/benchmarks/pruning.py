@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 
-from experiments.benchmarks.common import run_module, study_in
+from experiments.benchmarks.common import TEST_100, VAL_100, run_module, study_in
 from experiments.benchmarks.search import DataSet, slug
 from experiments.sweeping.time_to_quality import MINUTES, at, baseline_value, best_so_far, first_past
 from experiments.sweeping.trials import TrialRecord
@@ -44,7 +44,7 @@ def study_epochs(folder: Path, label: str, args: list[str]) -> tuple[optuna.Stud
 def pruning_table(data_sets: list[DataSet], n_trials: int, overrides: list[str],
                   folder: Path, pruners: list[str] | None = None) -> str:
     S = optuna.trial.TrialState
-    metric = "val_top_100"
+    metric = VAL_100
     lines = [f"pruning: default search space, {n_trials} trials per study, same sampler seed",
              f"{'data':<22} {'pruner':<20} {'done':>4} {'cut':>4} {'epochs':>6} {'share':>6} "
              f"{'wall s':>6} {'best val':>8} {'its test':>8} {'>EASE s':>7}  test@100 in hand "
@@ -57,7 +57,7 @@ def pruning_table(data_sets: list[DataSet], n_trials: int, overrides: list[str],
                 *data.overrides, *overrides, f"search.n_trials={n_trials}", *PRUNERS[label]])
             unpruned = unpruned or epochs
             states = [t.state for t in study.get_trials(deepcopy=False)]
-            test = TrialRecord.of(study.best_trial).metrics["test_top_100"]
+            test = TrialRecord.of(study.best_trial).metrics[TEST_100]
             points = best_so_far(study, metric)
             passed = first_past(points, baseline_value(study, "ease", metric))
             held = [at(points, 60 * m) for m in MINUTES]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.benchmarks.common import run_module, study_in
+from experiments.benchmarks.common import TEST_10, TEST_100, TEST_NDCG_10, VAL_100, run_module, study_in
 from experiments.sweeping.study_table import format_params
 from experiments.sweeping.trials import TrialRecord
 
@@ -59,10 +59,10 @@ class Row:
 
 def metric_row(method: str, metrics: dict[str, float], seconds: float, metric: str,
                **extra: str) -> Row:
-    return Row(method, metrics.get("val_top_100", float("nan")),
-               metrics.get("test_top_100", float("nan")), seconds,
-               test_ndcg=metrics.get("test_ndcg_10", float("nan")),
-               test_top10=metrics.get("test_top_10", float("nan")),
+    return Row(method, metrics.get(VAL_100, float("nan")),
+               metrics.get(TEST_100, float("nan")), seconds,
+               test_ndcg=metrics.get(TEST_NDCG_10, float("nan")),
+               test_top10=metrics.get(TEST_10, float("nan")),
                val_metric=metrics.get(metric, float("nan")), **extra)
 
 
@@ -138,11 +138,11 @@ def study_row(overrides: list[str], folder: Path, n_trials: int | None, metric: 
 
 
 def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int | None,
-                 folder: Path, metric: str = "val_top_100") -> str:
+                 folder: Path, metric: str = VAL_100) -> str:
     """Per data set: popularity, item-kNN and EASE (tuned on `metric`), the notebook's recipe,
     the fixed recipe and the default study (ranked on `metric`); test top-100, top-10 and
     NDCG@10 of each, and the verdicts against the fixed recipe and against EASE."""
-    own = "" if metric in ("val_top_100",) else f" {metric:>12}"
+    own = "" if metric in (VAL_100,) else f" {metric:>12}"
     header = (f"{'data':<28} {'method':<16} {'val@100':>8} {'test@100':>9} {'test@10':>8} "
               f"{'ndcg@10':>8}{own} {'wall s':>7} {'c/p/f':>8}  best trial / kept epoch")
     split = next((o.partition("=")[2] for o in reversed(overrides)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.benchmarks.common import peak_rss_gb
+from experiments.benchmarks.common import TEST_100, peak_rss_gb
 from experiments.cli.compose import compose_run
 
 NOTEBOOK_SIZE = [
@@ -44,7 +44,7 @@ def run_variant(variant: str, overrides: list[str]) -> dict[str, float]:
         result = run(config, prepared=prepared)
         out = {"epoch_seconds": [h["epoch_seconds"] for h in result.history],
                **{k: v for k, v in result.metrics.items() if k.startswith("test_")},
-               "popularity_test_top_100": result.popularity["test_top_100"]}
+               "popularity_test_top_100": result.popularity[TEST_100]}
     else:
         from experiments.benchmarks.notebook_recipe import train_and_evaluate
 
@@ -81,7 +81,7 @@ def trial_table(overrides: list[str]) -> str:
         epochs = r["epoch_seconds"]
         steady = float(np.mean(epochs[1:] or epochs))
         lines.append(f"{names[v]:<36} {steady:>8.2f} {r['trial_seconds']:>8.1f} "
-                     f"{r['peak_gb']:>8.2f} {r['test_top_100']:>13.4f}")
+                     f"{r['peak_gb']:>8.2f} {r[TEST_100]:>13.4f}")
     a, b, c = results["a"], results["b"], results["c"]
     lines.append(f"{'popularity baseline':<36} {'':>8} {'':>8} {'':>8} "
                  f"{c['popularity_test_top_100']:>13.4f}")
@@ -89,7 +89,6 @@ def trial_table(overrides: list[str]) -> str:
                  f"(b)/(c) = {b['trial_seconds'] / c['trial_seconds']:.1f}x; s/epoch excludes the "
                  "first (compilation) epoch")
     return "\n".join(lines)
-
 
 
 def main(argv: list[str]) -> int:

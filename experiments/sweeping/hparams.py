@@ -26,6 +26,7 @@ from tensorboard.plugins.hparams import summary as hparams_summary
 from experiments.sweeping.space import Param
 from experiments.sweeping.trials import TrialRecord
 from recsys.events import BASELINES_DIR, write_baselines
+from recsys.metrics import SPLITS, Metric, top
 
 STATES = ("complete", "pruned", "failed")
 STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_FAILURE,
@@ -73,7 +74,7 @@ def write_trial_hparams(run_dir: Path, study_name: str, number: int, chosen: dic
 
 
 def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int],
-                         metric: str = "val_top_100") -> None:
+                         metric: str = top(100).name) -> None:
     """The experiment summary: every searched parameter (one column per config key: a key
     searched under several conditions gets a domain that covers them all) and the metrics,
     the study's own first."""
@@ -84,9 +85,9 @@ def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int],
     hparams = [hp.HParam(key, _merged_domain(dists)) for key, dists in by_key.items()]
     hparams.append(hp.HParam(STATE, hp.Discrete(list(STATES))))
     # One naming style: every metric is shown by its own name (val_top_100, test_ndcg_10).
-    names = [metric, *(f"val_top_{k}" for k in ks), f"test_top_{max(ks)}",
-             *(f"{split}_ndcg_10" for split in ("val", "test") if 10 in ks),
-             *(f"{split}_mrr" for split in ("val", "test"))]
+    names = [metric, *(top(k).name for k in ks), top(max(ks), "test").name,
+             *(Metric(split, "ndcg", 10).name for split in SPLITS if 10 in ks),
+             *(Metric(split, "mrr").name for split in SPLITS)]
     metrics = [hp.Metric(f"selected/{name}", display_name=name)
                for name in dict.fromkeys(names)]
     # In the popularity baseline's run, which every study has: TensorBoard's HParams reads the

@@ -8,6 +8,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -19,14 +20,26 @@ from experiments.sweeping.trials import TrialRecord, best_first, ranked
 from recsys.files import atomic_path, write_text_atomic
 
 
-def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
-    """Write index.html (the table and every plot the study's trials allow), PNGs of the
-    history and importances, and summary.md; return index.html."""
+def png_figure(study: optuna.Study, name: str, metric: str) -> Any:
+    """One of Optuna's matplotlib plots (`optimization_history`, `param_importances`,
+    `intermediate_values`), its values named by the study's metric, not "Objective Value"."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as mpl_plots
+
+    named = {"target_name": metric} if name != "intermediate_values" else {}
+    ax = getattr(mpl_plots, f"plot_{name}")(study, **named)
+    fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+    fig.set_size_inches(8, 5)
+    fig.tight_layout()
+    return fig
+
+
+def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
+    """Write index.html (the table and every plot the study's trials allow), PNGs of the
+    history and importances, and summary.md; return index.html."""
+    import matplotlib.pyplot as plt
 
     report_dir.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -43,10 +56,7 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
             "param_importances" if enough_for_importances else "intermediate_values"]
     for name in pngs:
         try:
-            ax = getattr(mpl_plots, f"plot_{name}")(study)
-            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-            fig.set_size_inches(8, 5)
-            fig.tight_layout()
+            fig = png_figure(study, name, metric)
             with atomic_path(report_dir / f"{name}.png", ".png") as tmp:  # whole or absent
                 fig.savefig(tmp, dpi=100)
             plt.close(fig)

@@ -30,9 +30,10 @@ from experiments.sweeping.space import (
     optuna_params,
     parse_space,
 )
-from recsys.config import RunConfig, validation_metrics
+from recsys.config import RunConfig
 from recsys.errors import UserError
 from recsys.files import write_text_atomic
+from recsys.metrics import selectable
 
 GROUPS = (*TRAIN_GROUPS, "experiment")  # conf/experiment/ presets choose among the others
 
@@ -94,7 +95,7 @@ def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> Swe
     search = SearchConfig.from_dict(tree.pop("search"))  # typed: bad values stop here
     base_overrides = trial_overrides(argv)
     base = RunConfig.from_dict(tree)
-    metrics = validation_metrics(base.train.top_ks)
+    metrics = selectable(base.train.top_ks)
     if search.metric not in metrics:
         raise UserError(f"search.metric={search.metric!r} is not a validation metric: "
                         f"available are {', '.join(metrics)}")

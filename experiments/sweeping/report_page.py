@@ -29,6 +29,7 @@ from experiments.sweeping.time_to_quality import (
 )
 from experiments.sweeping.trials import TrialRecord, ranked
 from recsys.files import write_text_atomic
+from recsys.metrics import Metric
 
 PRUNED = optuna.trial.TrialState.PRUNED
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -76,7 +77,7 @@ def time_figure(study: optuna.Study, metric: str) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=xs, y=[*ys, ys[-1]], mode="lines+markers", name=name,
                                  line={"shape": "hv"},
                                  text=[f"trial {p.trial}" for p in points] + [""]))
-    test_metric = "test_" + metric.removeprefix("val_")
+    test_metric = Metric.parse(metric).on("test").name
     ease = baseline_value(study, "ease", metric)
     if ease is not None:
         fig.add_hline(y=ease, line_dash="dash", line_color="#c00",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from recsys.config import MAX_SEED, SEED_RANGE, build, require
 from recsys.errors import UserError
+from recsys.metrics import top
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class SearchConfig:
     n_trials: int = 20
     timeout: float | None = None
     direction: Literal["maximize", "minimize"] = "maximize"
-    metric: str = "val_top_100"
+    metric: str = top(100).name
     n_workers: int = 1
     heartbeat_interval: int = 30
     grace_period: int = 90

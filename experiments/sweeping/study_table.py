@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 
 from experiments.sweeping.trials import TrialRecord, ranked
+from recsys.metrics import Metric
 
 KS = (1, 10, 100)
 WIDTH = 120  # console columns
@@ -20,15 +21,16 @@ def columns(metric: str) -> list[tuple[str, str]]:
     NDCG@10 and MRR, and the study's own metric on both splits when it is none of these."""
     cols = [(split, f"top_{k}") for split in ("val", "test") for k in KS]
     cols += [("test", name) for name in EXTRA]
-    own = metric.removeprefix("val_")
+    own = Metric.parse(metric).base
     if ("val", own) not in cols:
         cols += [("val", own), *([("test", own)] if ("test", own) not in cols else [])]
     return cols
 
 
 def heading(split: str, name: str) -> str:
-    kind, _, k = name.partition("_")
-    return f"{split}@{k}" if kind == "top" else f"{split} {kind}{'@' + k if k else ''}"
+    """`val@100` for top-k (the column most read), else `test ndcg@10`, `val mrr`."""
+    metric = Metric.parse(f"{split}_{name}")
+    return f"{split}@{metric.k}" if metric.kind == "top" else f"{split} {metric.label}"
 
 
 def within_best(best_first: list[optuna.trial.FrozenTrial], metric: str) -> float | None:

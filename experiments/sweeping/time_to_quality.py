@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import optuna
 
 from experiments.sweeping.trials import TrialRecord
+from recsys.metrics import Metric
 
 MINUTES = (1, 2, 5, 10, 20)
 
@@ -38,7 +39,7 @@ def best_so_far(study: optuna.Study, metric: str) -> list[Point]:
     for t in complete:
         if points and sign * t.value <= sign * points[-1].val:
             continue
-        test = TrialRecord.of(t).metrics.get("test_" + metric.removeprefix("val_"), float("nan"))
+        test = TrialRecord.of(t).metrics.get(Metric.parse(metric).on("test").name, float("nan"))
         points.append(Point((t.datetime_complete - start).total_seconds(), t.number, t.value,
                             test))
     return points

@@ -212,24 +212,82 @@ LAZY_ADAM_ROWS = 1_000_000
 
 @dataclass(frozen=True)
 class OptimizerConfig:
+    """What every optimizer takes. Each option of the `optimizer` group is its own subclass
+    with its own keys (`AdamConfig`, `AdagradConfig`, `SGDConfig`), as its YAML file holds
+    them: a key of another optimizer is an unknown setting, not a silent no-op."""
+
     name: Optimizer = "adam"
     learning_rate: float = 0.003
-    momentum: float = 0.0  # SGD only
-    initial_accumulator_value: float = 0.1  # Adagrad only (Keras default)
-    # Adam only: update only the rows a batch touches (recsys.optim); "auto": when the
-    # embedding tables hold LAZY_ADAM_ROWS rows or more, where dense Adam's per-step rewrite
-    # of every row dominates the step (13x a lazy step at 3.3M users, --mode steps).
+
+    @classmethod
+    def variant(cls, values: dict[str, Any]) -> type[OptimizerConfig]:
+        """The subclass a plain tree names (`name: adagrad` -> AdagradConfig)."""
+        name = values.get("name", "adam")
+        require(name in OPTIMIZERS, "optimizer.name", name, " or ".join(OPTIMIZERS))
+        return OPTIMIZER_CONFIGS[name]
+
+    @property
+    def state_slots(self) -> int:
+        """Optimizer state kept per weight (memory estimates)."""
+        return 0
+
+    def use_lazy(self, table_rows: int) -> bool:
+        return False
+
+    def __post_init__(self) -> None:
+        require(self.name in OPTIMIZERS, "optimizer.name", self.name, " or ".join(OPTIMIZERS))
+        own = next((n for n, c in OPTIMIZER_CONFIGS.items() if c is type(self)), self.name)
+        require(self.name == own, "optimizer.name", self.name, f"{own} ({type(self).__name__})")
+        lr = self.learning_rate
+        require(isinstance(lr, (int, float)) and lr > 0, "optimizer.learning_rate", lr,
+                 "a number > 0")
+
+
+@dataclass(frozen=True)
+class AdamConfig(OptimizerConfig):
+    name: Optimizer = "adam"
+    learning_rate: float = 0.003
+    # Update only the rows a batch touches (recsys.optim); "auto": when the embedding tables
+    # hold LAZY_ADAM_ROWS rows or more, where dense Adam's per-step rewrite of every row
+    # dominates the step (13x a lazy step at 3.3M users, --mode steps).
     lazy: bool | Literal["auto"] = "auto"
+
+    @property
+    def state_slots(self) -> int:
+        return 2
 
     def use_lazy(self, table_rows: int) -> bool:
         return self.lazy is True or (self.lazy == "auto" and table_rows >= LAZY_ADAM_ROWS)
 
+
+@dataclass(frozen=True)
+class AdagradConfig(OptimizerConfig):
+    name: Optimizer = "adagrad"
+    learning_rate: float = 0.1  # the seed notebook's
+    initial_accumulator_value: float = 0.1  # Keras default
+
+    @property
+    def state_slots(self) -> int:
+        return 1
+
+
+@dataclass(frozen=True)
+class SGDConfig(OptimizerConfig):
+    name: Optimizer = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.9  # 0: plain SGD
+
+    @property
+    def state_slots(self) -> int:
+        return 1 if self.momentum else 0
+
     def __post_init__(self) -> None:
-        require(self.name in OPTIMIZERS, "optimizer.name", self.name, " or ".join(OPTIMIZERS))
-        lr = self.learning_rate
-        require(isinstance(lr, (int, float)) and lr > 0, "optimizer.learning_rate", lr,
-                 "a number > 0")
+        super().__post_init__()
         require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "a number in [0, 1)")
+
+
+OPTIMIZER_CONFIGS: dict[str, type[OptimizerConfig]] = {
+    "adagrad": AdagradConfig, "adam": AdamConfig, "sgd": SGDConfig}
 
 
 MIN_VAL_PAIRS = 2_000  # below this a per-epoch signal is mostly noise (SE ~0.01 at 0.2)
@@ -345,7 +403,7 @@ class EvalConfig:
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    optimizer: OptimizerConfig = field(default_factory=AdamConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -357,6 +415,10 @@ class RunConfig:
         if unknown:
             raise _unknown_setting("", unknown[0], set(groups))
         return cls(**{g: build(GROUP_TYPES[g], tree.get(g, {}), g) for g in groups})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain tree `from_dict` reads back: what a run's config.yaml holds."""
+        return _plain(dataclasses.asdict(self))
 
     def with_values(self, values: dict[str, Any]) -> RunConfig:
         """This config with dotted keys set (`{"model.embedding_dim": 64}`: a trial's
@@ -404,6 +466,14 @@ GROUP_TYPES: dict[str, type] = {"data": DataConfig, "model": ModelConfig,
 T = TypeVar("T")
 
 
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    return node
+
+
 def _with_value(section: Any, path: list[str], value: Any, prefix: str) -> Any:
     """`section` with the field at `path` replaced (its sections rebuilt, so each one's
     checks run again)."""
@@ -437,6 +507,8 @@ def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
     and unknown keys are errors that list the valid ones. Nested dataclasses are built too."""
     if values is not None and not isinstance(values, dict):
         raise UserError(f"{prefix}={values!r} is invalid: expected a mapping of settings")
+    if hasattr(cls, "variant"):  # a group whose options carry different keys
+        cls = cls.variant(values or {})
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}

@@ -14,7 +14,6 @@ from recsys.errors import UserError
 
 FLOAT = 4  # bytes: every weight and score is float32
 GIB = 2**30
-SLOTS = {"adam": 2, "adagrad": 1, "sgd": 0}  # optimizer state per weight (SGD momentum: 1)
 
 
 def training_bytes(cfg: RunConfig, n_users: int, n_items: int,
@@ -30,7 +29,7 @@ def training_bytes(cfg: RunConfig, n_users: int, n_items: int,
     for out in model.tower_layers:
         dense += 2 * (width * out + out)  # the user's and the item's tower
         width = out
-    slots = SLOTS[cfg.optimizer.name] + (1 if cfg.optimizer.momentum else 0)
+    slots = cfg.optimizer.state_slots
     batch = effective_batch(cfg, n_pairs)
     columns = batch if not model.groups_batch(batch) else model.batch_columns or batch
     if cfg.train.fast_loss and n_items <= min(batch, columns):  # the catalog form

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from recsys.config import OptimizerConfig
+from recsys.config import AdagradConfig, OptimizerConfig, SGDConfig
 from recsys.keras_internals import adam_moments
 
 
@@ -41,11 +41,11 @@ class LazyAdam(tf.keras.optimizers.Adam):
 
 def make_optimizer(cfg: OptimizerConfig, table_rows: int = 0) -> tf.keras.optimizers.Optimizer:
     """`table_rows`: users + items of the embedding tables (decides `lazy: auto`)."""
-    if cfg.name == "adagrad":
+    if isinstance(cfg, AdagradConfig):
         return tf.keras.optimizers.Adagrad(cfg.learning_rate,
                                            initial_accumulator_value=cfg.initial_accumulator_value)
-    if cfg.name == "adam":
-        if cfg.use_lazy(table_rows):
-            return LazyAdam(cfg.learning_rate)
-        return tf.keras.optimizers.Adam(cfg.learning_rate)
-    return tf.keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
+    if isinstance(cfg, SGDConfig):
+        return tf.keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
+    if cfg.use_lazy(table_rows):
+        return LazyAdam(cfg.learning_rate)
+    return tf.keras.optimizers.Adam(cfg.learning_rate)

@@ -10,10 +10,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from recsys.cache import load_prepared
 from recsys.config import (
+    AdagradConfig,
     DataConfig,
     ModelConfig,
-    OptimizerConfig,
     RunConfig,
+    SGDConfig,
     SyntheticConfig,
     TrainConfig,
 )
@@ -30,7 +31,7 @@ def tiny(tmp_path: Path, **train: object) -> RunConfig:
         # Adagrad 0.1 learns this tiny set within 2-3 epochs; the last epoch is kept unless a
         # test turns early stopping on.
         model=ModelConfig(embedding_dim=16, logq_correction=False),
-        optimizer=OptimizerConfig(name="adagrad", learning_rate=0.1),
+        optimizer=AdagradConfig(learning_rate=0.1),
         train=TrainConfig(**{"epochs": 2, "batch_size": 1024, "eval_batch_size": 1024,
                              "early_stopping_patience": None, **train}),
     )
@@ -78,7 +79,7 @@ def test_early_stopping_restores_best_epoch(tmp_path: Path) -> None:
     # Adagrad at lr 0.5 overfits this data after a few epochs; patience 1 must stop and
     # report the best epoch's weights, not the last epoch's.
     cfg = replace(tiny(tmp_path, epochs=12, early_stopping_patience=1),
-                  optimizer=OptimizerConfig(name="adagrad", learning_rate=0.5))
+                  optimizer=AdagradConfig(learning_rate=0.5))
     result = run(cfg)
     best = max(h["val_top_100"] for h in result.history)
     assert result.epochs_run < 12
@@ -100,7 +101,7 @@ def test_callbacks_can_stop_training(tmp_path: Path) -> None:
 
 def test_divergence_is_detected(tmp_path: Path) -> None:
     cfg = replace(tiny(tmp_path, epochs=3),
-                  optimizer=OptimizerConfig(name="sgd", learning_rate=1e6, momentum=0.9))
+                  optimizer=SGDConfig(learning_rate=1e6, momentum=0.9))
     with pytest.raises(TrainingDiverged, match="learning_rate=1000000"):
         run(cfg)
 

@@ -58,7 +58,7 @@ def step_table(n_users: int = 3_316_665, n_items: int = 96_364, batch: int = 102
     import numpy as np
     import tensorflow as tf
 
-    from recsys.config import ModelConfig, OptimizerConfig
+    from recsys.config import AdagradConfig, AdamConfig, ModelConfig
     from recsys.model import TwoTowerModel
     from recsys.optim import make_optimizer
     from recsys.training import make_train_step
@@ -68,9 +68,9 @@ def step_table(n_users: int = 3_316_665, n_items: int = 96_364, batch: int = 102
     items = tf.constant(rng.integers(0, n_items, batch), tf.int32)
     lines = [f"steps: {n_users:,} users x {n_items:,} items, dim {DIM}, batch {batch}, XLA step, "
              f"{steps} steps after warm-up", f"{'optimizer':<24} {'ms/step':>8}"]
-    for label, opt in (("adam", OptimizerConfig("adam", 0.003, lazy=False)),
-                       ("adam, optimizer.lazy", OptimizerConfig("adam", 0.003, lazy=True)),
-                       ("adagrad", OptimizerConfig("adagrad", 0.1))):
+    for label, opt in (("adam", AdamConfig(learning_rate=0.003, lazy=False)),
+                       ("adam, optimizer.lazy", AdamConfig(learning_rate=0.003, lazy=True)),
+                       ("adagrad", AdagradConfig(learning_rate=0.1))):
         model = TwoTowerModel(n_users, n_items, ModelConfig(embedding_dim=DIM, user_tower="id"),
                               rng.integers(1, 100, n_items), 0)
         step = make_train_step(model, make_optimizer(opt), True, False)

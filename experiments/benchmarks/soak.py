@@ -21,6 +21,7 @@ from pathlib import Path
 
 import optuna
 
+from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.study import FINISHED
 from experiments.sweeping.trials import TrialRecord
 
@@ -146,9 +147,10 @@ def checks(storage: str, name: str, homes: list[Path], n_trials: int, soaked: So
     lost = sorted(n for n in soaked.complete_seen if trials[n].state != complete)
     exports = []
     for home in homes:
-        best = home / name / "best" / "params.json"
+        folder = StudyFolder(home / name)
+        best = folder.best / "params.json"
         ok = best.is_file() and json.loads(best.read_text())["trial"] == study.best_trial.number
-        exports.append(ok and (home / name / "report" / "summary.md").is_file())
+        exports.append(ok and (folder.report / "summary.md").is_file())
     running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
     procs = soaked.procs
     return [
@@ -178,7 +180,7 @@ def memory_table(folder: Path, n_trials: int) -> str:
     for i, (label, extra) in enumerate(variants.items()):
         home = folder / f"memory_{i}"
         home.mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{home / 'study.db'}"
+        storage = f"sqlite:///{StudyFolder(home).database}"
         command = [a if not a.startswith("search.storage=") else f"search.storage={storage}"
                    for a in sweep_command(home, "memory", n_trials, "train.epochs=1", *extra)]
         started = time.perf_counter()

@@ -4,7 +4,6 @@ turning Hydra's and OmegaConf's errors into one line that names the bad key or v
 from __future__ import annotations
 
 import contextlib
-import copy
 import difflib
 import os
 import re
@@ -190,65 +189,6 @@ def compose_run(overrides: Sequence[str], config_name: str = "train",
     config.yaml and the typed RunConfig the library takes (which checks every value)."""
     tree = job_config(compose_config(config_name, overrides, config_dir))
     return tree, RunConfig.from_dict(tree)
-
-
-class TrialComposer:
-    """Each trial's config from the sweep's base overrides and the trial's suggested values.
-
-    Hydra composes once per combination of group choices (`optimizer=adagrad` swaps a whole
-    section, which only Hydra knows how to do); the suggested values are then set, typed, on
-    that composition's RunConfig (`RunConfig.with_values`): no round trip through override
-    text, one composition per combination instead of one per trial. The plain tree beside it
-    is the record (config.yaml). A base whose overrides hold an interpolation
-    (`train.eval_batch_size=${train.batch_size}`) is the exception: its values are set on a
-    copy of the composition and resolved, as a composition with those overrides would be."""
-
-    def __init__(self, base_overrides: Sequence[str]) -> None:
-        self.base = list(base_overrides)
-        self.composed: dict[tuple[tuple[str, Any], ...], DictConfig] = {}
-        self.typed: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], RunConfig]] = {}
-
-    def __call__(self, chosen: dict[str, Any]) -> tuple[dict[str, Any], RunConfig]:
-        groups = tuple((k, v) for k, v in chosen.items() if k in TRAIN_GROUPS)
-        values = {k: v for k, v in chosen.items() if k not in TRAIN_GROUPS}
-        if groups not in self.composed:
-            cfg = compose_config("train", [*self.base, *(f"{k}={v}" for k, v in groups)],
-                                 resolve=False)
-            self.composed[groups] = cfg = OmegaConf.masked_copy(cfg, list(TRAIN_GROUPS))
-            if not _interpolated(OmegaConf.to_container(cfg, resolve=False)):
-                tree = job_config(cfg)
-                self.typed[groups] = tree, RunConfig.from_dict(tree)
-        if groups in self.typed:
-            tree, config = self.typed[groups]
-            return _with_values(tree, values), config.with_values(values)
-        cfg = copy.deepcopy(self.composed[groups])
-        for key, value in values.items():
-            OmegaConf.update(cfg, key, value, merge=False)
-        tree = job_config(cfg)
-        return tree, RunConfig.from_dict(tree)
-
-
-def _interpolated(node: Any) -> bool:
-    """Whether a value of the unresolved tree holds `${...}` (an escaped `\\${` counts too:
-    it then takes the general path, which is right for it as well)."""
-    if isinstance(node, dict):
-        return any(_interpolated(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_interpolated(v) for v in node)
-    return isinstance(node, str) and "${" in node
-
-
-def _with_values(tree: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the plain tree with dotted keys set (their sections exist: the typed config
-    checked them)."""
-    tree = copy.deepcopy(tree)
-    for key, value in values.items():
-        *sections, leaf = key.split(".")
-        node = tree
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[leaf] = value
-    return tree
 
 
 def saved_config_dir(saved: Path, overrides: Sequence[str], scratch: Path) -> Path:

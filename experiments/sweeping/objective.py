@@ -15,7 +15,6 @@ from typing import Any
 import optuna
 import tensorflow as tf
 
-from experiments.cli.compose import TrialComposer
 from experiments.cli.rundir import write_run_config
 from experiments.sweeping.fidelity import rung_step
 from experiments.sweeping.folder import StudyFolder
@@ -24,6 +23,7 @@ from experiments.sweeping.optuna_internals import storage_of, trial_id
 from experiments.sweeping.processes import check_stop
 from experiments.sweeping.search_config import FidelityConfig
 from experiments.sweeping.space import Param, suggest
+from experiments.sweeping.trial_config import TrialComposer
 from experiments.sweeping.trials import INTERRUPTED, record
 from recsys.cache import HeldData
 from recsys.config import RunConfig
@@ -89,7 +89,8 @@ class Objective:
                 raise UserError(f"the search space cannot be suggested from ({exc}): Optuna "
                                 "keeps one distribution per parameter for a whole study, so a "
                                 "changed choice list needs a new search.study_name") from None
-            tree, config = self.compose(chosen)
+            config = self.compose(chosen)
+            tree = config.to_dict()
             # The config: for best/ on a machine other than this one.
             record(trial, overrides=overrides, config=tree, run_dir=str(run_dir))
             write_run_config(run_dir, tree, overrides)

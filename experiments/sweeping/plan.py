@@ -16,7 +16,6 @@ from optuna.distributions import CategoricalDistribution
 from experiments.cli.compose import (
     CONF_DIR,
     TRAIN_GROUPS,
-    TrialComposer,
     compose_config,
     job_config,
 )
@@ -30,6 +29,7 @@ from experiments.sweeping.space import (
     optuna_params,
     parse_space,
 )
+from experiments.sweeping.trial_config import TrialComposer
 from recsys.config import RunConfig
 from recsys.errors import UserError
 from recsys.files import write_text_atomic

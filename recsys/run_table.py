@@ -34,8 +34,8 @@ def format_run_table(result: RunResult, monitor: str = "") -> str:
                                 f"two-tower, epoch {result.epoch}")
     lines += test_metrics_table(result.metrics, result.baselines, names,
                                 f"two-tower, epoch {result.epoch}")
-    lines += [f"paired test: the model {verdict}" for verdict in strongest_verdicts(
-        result.comparison, result.baselines, monitor)]
+    lines += [f"paired test: the model {verdict}"
+              for verdict in strongest_verdicts(result.comparison, result.baselines)]
     ev = result.evaluation
     lines.append(f"ranking: {ev['candidates']}, items seen in training "
                  f"{'excluded' if ev['exclude_seen'] else 'kept'} "

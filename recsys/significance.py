@@ -114,15 +114,21 @@ def compare(model_ranks: np.ndarray, baseline_ranks: dict[str, np.ndarray], user
 
 
 def strongest_verdicts(paired: list[dict[str, Any]], baselines: dict[str, dict[str, Any]],
-                       monitor: str) -> list[str]:
-    """The verdict lines against the strongest baseline, chosen on validation (`monitor`, e.g.
-    val_top_100), not on test: the comparison a careful reader asks for first."""
-    scored = [(b.get("metrics", {}).get(monitor), b.get("name", n)) for n, b in baselines.items()]
-    scored = [(v, name) for v, name in scored if v is not None]
-    if not scored or not paired:
-        return []
-    strongest = max(scored)[1]
+                       ) -> list[str]:
+    """One verdict line per compared metric, against the baseline strongest at that metric on
+    validation (not on test): at top-100 that may be iALS and at NDCG@10 EASE, and a win over
+    the one is no win over the other."""
     fields = {f for f in Paired.__dataclass_fields__}
-    return [Paired(**{**{k: v for k, v in row.items() if k in fields},
-                      "interval": tuple(row["interval"])}).verdict()
-            for row in paired if row["baseline"] == strongest]
+    lines = []
+    for metric in dict.fromkeys(row["metric"] for row in paired):
+        on_validation = Metric.parse(metric).on("val").name
+        scored = [(b.get("metrics", {}).get(on_validation), b.get("name", n))
+                  for n, b in baselines.items()]
+        scored = [(v, name) for v, name in scored if v is not None]
+        if not scored:
+            continue
+        strongest = max(scored)[1]
+        lines += [Paired(**{**{k: v for k, v in row.items() if k in fields},
+                            "interval": tuple(row["interval"])}).verdict()
+                  for row in paired if row["baseline"] == strongest and row["metric"] == metric]
+    return lines

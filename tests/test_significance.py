@@ -47,10 +47,15 @@ def test_compare_reports_the_tables_difference_and_the_strongest_baselines_verdi
     direct = ranking_metrics(model, (100,))["top_100"] - ranking_metrics(ranks["EASE"], (100,))["top_100"]
     assert ease.difference == pytest.approx(direct) and ease.p_holm >= ease.p_value
     assert ease.verdict().startswith(f"beats EASE at top_100: +{direct:.4f}, 95% [")
-    baselines = {"ease": {"name": "EASE", "metrics": {"val_top_100": 0.4}},
-                 "popularity": {"name": "popularity", "metrics": {"val_top_100": 0.2}}}
-    lines = strongest_verdicts([r.to_json() for r in rows], baselines, "val_top_100")
+    baselines = {"ease": {"name": "EASE", "metrics": {"val_top_100": 0.4, "val_ndcg_10": 0.1}},
+                 "popularity": {"name": "popularity", "metrics": {"val_top_100": 0.2,
+                                                                 "val_ndcg_10": 0.05}}}
+    lines = strongest_verdicts([r.to_json() for r in rows], baselines)
     assert len(lines) == 2 and all("EASE" in line for line in lines)
+    # Each metric against the baseline strongest at it on validation: popularity at NDCG@10.
+    baselines["popularity"]["metrics"]["val_ndcg_10"] = 0.2
+    top, ndcg = strongest_verdicts([r.to_json() for r in rows], baselines)
+    assert "EASE at top_100" in top and "popularity at ndcg_10" in ndcg
 
 
 def test_a_verdict_needs_the_test_and_the_interval_to_agree() -> None:

@@ -134,7 +134,7 @@ def study_row(overrides: list[str], folder: Path, n_trials: int | None, metric: 
     params = format_params(best.params, digits=3)
     row = metric_row("default study", m, seconds, metric, trials=counts,
                      params=f"#{best.number} epoch {stored.best_epoch}: {params}")
-    return row, stored.verdicts(metric)
+    return row, stored.verdicts()
 
 
 def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int | None,

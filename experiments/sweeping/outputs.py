@@ -81,7 +81,7 @@ def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: in
                   f"{'excluded' if evaluation['exclude_seen'] else 'kept'} "
                   f"(`eval.exclude_seen={str(evaluation['exclude_seen']).lower()}`); ties "
                   f"{evaluation['ties']}; intervals: {evaluation['intervals']}."]
-    if leaders and (verdicts := TrialRecord.of(leaders[0]).verdicts(metric)):
+    if leaders and (verdicts := TrialRecord.of(leaders[0]).verdicts()):
         lines += ["", f"Paired test of trial {leaders[0].number} on test: the model "
                   + "; the model ".join(verdicts) + "."]
     confirmed = confirm_summary(study)

@@ -261,13 +261,14 @@ def other_trials_html(study: optuna.Study, metric: str, study_dir: Path) -> str:
             f"<th>epochs</th><th>params</th></tr>{''.join(rows)}</table></div></details>")
 
 
-def paired_html(study: optuna.Study, metric: str) -> str:
-    """The best trial against the strongest baseline on test, paired by user."""
+def paired_html(study: optuna.Study) -> str:
+    """The best trial against the strongest baseline at each compared metric, on test,
+    paired by user."""
     complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
     if not complete:
         return ""
     best = study.best_trial
-    verdicts = TrialRecord.of(best).verdicts(metric)
+    verdicts = TrialRecord.of(best).verdicts()
     return "".join(f'<p class="paired">Paired test of trial {best.number}: the model '
                    f"{html.escape(v)}</p>" for v in verdicts)
 
@@ -313,7 +314,7 @@ td:last-child {{ min-width: 16em; white-space: normal; }}  /* breaks between par
 <p>Best trial's files: {best}. Each trial number links to its folder.</p>
 {table_html(study_table(study, metric, None, markdown=True), study_dir)}
 {other_trials_html(study, metric, study_dir)}
-{paired_html(study, metric)}
+{paired_html(study)}
 {"".join(f"<p>{html.escape(n)}</p>" for n in notes)}
 {"".join(parts)}
 </body></html>

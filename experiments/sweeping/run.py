@@ -347,7 +347,7 @@ def print_outcome(study: optuna.Study, plan: SweepPlan, best_dir: Path | None, r
     print(study_table(study, plan.search.metric))
     best = chosen or (study.best_trial if study.get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) else None)
-    for verdict in TrialRecord.of(best).verdicts(plan.search.metric) if best else []:
+    for verdict in TrialRecord.of(best).verdicts() if best else []:
         print(f"paired test of trial {best.number}: the model {verdict}")
     if plan.search.confirm.top_n:
         print(format_confirm_table(study, chosen.number if chosen else None))

@@ -42,11 +42,11 @@ class TrialRecord:
     requeued_from: int | None = None  # the interrupted trial whose parameters this one reruns
     comparison: list[dict[str, Any]] = field(default_factory=list)  # vs each baseline, on test
 
-    def verdicts(self, metric: str) -> list[str]:
+    def verdicts(self) -> list[str]:
         """Its paired tests against the strongest baseline (chosen on validation)."""
         from recsys.significance import strongest_verdicts
 
-        return strongest_verdicts(self.comparison, self.baselines, metric)
+        return strongest_verdicts(self.comparison, self.baselines)
 
     @classmethod
     def of(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:

@@ -48,7 +48,7 @@ class RunResult:
     epoch: int  # 1-based epoch whose weights the metrics describe
     epochs_run: int
     seconds: dict[str, float]
-    loss_path: str  # "catalog" or "in_batch": how the (identical) loss was computed
+    loss_path: str  # "catalog", "in_batch" or "in_batch groups of N": how the loss was computed
     data_stats: dict[str, Any]
     run_dir: str | None
     write_error: str = ""  # why the run's files could not be written (the metrics stand)
@@ -304,7 +304,7 @@ def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoc
             # The first epoch includes tracing and XLA compilation.
             "per_epoch_after_first": float(np.mean(epoch_times[1:] or epoch_times)),
         },
-        loss_path="catalog" if setup.catalog_loss else "in_batch",
+        loss_path=loss_path(cfg, setup.catalog_loss),
         data_stats={}, run_dir=run_dir)
 
 
@@ -350,6 +350,14 @@ def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter 
                               f"({getattr(exc, 'strerror', None) or type(exc).__name__}): "
                               f"the numbers above were not all saved{kept}; free some space "
                               "and run again")
+
+
+def loss_path(cfg: RunConfig, catalog_loss: bool) -> str:
+    if catalog_loss:
+        return "catalog"
+    if cfg.model.groups_batch(cfg.train.batch_size):
+        return f"in_batch groups of {cfg.model.batch_columns}"
+    return "in_batch"
 
 
 def use_catalog_loss(cfg: RunConfig, n_items: int) -> bool:

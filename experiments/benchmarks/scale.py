@@ -29,6 +29,7 @@ EPOCHS = 8  # assumed epochs per trial before early stopping (the default study'
 N_TRIALS = 30
 DIM = 32
 FLOP_PER_SCORE = 6  # forward + backward of the in-batch score matrix, multiply-adds x 2
+COLUMNS = 2048  # model.batch_columns by default: a row's in-batch columns above this batch
 
 
 def data_overrides(path: Path, cache: Path) -> list[str]:
@@ -135,7 +136,21 @@ def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
             "val_pairs": result.data_stats["validation"],
             "catalog": result.data_stats["catalog_items"], "users": result.data_stats["train_users"],
             "peak_gb": peak_rss_gb(),
-            "disk_mb": disk / 1e6, "vectors_mb": vectors / 1e6, "loss_path": result.loss_path}
+            "disk_mb": disk / 1e6, "vectors_mb": vectors / 1e6, "loss_path": result.loss_path,
+            "history_mb": history_mb(config, prepared)}
+
+
+def history_mb(config: Any, prepared: Any) -> float:
+    """The history tower's table (each user's training items, as a training step reads them)."""
+    if not config.model.uses_history:
+        return 0.0
+    from recsys.history import UserHistory
+    from recsys.training import select_training
+
+    data = select_training(prepared, 1.0)
+    table = UserHistory(data.train_user, data.train_item, data.n_users,
+                        config.model.history_max_len, 0)
+    return (table.items.nbytes + table.counts.nbytes + table.start.nbytes) / 1e6
 
 
 def asha_counts(rungs: int, factor: int, trend: float, repeats: int = 200) -> list[float]:
@@ -171,10 +186,11 @@ def mean_epoch_seconds(pairs: int, measured: dict[int, float]) -> float:
     `steps x per-step cost + pairs x batch x per-score cost` to the two measured batches."""
     import numpy as np
 
-    rows = [[pairs / b, pairs * b] for b in BATCHES]
+    rows = [[pairs / b, pairs * min(b, COLUMNS)] for b in BATCHES]
     per_step, per_score = np.linalg.solve(np.array(rows), np.array([measured[b] for b in BATCHES]))
     per_step, per_score = max(per_step, 0.0), max(per_score, 0.0)
-    return float(np.mean([pairs / b * per_step + pairs * b * per_score for b in SPACE_BATCHES]))
+    return float(np.mean([pairs / b * per_step + pairs * min(b, COLUMNS) * per_score
+                          for b in SPACE_BATCHES]))
 
 
 def variant(folder: Path, overrides: list[str], batch: int, scale: float) -> dict[str, Any]:
@@ -246,10 +262,10 @@ def measured_rows(rows: int, m: Measured) -> list[str]:
              _row("prepare, cached s", f"{m.prepare_cached:.2f}")]
     for batch in BATCHES:
         r = m.results[batch]
-        predicted = pairs * batch * DIM * FLOP_PER_SCORE / (m.gflops * 1e9)
+        predicted = pairs * min(batch, COLUMNS) * DIM * FLOP_PER_SCORE / (m.gflops * 1e9)
         lines += [_row(f"epoch s, batch {batch} ({r['loss_path']} loss)",
                        f"{r['epoch_seconds']:.1f}"),
-                  _row("  FLOP estimate s (pairs x batch x dim x 6)", f"{predicted:.1f}"),
+                  _row("  FLOP estimate s (pairs x columns x dim x 6)", f"{predicted:.1f}"),
                   _row("  measured / estimate", f"{r['epoch_seconds'] / predicted:.2f}x",
                        "<= 1.5x" if batch == BATCHES[0] else "")]
     if m.rung0:
@@ -264,6 +280,7 @@ def measured_rows(rows: int, m: Measured) -> list[str]:
         _row("per-epoch validation s, every pair", f"{first['val_full_seconds']:.1f}"),
         _row("final evaluation s (every val + test pair, intervals)",
              f"{first['final_eval_seconds']:.1f}"),
+        _row("history table MB (model.user_tower: history)", f"{first['history_mb']:.0f}"),
         _row("peak memory of one trial GB (batch 8192 / 1024)",
              f"{first['peak_gb']:.1f}/{second['peak_gb']:.1f}", "<= 6"),
         _row("disk of a trial that keeps vectors MB (float32)", f"{first['disk_mb']:.0f}"),

@@ -178,7 +178,7 @@ def load(args: Args, overrides: list[str]) -> str:
 def scale(args: Args, overrides: list[str]) -> str:
     from experiments.benchmarks.scale import scale_table
 
-    return scale_table(args.rows or 7_800_000, bench_dir())
+    return scale_table(args.rows or 7_800_000, bench_dir(), overrides)
 
 
 def steps(args: Args, overrides: list[str]) -> str:

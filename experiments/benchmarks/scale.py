@@ -213,8 +213,8 @@ class Measured:
     rung0: dict[str, Any] | None  # the smallest rung's epoch at BATCHES[1]
 
 
-def scale_table(rows: int, folder: Path) -> str:
-    measured = measure(rows, folder)
+def scale_table(rows: int, folder: Path, extra: list[str] | None = None) -> str:
+    measured = measure(rows, folder, extra or [])
     return "\n".join([*measured_rows(rows, measured), *study_estimate_rows(measured)])
 
 
@@ -222,7 +222,7 @@ def _row(label: str, value: str, target: str = "") -> str:
     return f"{label:<66} {value:>10} {target:>8}"
 
 
-def measure(rows: int, folder: Path) -> Measured:
+def measure(rows: int, folder: Path, extra: list[str]) -> Measured:
     from experiments.cli.compose import compose_run
     from experiments.sweeping.fidelity import rung_scales
     from experiments.sweeping.search_config import FidelityConfig
@@ -231,7 +231,7 @@ def measure(rows: int, folder: Path) -> Measured:
     path = amazon_shaped_csv(rows, folder / f"amazon_shaped_{rows}.csv")
     cache = Path(tempfile.mkdtemp(prefix="scale-cache.", dir=folder))
     runs = Path(tempfile.mkdtemp(prefix="scale-runs.", dir=folder))
-    overrides = data_overrides(path, cache)
+    overrides = [*data_overrides(path, cache), *extra]  # the caller's overrides last
     try:
         _, config = compose_run(overrides)
         start = time.perf_counter()

@@ -557,3 +557,23 @@ def test_a_raw_at_sign_in_a_password_gets_the_percent_40_hint(tmp_path: Path) ->
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text(f"DROP ROLE {role}"))
         engine.dispose()
+
+
+def test_the_heartbeat_threads_storage_error_is_quiet_even_when_optuna_wraps_it(capsys) -> None:
+    """A heartbeat commit that fails raises Optuna's StorageInternalError from the database
+    error: no traceback either (it buried the one-line outage message, now and then)."""
+    import threading
+
+    import sqlalchemy
+
+    from experiments.sweeping.run import _quiet_storage_errors
+
+    def hook_output(exc: BaseException) -> str:
+        _quiet_storage_errors(threading.ExceptHookArgs((type(exc), exc, None, None)))
+        return capsys.readouterr().err
+
+    db = sqlalchemy.exc.OperationalError("commit", {}, Exception("connection refused"))
+    wrapped = optuna.exceptions.StorageInternalError("commit failed")
+    wrapped.__cause__ = db
+    assert hook_output(db) == "" and hook_output(wrapped) == ""
+    assert "ValueError" in hook_output(ValueError("a real bug"))

@@ -122,8 +122,9 @@ def _storage_failure(exc: BaseException | None) -> sqlalchemy.exc.SQLAlchemyErro
 
 def _quiet_storage_errors(args: threading.ExceptHookArgs) -> None:
     """Optuna's heartbeat thread dies with the storage; the main thread reports the outage
-    in one line, so its traceback would only bury that line."""
-    if not isinstance(args.exc_value, sqlalchemy.exc.SQLAlchemyError):
+    in one line, so its traceback would only bury that line. The database error may come
+    wrapped (Optuna's StorageInternalError when the commit of a heartbeat fails)."""
+    if _storage_failure(args.exc_value) is None:
         threading.__excepthook__(args)
 
 

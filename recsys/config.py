@@ -416,6 +416,25 @@ class RunConfig:
             raise _unknown_setting("", unknown[0], set(groups))
         return cls(**{g: build(GROUP_TYPES[g], tree.get(g, {}), g) for g in groups})
 
+    def uses_catalog_loss(self, n_items: int, batch: int | None = None) -> bool:
+        """The catalog-column form of the whole batch's in-batch loss (`train.fast_loss`):
+        no more items than the batch has rows. Where `model.batch_columns` groups the batch,
+        only for a catalog no larger than a group: its B x items scores then cost no more
+        than the groups' B x columns, and every row sees the whole batch's positives."""
+        batch = batch or self.train.batch_size
+        columns = self.model.batch_columns
+        grouped = self.model.groups_batch(batch)
+        return self.train.fast_loss and n_items <= batch \
+            and (not grouped or n_items <= (columns or 0))
+
+    def step_columns(self, n_items: int, batch: int | None = None) -> int:
+        """The columns each row of a training step is scored against: the catalog's items
+        in the catalog form, else a group's rows or the whole batch's."""
+        batch = batch or self.train.batch_size
+        if self.uses_catalog_loss(n_items, batch):
+            return n_items
+        return self.model.batch_columns if self.model.groups_batch(batch) else batch
+
     def to_dict(self) -> dict[str, Any]:
         """The plain tree `from_dict` reads back: what a run's config.yaml holds."""
         return _plain(dataclasses.asdict(self))

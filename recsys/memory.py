@@ -31,9 +31,7 @@ def training_bytes(cfg: RunConfig, n_users: int, n_items: int,
         width = out
     slots = cfg.optimizer.state_slots
     batch = effective_batch(cfg, n_pairs)
-    columns = batch if not model.groups_batch(batch) else model.batch_columns or batch
-    if cfg.train.fast_loss and n_items <= min(batch, columns):  # the catalog form
-        columns = n_items
+    columns = cfg.step_columns(n_items, batch)
     return {
         "model": (rows * dim + dense) * FLOAT * (1 + slots) + dense * FLOAT,
         "step": batch * max((dim, *model.tower_layers)) * FLOAT * 4

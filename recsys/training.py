@@ -150,7 +150,7 @@ def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
     # rungs of a multi-fidelity study) trains with the same optimizer.
     model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
     # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
-    catalog_loss = use_catalog_loss(cfg, data.n_items)
+    catalog_loss = cfg.uses_catalog_loss(data.n_items)
     val = HeldOut(data.val_user, data.val_item)
     return Setup(
         data=data, model=model, user_history=user_history,
@@ -358,17 +358,6 @@ def loss_path(cfg: RunConfig, catalog_loss: bool) -> str:
     if cfg.model.groups_batch(cfg.train.batch_size):
         return f"in_batch groups of {cfg.model.batch_columns}"
     return "in_batch"
-
-
-def use_catalog_loss(cfg: RunConfig, n_items: int) -> bool:
-    """The catalog-column form of the whole batch's in-batch loss: no more items than the
-    batch has rows. Where `model.batch_columns` groups the batch, only for a catalog no larger
-    than a group: its B x items scores then cost no more than the groups' B x columns, and
-    every row sees the whole batch's positives."""
-    columns = cfg.model.batch_columns
-    grouped = cfg.model.groups_batch(cfg.train.batch_size)
-    return cfg.train.fast_loss and n_items <= cfg.train.batch_size \
-        and (not grouped or n_items <= (columns or 0))
 
 
 def make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,

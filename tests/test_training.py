@@ -237,13 +237,14 @@ def test_batch_columns_is_the_tfrs_loss_of_each_group_summed(knob: dict) -> None
 
 
 def test_batch_columns_turns_the_catalog_form_off_where_it_groups() -> None:
-    from recsys.training import use_catalog_loss
-
     cfg = RunConfig(train=TrainConfig(batch_size=8192), model=ModelConfig(batch_columns=2048))
-    assert not use_catalog_loss(cfg, n_items=3000)  # grouped: each row sees its group only
-    assert use_catalog_loss(cfg, n_items=2000)  # no costlier than the groups, and exact
-    assert use_catalog_loss(replace(cfg, model=ModelConfig(batch_columns=None)), n_items=3000)
-    assert use_catalog_loss(replace(cfg, train=TrainConfig(batch_size=1024)), n_items=1000)
+    assert not cfg.uses_catalog_loss(n_items=3000)  # grouped: each row sees its group only
+    assert cfg.step_columns(n_items=3000) == 2048
+    assert cfg.uses_catalog_loss(n_items=2000)  # no costlier than the groups, and exact
+    assert cfg.step_columns(n_items=2000) == 2000
+    whole = replace(cfg, model=ModelConfig(batch_columns=None))
+    assert whole.uses_catalog_loss(n_items=3000) and whole.step_columns(n_items=9000) == 8192
+    assert replace(cfg, train=TrainConfig(batch_size=1024)).uses_catalog_loss(n_items=1000)
 
 
 def test_history_tower_is_the_mean_of_the_other_training_items() -> None:

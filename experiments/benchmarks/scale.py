@@ -22,6 +22,7 @@ from typing import Any
 
 from experiments.benchmarks.common import peak_rss_gb
 from experiments.benchmarks.load import amazon_shaped_csv
+from recsys.config import ModelConfig
 
 BATCHES = (8192, 1024)
 SPACE_BATCHES = (256, 512, 1024, 2048, 4096, 8192)  # the default space's batch choices
@@ -29,7 +30,8 @@ EPOCHS = 8  # assumed epochs per trial before early stopping (the default study'
 N_TRIALS = 30
 DIM = 32
 FLOP_PER_SCORE = 6  # forward + backward of the in-batch score matrix, multiply-adds x 2
-COLUMNS = 2048  # model.batch_columns by default: a row's in-batch columns above this batch
+# model.batch_columns by default: a row's in-batch columns above this batch
+COLUMNS = ModelConfig().batch_columns or max(SPACE_BATCHES)
 
 
 def data_overrides(path: Path, cache: Path) -> list[str]:

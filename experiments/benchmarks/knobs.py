@@ -43,6 +43,13 @@ VARIANTS: dict[str, list[str]] = {
     "history, mixed negatives": [*HISTORY, "model.negatives=mixed"],
     "history, cosine t=0.1": [*HISTORY, "model.normalize=true", "model.temperature=0.1"],
     "history, l2 1e-4": [*HISTORY, "model.l2=1e-4"],
+    "history, cosine t=0.05": [*HISTORY, "model.normalize=true", "model.temperature=0.05"],
+    "history, cosine t=0.2": [*HISTORY, "model.normalize=true", "model.temperature=0.2"],
+    "history, layer 64": [*HISTORY, "model.tower_layers=[64]"],
+    "history, max_len 64": [*HISTORY, "model.history_max_len=64"],
+    "history, max_len 128": [*HISTORY, "model.history_max_len=128"],
+    "history, mixed, cosine t=0.1": [*HISTORY, "model.negatives=mixed", "model.normalize=true",
+                                     "model.temperature=0.1"],
     # A large batch's cost: B x B in-batch scores a step, or B x model.batch_columns.
     "history, adagrad 0.1, 8192": [*HISTORY, "optimizer=adagrad", "optimizer.learning_rate=0.1",
                                    "train.batch_size=8192"],
@@ -66,10 +73,11 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
     from recsys.cache import load_prepared
     from recsys.training import run
 
-    lines = ["knobs: one change from the fixed recipe; val / test top-100, test top-10 and "
+    lines = ["knobs: one change from the fixed recipe; val top-100, the monitored validation "
+             "metric (train.monitor: it picks the kept epoch), test top-100, top-10 and "
              "NDCG@10, kept epoch, seconds",
-             f"{'data':<28} {'variant':<24} {'val@100':>8} {'test@100':>9} {'test@10':>8} "
-             f"{'ndcg@10':>8} {'epoch':>9} {'s':>5}"]
+             f"{'data':<28} {'variant':<24} {'val@100':>8} {'monitor':>8} {'test@100':>9} "
+             f"{'test@10':>8} {'ndcg@10':>8} {'epoch':>9} {'s':>5}"]
     for data in data_sets:
         for name in variants or list(VARIANTS):
             _, cfg = compose_run([*data.overrides, *BASE, *VARIANTS[name], *overrides])
@@ -78,6 +86,7 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
             r = run(cfg, prepared=prepared)
             m = r.metrics
             lines.append(f"{data.label[:28]:<28} {name:<24} {m[VAL_100]:>8.4f} "
+                         f"{m[cfg.train.monitor_metric]:>8.4f} "
                          f"{m[TEST_100]:>9.4f} {m[TEST_10]:>8.4f} "
                          f"{m[TEST_NDCG_10]:>8.4f} {f'{r.epoch}/{r.epochs_run}':>9} "
                          f"{time.perf_counter() - start:>5.0f}")
@@ -86,6 +95,7 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
             if b.get("metrics"):
                 m = b["metrics"]
                 lines.append(f"{data.label[:28]:<28} {b['name'][:24]:<24} {m[VAL_100]:>8.4f} "
+                             f"{m.get(cfg.train.monitor_metric, float('nan')):>8.4f} "
                              f"{m[TEST_100]:>9.4f} {m[TEST_10]:>8.4f} "
                              f"{m[TEST_NDCG_10]:>8.4f}")
     return "\n".join(lines)

@@ -41,6 +41,8 @@ SEED_RANGE = f"an integer in [0, {MAX_SEED}] (2**32 - 1)"
 def require(ok: bool, key: str, value: Any, valid: str) -> None:
     if not ok:
         shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as typed
+        if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+            shown = str(int(value))  # the schema reads `1` for a float key as 1.0
         raise UserError(f"{key}={shown} is invalid: expected {valid}")
 
 
@@ -547,18 +549,18 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
-            require(value is not None, key, value, _describe(inner[0]))
+            require(value is not None, key, value, describe(inner[0]))
             return _typed(value, inner[0], key)
         for option in inner:  # `bool | Literal["auto"]`: the first type that fits
             with contextlib.suppress(UserError):
                 return _typed(value, option, key)
-        require(False, key, value, " or ".join(_describe(a) for a in inner))
+        require(False, key, value, " or ".join(describe(a) for a in inner))
     if origin is Literal:
         require(value in args and not isinstance(value, bool), key, value,
                  " or ".join(str(a) for a in args))
         return value
     if origin is tuple:
-        require(isinstance(value, (list, tuple)), key, value, _describe(hint))
+        require(isinstance(value, (list, tuple)), key, value, describe(hint))
         return tuple(_typed(v, args[0], key) for v in value)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, key)  # type: ignore[arg-type]
@@ -577,8 +579,13 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
-def _describe(hint: Any) -> str:
-    if typing.get_origin(hint) is Literal:
+def describe(hint: Any) -> str:
+    """A field type in words, as the checks' messages name it ("an integer", "a or b")."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [describe(a) for a in typing.get_args(hint) if a is not type(None)]
+        return " or ".join(["null", *inner] if type(None) in typing.get_args(hint) else inner)
+    if origin is Literal:
         return " or ".join(str(a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is tuple:
         inner = typing.get_args(hint)[0]

@@ -165,7 +165,7 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
     ("model.negatives=mixed", "model.sampled_negatives=1024 is more than the catalog's 300 "
                               "items: use at most 300"),
     # The embedded generator: limits named instead of a broadcast error or 67 GiB.
-    ("data.synthetic.user_activity_exponent=1.0", "data.synthetic.user_activity_exponent=1.0 "
+    ("data.synthetic.user_activity_exponent=1.0", "data.synthetic.user_activity_exponent=1 "
                                                   "is invalid: expected a number > 1"),
     ("data.synthetic.n_items=1000000000", "data.synthetic.n_items=1000000000 is invalid: "
                                           "expected at most 1,000,000"),
@@ -184,7 +184,7 @@ def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, o
     ("search.heartbeat_interval=0", "search.heartbeat_interval=0 is invalid: expected an "
                                     "integer >= 1"),
     ("search.grace_period=abc", "search.grace_period='abc' is invalid: expected an integer"),
-    ("search.timeout=abc", "search.timeout='abc' is invalid: expected a finite number"),
+    ("search.timeout=abc", "search.timeout='abc' is invalid: expected null or a finite number"),
     ("search.sampler.name=grid", "search.sampler.name='grid' is invalid: expected tpe or random"),
     ("search.pruner.name=asha", "search.pruner.name='asha' is invalid: expected median or "
                                 "best_curve or hyperband or none"),

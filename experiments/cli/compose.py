@@ -17,8 +17,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
+from experiments.cli import schema
 from experiments.cli.hydra_internals import (
     failed_override,
     grammar_stop,
@@ -27,7 +28,7 @@ from experiments.cli.hydra_internals import (
     refused_key,
     sweep_in_mapping,
 )
-from recsys.config import GROUP_TYPES, RunConfig
+from recsys.config import GROUP_TYPES, RunConfig, require
 from recsys.errors import UserError
 
 
@@ -39,6 +40,7 @@ def _find_conf() -> Path:
 
 
 CONF_DIR = _find_conf()
+schema.register()  # conf/'s options extend these structured configs
 TRAIN_GROUPS = tuple(GROUP_TYPES)  # the training config's groups, as recsys.config types them
 
 
@@ -79,6 +81,8 @@ def compose_config(config_name: str, overrides: Sequence[str],
         secret = _storage_override(overrides)
         if secret is not None and secret in str(exc):  # never echo a typed password
             raise _storage_unparsable() from None
+        if refused := _refused_value(exc, overrides):
+            raise UserError(refused) from None
         sweep = sweep_in_mapping(exc)
         if sweep:  # `{k: choice(8, 16)}` unquoted inside a mapping is a Hydra sweep object
             raise UserError(f"cannot read the override {_failed_override(exc, overrides)!r}: a "
@@ -223,6 +227,29 @@ def _storage_unparsable() -> UserError:
                      "in an environment variable and pass "
                      "'search.storage=${oc.env:OPTUNA_STORAGE}' (the URL is not shown here, as "
                      "it holds a password)")
+
+
+def _refused_value(exc: Exception, overrides: Sequence[str]) -> str | None:
+    """A value of the wrong type (`model.embedding_dim=abc`), refused by the schema: the key,
+    the value as typed and what the key takes."""
+    # Hydra chains the schema's error as the cause (an override) or the context (a file)
+    error = next((e for e in (exc, exc.__cause__, exc.__context__)
+                  if isinstance(e, ValidationError)), None)
+    if error is None or not error.full_key:
+        return None
+    key, index, _ = str(error.full_key).partition("[")  # train.top_ks[0]: an element
+    takes = schema.expected(key)
+    if takes is None:
+        return None
+    if index:  # a list's element: the whole list as typed (train.top_ks=[10,a])
+        typed = next((o.lstrip("+") for o in overrides
+                      if o.lstrip("+").partition("=")[0] == key), f"{key}=[...]")
+        return f"{typed} is invalid: expected {takes}"
+    try:
+        require(False, key, error.value, takes)
+    except UserError as refused:
+        return str(refused)
+    return None
 
 
 def _failed_override(exc: Exception, overrides: Sequence[str]) -> str:

@@ -184,7 +184,7 @@ def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, o
     ("search.heartbeat_interval=0", "search.heartbeat_interval=0 is invalid: expected an "
                                     "integer >= 1"),
     ("search.grace_period=abc", "search.grace_period='abc' is invalid: expected an integer"),
-    ("search.timeout=abc", "search.timeout='abc' is invalid: expected null or a finite number"),
+    ("search.timeout=abc", "search.timeout='abc' is invalid: expected a finite number"),
     ("search.sampler.name=grid", "search.sampler.name='grid' is invalid: expected tpe or random"),
     ("search.pruner.name=asha", "search.pruner.name='asha' is invalid: expected median or "
                                 "best_curve or hyperband or none"),

@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 
 from experiments.cli import schema
 from experiments.cli.compose import CONF_DIR, compose_config, compose_run
-from experiments.sweeping.search_config import SearchConfig
 from recsys.config import GROUP_TYPES, OPTIMIZER_CONFIGS, RunConfig
 from recsys.errors import UserError
 
@@ -36,7 +35,7 @@ def test_each_optimizer_option_is_its_dataclass(name: str) -> None:
 
 def conf_options() -> list[tuple[str, str]]:
     return [(p.parent.name, p.stem) for p in sorted(CONF_DIR.glob("*/*.yaml"))
-            if p.parent.name != "experiment"]
+            if p.parent.name in GROUP_TYPES]
 
 
 @pytest.mark.parametrize(("group", "option"), conf_options())
@@ -44,8 +43,7 @@ def test_every_option_in_conf_is_typed_by_its_dataclass_schema(group: str, optio
     """Hydra composes each option onto the structured config derived from its dataclass (the
     YAML holds values only): the composed node's type is that schema."""
     cfg = compose_config("sweep", [f"{group}={option}", "data.path=x.csv"])
-    cls = OPTIMIZER_CONFIGS[option] if group == "optimizer" else \
-        {**GROUP_TYPES, "search": SearchConfig}[group]
+    cls = OPTIMIZER_CONFIGS[option] if group == "optimizer" else GROUP_TYPES[group]
     assert OmegaConf.get_type(cfg[group]) is schema.structured(cls)
 
 
@@ -61,12 +59,21 @@ def test_hydra_refuses_a_wrong_type_in_an_option_file(tmp_path: Path) -> None:
         compose_config("train", [], conf)
 
 
+def test_a_search_space_can_still_be_replaced_whole() -> None:
+    """`~search.params` (a deletion, which a structured config refuses) stays possible: the
+    search group is checked by SearchConfig, not by a schema."""
+    cfg = compose_config("sweep", ["~search.params", "~search.conditional_params",
+                                   "+search.params={model.embedding_dim: 'choice(8, 16)'}"])
+    assert dict(cfg.search.params) == {"model.embedding_dim": "choice(8, 16)"}
+    assert "conditional_params" not in cfg.search
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("model.embedding_dim=abc", "model.embedding_dim='abc' is invalid: expected an integer"),
     ("train.top_ks=[10,a]", "train.top_ks=[10,a] is invalid: expected a list of integers"),
     ("optimizer.learning_rate=fast", "optimizer.learning_rate='fast' is invalid: expected a "
                                      "finite number"),
-    ("search.sampler.seed=x", "search.sampler.seed='x' is invalid: expected null or an integer"),
+    ("data.synthetic.n_users=x", "data.synthetic.n_users='x' is invalid: expected an integer"),
 ])
 def test_a_wrong_type_is_refused_by_the_schema_while_composing(override: str,
                                                               message: str) -> None:

@@ -1,12 +1,16 @@
 """The config schema, registered in Hydra's ConfigStore: one structured config per option of
-each group, derived from the dataclasses that type it (`recsys.config`,
-`experiments.sweeping.search_config`), so the schema is written once, in Python.
+each training group, derived from the dataclasses of `recsys.config`, so the schema is
+written once, in Python.
 
 Each YAML option in `conf/` extends its schema (`defaults: [/schema/model@_here_, _self_]`)
 and holds values and comments only. Hydra then refuses a wrong type or an unknown key while
 composing, and `compose.py` turns its error into the project's one line. OmegaConf 2.3 has no
 `Literal` or mixed `Union` type: a choice is a `str` here (its values are checked by the
-dataclass, as every other range is) and `bool | Literal["auto"]` is `Any`."""
+dataclass, as every other range is) and `bool | Literal["auto"]` is `Any`.
+
+The `search` group has no schema here: a structured config refuses deletion, and replacing
+the search space is `~search.params '+search.params={...}'`. `SearchConfig` checks it where
+the sweep reads it."""
 
 from __future__ import annotations
 
@@ -25,17 +29,9 @@ SCHEMA_GROUP = "schema"
 
 def _options() -> dict[str, dict[str, type]]:
     """Each group's schema per option name (`""`: one schema for every option)."""
-    from experiments.sweeping.search_config import SearchConfig
-
     groups: dict[str, dict[str, type]] = {g: {"": t} for g, t in GROUP_TYPES.items()}
     groups["optimizer"] = dict(OPTIMIZER_CONFIGS)
-    groups["search"] = {"": SearchConfig}
     return groups
-
-
-def schema_name(group: str, option: str = "") -> str:
-    """The defaults-list entry of an option's schema, e.g. `/schema/optimizer/adam`."""
-    return f"/{SCHEMA_GROUP}/{group}/{option}" if option else f"/{SCHEMA_GROUP}/{group}"
 
 
 def register() -> None:

@@ -41,8 +41,6 @@ SEED_RANGE = f"an integer in [0, {MAX_SEED}] (2**32 - 1)"
 def require(ok: bool, key: str, value: Any, valid: str) -> None:
     if not ok:
         shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as typed
-        if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-            shown = str(int(value))  # the schema reads `1` for a float key as 1.0
         raise UserError(f"{key}={shown} is invalid: expected {valid}")
 
 

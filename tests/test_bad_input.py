@@ -145,7 +145,7 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
                                 "mixed or catalog"),
     ("model.user_tower=graph", "model.user_tower='graph' is invalid: expected id or history or "
                                "id+history"),
-    ("model.history_dropout=1", "model.history_dropout=1 is invalid: expected a number in [0, 1)"),
+    ("model.history_dropout=1", "model.history_dropout=1.0 is invalid: expected a number in [0, 1)"),
     ("train.monitor=val_top_7", "train.monitor='val_top_7' is invalid: expected null or one of "
                                 "val_top_1, "),
     ("model.embedding_dim=true", "model.embedding_dim=true is invalid: expected an integer"),
@@ -165,7 +165,7 @@ def test_verbose_flag_shows_the_traceback(tmp_path: Path) -> None:
     ("model.negatives=mixed", "model.sampled_negatives=1024 is more than the catalog's 300 "
                               "items: use at most 300"),
     # The embedded generator: limits named instead of a broadcast error or 67 GiB.
-    ("data.synthetic.user_activity_exponent=1.0", "data.synthetic.user_activity_exponent=1 "
+    ("data.synthetic.user_activity_exponent=1.0", "data.synthetic.user_activity_exponent=1.0 "
                                                   "is invalid: expected a number > 1"),
     ("data.synthetic.n_items=1000000000", "data.synthetic.n_items=1000000000 is invalid: "
                                           "expected at most 1,000,000"),

@@ -46,7 +46,7 @@ BAD_INPUTS = {
     "filters drop everything": (lambda t: ["data.min_item_ratings=1000000"],
                                 "data.min_item_ratings=1000000 drops every rating"),
     "sample fraction zero": (lambda t: ["data.sample_fraction=0"],
-                             r"data.sample_fraction=0 is invalid: expected a number in \(0, 1\]"),
+                             r"data.sample_fraction=0.0 is invalid: expected a number in \(0, 1\]"),
     "sample fraction above one": (lambda t: ["data.sample_fraction=1.5"], "data.sample_fraction=1.5"),
     "embedding dim": (lambda t: ["model.embedding_dim=0"], "model.embedding_dim=0 is invalid"),
     "batch size": (lambda t: ["train.batch_size=-8"], "train.batch_size=-8 is invalid"),

@@ -79,6 +79,7 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
              f"{'data':<28} {'variant':<24} {'val@100':>8} {'monitor':>8} {'test@100':>9} "
              f"{'test@10':>8} {'ndcg@10':>8} {'epoch':>9} {'s':>5}"]
     for data in data_sets:
+        first = None  # the baselines of the first variant's data (a variant may change it)
         for name in variants or list(VARIANTS):
             _, cfg = compose_run([*data.overrides, *BASE, *VARIANTS[name], *overrides])
             prepared, _ = load_prepared(cfg.data)
@@ -91,7 +92,8 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
                          f"{m[TEST_NDCG_10]:>8.4f} {f'{r.epoch}/{r.epochs_run}':>9} "
                          f"{time.perf_counter() - start:>5.0f}")
             print(lines[-1], file=sys.stderr, flush=True)
-        for b in r.baselines.values():
+            first = first or r
+        for b in first.baselines.values():
             if b.get("metrics"):
                 m = b["metrics"]
                 lines.append(f"{data.label[:28]:<28} {b['name'][:24]:<24} {m[VAL_100]:>8.4f} "

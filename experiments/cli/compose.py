@@ -90,16 +90,7 @@ def compose_config(config_name: str, overrides: Sequence[str],
                             f"'+search.params={{model.embedding_dim: \"choice(8, 16)\"}}' "
                             f"(Hydra read it as a {sweep})") from None
         if needs_multirun(exc):  # a sweep expression typed as a value
-            override = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~")
-                             in str(exc)), _one_line(str(exc)))
-            key, _, value = override.partition("=")
-            if key.lstrip("+").startswith("search."):
-                raise UserError(
-                    f"cannot read the override {override!r}: Hydra takes {value!r} for a sweep "
-                    f"of its own; a search expression goes in search.params as quoted text, "
-                    f"e.g. '++search.params={{{key.split('.', 2)[-1]}: \"{value}\"}}'") from None
-            raise UserError(f"the override {override!r} lists several values: add -m to run "
-                            "one job per value, or search them with experiments.sweep") from None
+            raise _multirun_error(exc, overrides) from None
         unknown = not_overridable(exc)
         if unknown and unknown.startswith(("search.params", "search.conditional_params")):
             group = ".".join(unknown.split(".")[:2])
@@ -111,6 +102,19 @@ def compose_config(config_name: str, overrides: Sequence[str],
                                          config_dir) or _one_line(str(exc))) from None
         raise UserError(_one_line(str(exc))) from None
     return cfg
+
+
+def _multirun_error(exc: Exception, overrides: Sequence[str]) -> UserError:
+    override = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in str(exc)),
+                    _one_line(str(exc)))
+    key, _, value = override.partition("=")
+    if key.lstrip("+").startswith("search."):
+        return UserError(
+            f"cannot read the override {override!r}: Hydra takes {value!r} for a sweep of its "
+            f"own; a search expression goes in search.params as quoted text, e.g. "
+            f"'++search.params={{{key.split('.', 2)[-1]}: \"{value}\"}}'")
+    return UserError(f"the override {override!r} lists several values: add -m to run one job "
+                     "per value, or search them with experiments.sweep")
 
 
 @contextlib.contextmanager

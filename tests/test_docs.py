@@ -29,3 +29,23 @@ def test_every_linked_page_exists_and_the_guide_is_short() -> None:
     assert len(text.splitlines()) <= 250
     assert not re.search(r"issue #|this session", text + "".join(
         p.read_text() for p in (REPO / "docs").glob("*.md")))
+
+
+def slug(heading: str) -> str:
+    """A Markdown heading's anchor as GitHub makes it."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_pages_and_to_a_heading_resolves() -> None:
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([^)#:\s]*)(?:#([^)\s]+))?\)", page.read_text()):
+            linked = (page.parent / target) if target else page
+            if not linked.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.M)
+                if anchor not in {slug(h) for h in headings}:
+                    broken.append(f"{page.name}: {target}#{anchor}")
+    assert not broken, broken

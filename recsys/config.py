@@ -38,10 +38,15 @@ MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds
 SEED_RANGE = f"an integer in [0, {MAX_SEED}] (2**32 - 1)"
 
 
+def invalid(key: str, value: Any, valid: str) -> UserError:
+    """The one line for a bad setting: the key, its value as typed and what it takes."""
+    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+    return UserError(f"{key}={shown} is invalid: expected {valid}")
+
+
 def require(ok: bool, key: str, value: Any, valid: str) -> None:
     if not ok:
-        shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as typed
-        raise UserError(f"{key}={shown} is invalid: expected {valid}")
+        raise invalid(key, value, valid)
 
 
 @dataclass(frozen=True)

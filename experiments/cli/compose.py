@@ -28,7 +28,7 @@ from experiments.cli.hydra_internals import (
     refused_key,
     sweep_in_mapping,
 )
-from recsys.config import GROUP_TYPES, RunConfig, require
+from recsys.config import GROUP_TYPES, RunConfig, invalid
 from recsys.errors import UserError
 
 
@@ -249,11 +249,7 @@ def _refused_value(exc: Exception, overrides: Sequence[str]) -> str | None:
         typed = next((o.lstrip("+") for o in overrides
                       if o.lstrip("+").partition("=")[0] == key), f"{key}=[...]")
         return f"{typed} is invalid: expected {takes}"
-    try:
-        require(False, key, error.value, takes)
-    except UserError as refused:
-        return str(refused)
-    return None
+    return str(invalid(key, error.value, takes))
 
 
 def _failed_override(exc: Exception, overrides: Sequence[str]) -> str:

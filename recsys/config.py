@@ -557,7 +557,7 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
         for option in inner:  # `bool | Literal["auto"]`: the first type that fits
             with contextlib.suppress(UserError):
                 return _typed(value, option, key)
-        require(False, key, value, " or ".join(describe(a) for a in inner))
+        require(False, key, value, describe(hint))
     if origin is Literal:
         require(value in args and not isinstance(value, bool), key, value,
                  " or ".join(str(a) for a in args))
@@ -590,7 +590,7 @@ def describe(hint: Any) -> str:
         return " or ".join(["null", *inner] if type(None) in typing.get_args(hint) else inner)
     if origin is Literal:
         return " or ".join(str(a) for a in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
+    if origin is tuple:
         inner = typing.get_args(hint)[0]
         return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(
             inner, str(inner))

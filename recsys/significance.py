@@ -113,8 +113,8 @@ def compare(model_ranks: np.ndarray, baseline_ranks: dict[str, np.ndarray], user
     return out
 
 
-def strongest_verdicts(paired: list[dict[str, Any]], baselines: dict[str, dict[str, Any]],
-                       ) -> list[str]:
+def strongest_verdicts(paired: list[dict[str, Any]],
+                       baselines: dict[str, dict[str, Any]]) -> list[str]:
     """One verdict line per compared metric, against the baseline strongest at that metric on
     validation (not on test): at top-100 that may be iALS and at NDCG@10 EASE, and a win over
     the one is no win over the other."""

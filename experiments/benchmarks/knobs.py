@@ -92,7 +92,8 @@ def knobs_table(data_sets: list[DataSet], overrides: list[str],
                          f"{m[TEST_NDCG_10]:>8.4f} {f'{r.epoch}/{r.epochs_run}':>9} "
                          f"{time.perf_counter() - start:>5.0f}")
             print(lines[-1], file=sys.stderr, flush=True)
-            first = first or r
+            if first is None:
+                first = r
         for b in first.baselines.values():
             if b.get("metrics"):
                 m = b["metrics"]

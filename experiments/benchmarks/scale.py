@@ -22,7 +22,6 @@ from typing import Any
 
 from experiments.benchmarks.common import peak_rss_gb
 from experiments.benchmarks.load import amazon_shaped_csv
-from recsys.config import ModelConfig
 
 BATCHES = (8192, 1024)
 SPACE_BATCHES = (256, 512, 1024, 2048, 4096, 8192)  # the default space's batch choices
@@ -30,8 +29,6 @@ EPOCHS = 8  # assumed epochs per trial before early stopping (the default study'
 N_TRIALS = 30
 DIM = 32
 FLOP_PER_SCORE = 6  # forward + backward of the in-batch score matrix, multiply-adds x 2
-# model.batch_columns by default: a row's in-batch columns above this batch
-COLUMNS = ModelConfig().batch_columns or max(SPACE_BATCHES)
 
 
 def data_overrides(path: Path, cache: Path) -> list[str]:
@@ -183,15 +180,15 @@ def asha_counts(rungs: int, factor: int, trend: float, repeats: int = 200) -> li
     return list(reached / repeats)
 
 
-def mean_epoch_seconds(pairs: int, measured: dict[int, float]) -> float:
+def mean_epoch_seconds(pairs: int, measured: dict[int, float], columns: dict[int, int]) -> float:
     """An epoch's seconds averaged over the default space's batch sizes, from a fit of
     `steps x per-step cost + pairs x batch x per-score cost` to the two measured batches."""
     import numpy as np
 
-    rows = [[pairs / b, pairs * min(b, COLUMNS)] for b in BATCHES]
+    rows = [[pairs / b, pairs * columns[b]] for b in BATCHES]
     per_step, per_score = np.linalg.solve(np.array(rows), np.array([measured[b] for b in BATCHES]))
     per_step, per_score = max(per_step, 0.0), max(per_score, 0.0)
-    return float(np.mean([pairs / b * per_step + pairs * min(b, COLUMNS) * per_score
+    return float(np.mean([pairs / b * per_step + pairs * columns[b] * per_score
                           for b in SPACE_BATCHES]))
 
 
@@ -212,6 +209,7 @@ class Measured:
     scales: list[float]  # the default study's rungs on this data
     gflops: float  # this machine's float32 matmul speed
     results: dict[int, dict[str, Any]]  # batch size -> one full-data trial's figures
+    columns: dict[int, int]  # batch size -> the columns each row is scored against
     rung0: dict[str, Any] | None  # the smallest rung's epoch at BATCHES[1]
 
 
@@ -243,6 +241,7 @@ def measure(rows: int, folder: Path, extra: list[str]) -> Measured:
         load_prepared(config.data)
         cached = time.perf_counter() - start
         scales = rung_scales(prepared.stats["train_pool"], FidelityConfig())
+        columns = {b: config.step_columns(len(prepared.item_ids), b) for b in SPACE_BATCHES}
         del prepared
         gflops = matmul_gflops()
         results = {batch: variant(runs, overrides, batch, 1.0) for batch in BATCHES}
@@ -250,7 +249,7 @@ def measure(rows: int, folder: Path, extra: list[str]) -> Measured:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(runs, ignore_errors=True)
-    return Measured(cold, cached, list(scales), gflops, results, rung0)
+    return Measured(cold, cached, list(scales), gflops, results, columns, rung0)
 
 
 def measured_rows(rows: int, m: Measured) -> list[str]:
@@ -264,7 +263,7 @@ def measured_rows(rows: int, m: Measured) -> list[str]:
              _row("prepare, cached s", f"{m.prepare_cached:.2f}")]
     for batch in BATCHES:
         r = m.results[batch]
-        predicted = pairs * min(batch, COLUMNS) * DIM * FLOP_PER_SCORE / (m.gflops * 1e9)
+        predicted = pairs * m.columns[batch] * DIM * FLOP_PER_SCORE / (m.gflops * 1e9)
         lines += [_row(f"epoch s, batch {batch} ({r['loss_path']} loss)",
                        f"{r['epoch_seconds']:.1f}"),
                   _row("  FLOP estimate s (pairs x columns x dim x 6)", f"{predicted:.1f}"),
@@ -296,7 +295,7 @@ def study_estimate_rows(m: Measured) -> list[str]:
     the subsample, and only trials on the last rung pay the final evaluation."""
     first = m.results[BATCHES[0]]
     epoch = mean_epoch_seconds(first["train_pairs"],
-                               {b: m.results[b]["epoch_seconds"] for b in BATCHES})
+                               {b: m.results[b]["epoch_seconds"] for b in BATCHES}, m.columns)
     val, final, select = (first["val_epoch_seconds"], first["final_eval_seconds"],
                           first["data_seconds"])
 

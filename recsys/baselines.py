@@ -7,6 +7,12 @@
 - iALS (Hu et al. 2008; tuned as Rendle et al. 2022 advise): matrix factorization of the
   binary training matrix by `implicit`'s alternating least squares, its factors,
   regularization and alpha chosen on validation from a small grid.
+- transitions: the one order-aware baseline. How often item j directly followed item i in
+  the users' time-ordered training items (a first-order Markov chain, as FPMC's and SASRec's
+  papers compare against), read from the user's latest items (the latest weighs 1, each
+  earlier one half the one after it, over a window tuned on validation), plus `blend` x the
+  items' cosine similarity (a fallback where a transition was never seen) and a vanishing
+  popularity term that orders the rest.
 Both start from one Gram matrix XᵀX, built once. item-kNN sorts each item's neighbours once
 for the largest k and keeps sparse top-k rows for every k. EASE inverts by Cholesky (XᵀX + λI
 is symmetric positive definite: half the work of an LU inverse) in float32, and tunes λ on the
@@ -37,10 +43,12 @@ from recsys.files import atomic_path, write_text_atomic
 from recsys.metrics import ranking_metrics
 
 NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE",
-         "ials": "iALS"}
+         "ials": "iALS", "transitions": "transitions"}
 MIN_TUNING_PAIRS = 100  # fewer validation pairs among the most-rated items: tune on all items
 Note = Callable[[str], None]
-Scores = Callable[[np.ndarray], np.ndarray]  # users -> their scores for every item
+# (ranker, users) -> the users' scores for every item, from the histories the ranker holds
+# (training items; plus validation items for test under eval.test_history=train+validation)
+Scores = Callable[[Ranker, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -135,13 +143,16 @@ def ease_weights(gram: sp.csr_matrix | np.ndarray, lam: float) -> np.ndarray:
 
 def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ...],
                   cfg: EvalConfig, monitor: str, note: Note | None = None,
-                  ) -> dict[str, BaselineResult]:
+                  test_ranker: Ranker | None = None) -> dict[str, BaselineResult]:
     """Popularity (always) and `cfg.baselines`: val/test metrics and intervals, each
     baseline's k or λ chosen on `monitor` (the run's own selection metric, e.g. val_ndcg_10)
-    from `cfg.knn_neighbors` / `cfg.ease_lambdas`. `note(text)`: a line per baseline done."""
+    from `cfg.knn_neighbors` / `cfg.ease_lambdas`. `note(text)`: a line per baseline done.
+    Everything is fitted on `ranker`'s (training) pairs; test pairs are ranked from
+    `test_ranker`'s histories (default: the same)."""
     say = note or (lambda text: None)
+    tested = test_ranker or ranker
     results = {"popularity": _finish("popularity", ranker.popularity_ranks(val),
-                                     ranker.popularity_ranks(test), val, test, ks,
+                                     tested.popularity_ranks(test), val, test, ks,
                                      cfg.interval_resamples)}
     x = interaction_matrix(ranker)
     gram, gram_seconds = None, 0.0
@@ -155,10 +166,11 @@ def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ..
             gram_seconds = time.perf_counter() - start
         began = time.perf_counter()
         if name == "ials":
-            result = tune_ials(ranker, x, val, test, ks, cfg, monitor)
+            result = tune_ials(ranker, tested, x, val, test, ks, cfg, monitor)
         else:
-            tune = tune_itemknn if name == "itemknn" else tune_ease
-            result = tune(ranker, x, gram, val, test, ks, cfg, monitor)
+            tune = {"itemknn": tune_itemknn, "ease": tune_ease,
+                    "transitions": tune_transitions}[name]
+            result = tune(ranker, tested, gram, val, test, ks, cfg, monitor)
             result.seconds = {"gram": round(gram_seconds, 2), **result.seconds}
         results[name] = result
         say(f"  {result.name}: {result.param} chosen on {monitor}, "
@@ -179,11 +191,13 @@ def skip_reason(name: str, ranker: Ranker, x: sp.csr_matrix, cfg: EvalConfig) ->
     return ""
 
 
-def tune_ials(ranker: Ranker, x: sp.csr_matrix, val: HeldOut, test: HeldOut,
+def tune_ials(ranker: Ranker, tested: Ranker, x: sp.csr_matrix, val: HeldOut, test: HeldOut,
               ks: tuple[int, ...], cfg: EvalConfig, monitor: str) -> BaselineResult:
     """iALS (`implicit`'s AlternatingLeastSquares on the binary training matrix), every
     combination of the factors, regularization and alpha grids fitted and the best on
-    validation kept; scored by the same ranker (its user and item factors, all items)."""
+    validation kept; scored by the same ranker (its user and item factors, all items). Its
+    user factors are the training pairs' (a test history's validation items do not move
+    them)."""
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
@@ -199,14 +213,14 @@ def tune_ials(ranker: Ranker, x: sp.csr_matrix, val: HeldOut, test: HeldOut,
                         model.fit(x, show_progress=False)
                     users, items = model.user_factors, model.item_factors
                     yield (f"factors={factors} reg={reg:g} alpha={alpha:g}",
-                           lambda u, a=users, b=items: a[u] @ b.T)
+                           lambda r, u, a=users, b=items: a[u] @ b.T)
 
     start = time.perf_counter()
-    return reported("ials", ranker, *choose(ranker, val, ks, monitor, fits()), val, test, ks,
+    return reported("ials", tested, *choose(ranker, val, ks, monitor, fits()), val, test, ks,
                     cfg, start)
 
 
-def tune_itemknn(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOut,
+def tune_itemknn(ranker: Ranker, tested: Ranker, gram: sp.csr_matrix, val: HeldOut,
                  test: HeldOut, ks: tuple[int, ...], cfg: EvalConfig,
                  monitor: str) -> BaselineResult:
     start = time.perf_counter()
@@ -215,10 +229,64 @@ def tune_itemknn(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: Hel
     def candidates() -> Iterator[tuple[str, Scores]]:
         for k in cfg.knn_neighbors:
             weights = itemknn_weights(neighbours, k)
-            yield f"k={k}", lambda u, w=weights: (x[u] @ w).toarray()
+            yield f"k={k}", lambda r, u, w=weights: (r.seen[u] @ w).toarray()
 
-    return reported("itemknn", ranker, *choose(ranker, val, ks, monitor, candidates()), val,
+    return reported("itemknn", tested, *choose(ranker, val, ks, monitor, candidates()), val,
                     test, ks, cfg, start)
+
+
+def transition_counts(ranker: Ranker) -> sp.csr_matrix:
+    """[i, j]: how often item j directly followed item i in a user's training items."""
+    before, after = ranker.sequences.transitions()
+    counts = sp.csr_matrix((np.ones(len(before), np.float32), (before, after)),
+                           shape=(ranker.n_items, ranker.n_items))
+    counts.sum_duplicates()
+    return counts
+
+
+def cosine_similarity(gram: sp.csr_matrix) -> sp.csr_matrix:
+    """Items' cosine similarity over their training users (no self-similarity)."""
+    norms = np.sqrt(gram.diagonal()).astype(np.float32)
+    norms[norms == 0] = 1.0
+    sim = (sp.diags(1 / norms) @ gram @ sp.diags(1 / norms)).tocsr()
+    sim.setdiag(0.0)
+    sim.eliminate_zeros()
+    return sim
+
+
+TRANSITION_DECAY = 0.5  # each earlier item of the window weighs half the one after it
+
+
+def tune_transitions(ranker: Ranker, tested: Ranker, gram: sp.csr_matrix, val: HeldOut,
+                     test: HeldOut, ks: tuple[int, ...], cfg: EvalConfig,
+                     monitor: str) -> BaselineResult:
+    """The transitions baseline (module docstring), its window and blend chosen on
+    validation. A test pair reads its user's latest items from `tested` (under
+    eval.test_history=train+validation, the validation item is the latest)."""
+    start = time.perf_counter()
+    counts, similar = transition_counts(ranker), cosine_similarity(gram)
+    # Far below any count or similarity step: orders only items that tie otherwise.
+    popular = (ranker.item_counts / max(ranker.item_counts.max(), 1.0) * 1e-6)[None, :]
+
+    def scorer(rows: sp.csr_matrix, window: int) -> Scores:
+        def scores(r: Ranker, users: np.ndarray) -> np.ndarray:
+            latest = r.sequences.last_items(users, window)
+            out = np.zeros((len(users), r.n_items)) + popular
+            for back in range(window):  # column -1 is the latest item
+                items = latest[:, -1 - back]
+                has = np.flatnonzero(items >= 0)
+                out[has] += TRANSITION_DECAY ** back * rows[items[has]].toarray()
+            return out
+        return scores
+
+    def candidates() -> Iterator[tuple[str, Scores]]:
+        for blend in cfg.transition_blends:
+            rows = (counts + blend * similar).tocsr()
+            for window in cfg.transition_windows:
+                yield f"window={window} blend={blend:g}", scorer(rows, window)
+
+    return reported("transitions", tested, *choose(ranker, val, ks, monitor, candidates()),
+                    val, test, ks, cfg, start)
 
 
 def choose(ranker: Ranker, val: HeldOut, ks: tuple[int, ...], monitor: str,
@@ -235,19 +303,20 @@ def choose(ranker: Ranker, val: HeldOut, ks: tuple[int, ...], monitor: str,
     return best[1], best[2], best[3]
 
 
-def reported(name: str, ranker: Ranker, label: str, scores: Scores, val_ranks: np.ndarray,
+def reported(name: str, tested: Ranker, label: str, scores: Scores, val_ranks: np.ndarray,
              val: HeldOut, test: HeldOut, ks: tuple[int, ...], cfg: EvalConfig,
              start: float) -> BaselineResult:
-    """The chosen candidate ranked on test, with its metrics and seconds (tune, test)."""
+    """The chosen candidate ranked on test (from `tested`'s histories), with its metrics and
+    seconds (tune, test)."""
     tuned = time.perf_counter()
-    result = _finish(name, val_ranks, ranker.ranks(test, scores), val, test, ks,
+    result = _finish(name, val_ranks, tested.ranks(test, scores), val, test, ks,
                      cfg.interval_resamples, label)
     result.seconds = {"tune": round(tuned - start, 2),
                       "test": round(time.perf_counter() - tuned, 2)}
     return result
 
 
-def tune_ease(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOut,
+def tune_ease(ranker: Ranker, tested: Ranker, gram: sp.csr_matrix, val: HeldOut,
               test: HeldOut, ks: tuple[int, ...], cfg: EvalConfig,
               monitor: str) -> BaselineResult:
     """λ chosen on the `cfg.ease_tune_items` most-rated items (the whole catalog when it is
@@ -256,12 +325,12 @@ def tune_ease(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOu
     m = cfg.ease_tune_items or ranker.n_items
     subset = None
     if m < ranker.n_items:
-        subset = tuning_subset(ranker, x, gram, val, m)
-    on_ranker, on_x, on_gram, on_val = subset or (ranker, x, gram, val)
+        subset = tuning_subset(ranker, gram, val, m)
+    on_ranker, on_gram, on_val = subset or (ranker, gram, val)
     best = None
     for lam in cfg.ease_lambdas:
         w = ease_weights(on_gram, lam)
-        score = ranking_metrics(on_ranker.ranks(on_val, lambda u, w=w: on_x[u] @ w), ks,
+        score = ranking_metrics(on_ranker.ranks(on_val, lambda r, u, w=w: r.seen[u] @ w), ks,
                                 "val_")[monitor]
         if best is None or score > best[0]:
             best = (score, lam, w)
@@ -270,8 +339,8 @@ def tune_ease(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOu
     if subset is not None:  # the whole catalog, once
         weights = ease_weights(gram, lam)
     solved = time.perf_counter()
-    val_ranks = ranker.ranks(val, lambda u: x[u] @ weights)
-    test_ranks = ranker.ranks(test, lambda u: x[u] @ weights)
+    val_ranks = ranker.ranks(val, lambda r, u: r.seen[u] @ weights)
+    test_ranks = tested.ranks(test, lambda r, u: r.seen[u] @ weights)
     where = f" (tuned on the {m} most-rated items)" if subset is not None else ""
     result = _finish("ease", val_ranks, test_ranks, val, test, ks, cfg.interval_resamples,
                      f"lambda={lam:g}{where}")
@@ -280,22 +349,21 @@ def tune_ease(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOu
     return result
 
 
-def tuning_subset(ranker: Ranker, x: sp.csr_matrix, gram: sp.csr_matrix, val: HeldOut, m: int,
-                  ) -> tuple[Ranker, sp.csr_matrix, sp.csr_matrix, HeldOut] | None:
-    """The catalog of the m most-rated items: its ranker, interactions, Gram block and the
-    validation pairs whose item is in it (None when too few are)."""
+def tuning_subset(ranker: Ranker, gram: sp.csr_matrix, val: HeldOut, m: int,
+                  ) -> tuple[Ranker, sp.csr_matrix, HeldOut] | None:
+    """The catalog of the m most-rated items: its ranker (and interactions), Gram block and
+    the validation pairs whose item is in it (None when too few are)."""
     items = np.sort(np.argsort(-ranker.item_counts, kind="stable")[:m])
     place = np.full(ranker.n_items, -1)
     place[items] = np.arange(m)
     keep = place[val.items] >= 0
     if keep.sum() < MIN_TUNING_PAIRS:
         return None
-    sub_x = x[:, items].tocsr()
+    sub_x = ranker.seen[:, items].tocsr()
     users, sub_items = sub_x.nonzero()
-    sub_ranker = Ranker(users, sub_items, x.shape[0], m, ranker.item_counts[items],
+    sub_ranker = Ranker(users, sub_items, sub_x.shape[0], m, ranker.item_counts[items],
                         ranker.exclude_seen)
-    return (sub_ranker, sub_x, gram[items][:, items],
-            HeldOut(val.users[keep], place[val.items[keep]]))
+    return (sub_ranker, gram[items][:, items], HeldOut(val.users[keep], place[val.items[keep]]))
 
 
 def _finish(name: str, val_ranks: np.ndarray, test_ranks: np.ndarray, val: HeldOut,

@@ -30,8 +30,9 @@ from recsys.prepare import PreparedData, prepare
 from recsys.synthetic import ensure_csv
 
 # 2: ids such as `NA` are kept (only empty fields are missing); 3: temporal ties at a cut
-# drawn in seeded random order; 4: per-user splits; 5: spaces around ids trimmed
-CACHE_VERSION = 5
+# drawn in seeded random order; 4: per-user splits; 5: spaces around ids trimmed; 6: a user's
+# equal timestamps in file order in the per-user splits
+CACHE_VERSION = 6
 _NOT_IN_KEY = {"sample_fraction", "cache_dir", "name", "synthetic"}
 
 

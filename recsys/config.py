@@ -25,13 +25,16 @@ Optimizer = Literal["adagrad", "adam", "sgd"]
 Split = Literal["random", "temporal", "leave_one_out", "user_temporal"]
 BadLinePolicy = Literal["error", "skip"]
 Negatives = Literal["in_batch", "mixed", "catalog"]
-UserTower = Literal["id", "history", "id+history"]
+UserTower = Literal["id", "history", "id+history", "sequence"]
 OPTIMIZERS: tuple[str, ...] = typing.get_args(Optimizer)
 SPLITS: tuple[str, ...] = typing.get_args(Split)
 BAD_LINE_POLICIES: tuple[str, ...] = typing.get_args(BadLinePolicy)
 NEGATIVES: tuple[str, ...] = typing.get_args(Negatives)
 USER_TOWERS: tuple[str, ...] = typing.get_args(UserTower)
-BASELINES = ("popularity", "itemknn", "ease", "ials")
+BASELINES = ("popularity", "itemknn", "ease", "ials", "transitions")
+TestHistory = Literal["train", "train+validation"]
+TEST_HISTORIES: tuple[str, ...] = typing.get_args(TestHistory)
+PER_USER_SPLITS = ("leave_one_out", "user_temporal")
 
 
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds
@@ -164,6 +167,11 @@ class ModelConfig:
     history_dropout: float = 0.0  # history towers: drop each history item with this probability
     history_max_len: int = 32  # history towers: items per user in a training step (a fresh
     #                            random draw for heavier users; serving reads them all)
+    # sequence tower (SASRec): the latest items read, attention blocks, heads, dropout
+    sequence_max_len: int = 50
+    sequence_blocks: int = 2
+    sequence_heads: int = 1
+    sequence_dropout: float = 0.2
     negatives: Negatives = "in_batch"
     sampled_negatives: int = 1024  # negatives=mixed: uniform catalog samples per step
     # negatives=in_batch: at most this many columns per row. A larger batch is scored in
@@ -184,6 +192,10 @@ class ModelConfig:
     def uses_history(self) -> bool:
         return self.user_tower in ("history", "id+history")
 
+    @property
+    def uses_sequence(self) -> bool:
+        return self.user_tower == "sequence"
+
     def groups_batch(self, batch_size: int) -> bool:
         """`batch_columns` cuts a batch of this size into groups."""
         return self.negatives == "in_batch" and self.batch_columns is not None \
@@ -203,6 +215,14 @@ class ModelConfig:
                 "a number in [0, 1)")
         require(self.history_max_len > 0, "model.history_max_len", self.history_max_len,
                 "a positive integer")
+        for key in ("sequence_max_len", "sequence_blocks", "sequence_heads"):
+            value = getattr(self, key)
+            require(isinstance(value, int) and value > 0, f"model.{key}", value,
+                    "a positive integer")
+        require(d % self.sequence_heads == 0, "model.sequence_heads", self.sequence_heads,
+                f"a divisor of model.embedding_dim={d} (each head reads dim / heads)")
+        require(0 <= self.sequence_dropout < 1, "model.sequence_dropout", self.sequence_dropout,
+                "a number in [0, 1)")
         require(self.sampled_negatives > 0, "model.sampled_negatives", self.sampled_negatives,
                 "a positive integer")
         require(self.batch_columns is None or (isinstance(self.batch_columns, int)
@@ -363,7 +383,11 @@ class EvalConfig:
     """How held-out pairs are ranked and what is reported beside the model."""
 
     exclude_seen: bool = False  # leave each user's training items out of the ranking
-    baselines: tuple[str, ...] = ("itemknn", "ease", "ials")  # beside popularity (always on)
+    # What a test pair's user is ranked from: their training items, or (per-user splits)
+    # those and their validation items, which come right before the test item (the
+    # sequential-recommendation literature's leave-one-out protocol).
+    test_history: TestHistory = "train"
+    baselines: tuple[str, ...] = ("itemknn", "ease", "ials", "transitions")  # + popularity
     baseline_max_items: int = 20_000  # item-kNN and EASE keep a dense item x item matrix
     knn_neighbors: tuple[int, ...] = (10, 50, 200)  # item-kNN's k, tuned on validation
     ease_lambdas: tuple[float, ...] = (100.0, 500.0, 2500.0)  # EASE's λ, tuned likewise
@@ -374,6 +398,10 @@ class EvalConfig:
     ials_alpha: tuple[float, ...] = (10.0, 40.0)
     ials_iterations: int = 15
     ials_max_pairs: int = 20_000_000  # skipped above this many training pairs (time)
+    # transitions: the latest items read (the latest weighs 1, each earlier one half) and the
+    # weight of item-cosine beside the counts, each combination tried on validation
+    transition_windows: tuple[int, ...] = (1, 3)
+    transition_blends: tuple[float, ...] = (0.1, 1.0)
     interval_resamples: int = 500  # bootstrap resamples of users for 95% intervals (0: off)
 
     def __post_init__(self) -> None:
@@ -394,6 +422,13 @@ class EvalConfig:
             grid = getattr(self, key)
             require(all(v > 0 for v in grid) and (bool(grid) or "ials" not in self.baselines),
                     f"eval.{key}", list(grid), "a non-empty list of numbers > 0")
+        require(self.test_history in TEST_HISTORIES, "eval.test_history", self.test_history,
+                " or ".join(TEST_HISTORIES))
+        for key in ("transition_windows", "transition_blends"):
+            grid = getattr(self, key)
+            require(all(v > 0 for v in grid) and (bool(grid) or "transitions" not in
+                                                  self.baselines),
+                    f"eval.{key}", list(grid), "a non-empty list of numbers > 0")
         require(self.ials_iterations >= 1, "eval.ials_iterations", self.ials_iterations,
                 "an integer >= 1")
         require(self.ials_max_pairs >= 1, "eval.ials_max_pairs", self.ials_max_pairs,
@@ -411,6 +446,17 @@ class RunConfig:
     optimizer: OptimizerConfig = field(default_factory=AdamConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        require(self.eval.test_history == "train" or self.data.split in PER_USER_SPLITS,
+                "eval.test_history", self.eval.test_history,
+                f"train with data.split={self.data.split} (train+validation needs a per-user "
+                f"split, {' or '.join(PER_USER_SPLITS)}, where a user's validation items come "
+                "before their test items)")
+
+    @property
+    def test_history_has_validation(self) -> bool:
+        return self.eval.test_history == "train+validation"
 
     @classmethod
     def from_dict(cls, tree: dict[str, Any]) -> RunConfig:

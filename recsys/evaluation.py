@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys.metrics import exact_ranks, per_pair_metrics, popularity_ranks, top_k_accuracy
+
+if TYPE_CHECKING:
+    from recsys.sequences import UserSequences
 
 TIE_SEED = 20_261_128
 BATCH = 2048
@@ -52,13 +56,19 @@ class Ranker:
     """Ranks of true items under the tie rule and the seen-item option of one run."""
 
     def __init__(self, train_user: np.ndarray, train_item: np.ndarray, n_users: int,
-                 n_items: int, item_counts: np.ndarray, exclude_seen: bool) -> None:
-        self.n_items, self.exclude_seen = n_items, exclude_seen
+                 n_items: int, item_counts: np.ndarray, exclude_seen: bool,
+                 sequences: UserSequences | None = None) -> None:
+        """`train_user`, `train_item`: the pairs a ranked user has (their history: the
+        training pairs, plus the validation pairs for test under
+        eval.test_history=train+validation); `sequences`: the same in time order (the
+        order-aware scorers). Popularity is `item_counts`, the training pairs' alone."""
+        self.n_items, self.exclude_seen, self.sequences = n_items, exclude_seen, sequences
         # tie_order[i]: item i's place in the fixed random order that breaks ties
         self.tie_order = np.random.default_rng(TIE_SEED).permutation(n_items).astype(np.int64)
         self.seen = sp.csr_matrix((np.ones(len(train_user), np.float32), (train_user, train_item)),
                                   shape=(n_users, n_items))
         self.seen.sum_duplicates()
+        self.seen.data[:] = 1.0  # binary: what the item-item baselines read
         self.item_counts = item_counts.astype(np.float64)
         # each item's place in the most-rated-first list (ties by the same order)
         self.popular_place = popularity_ranks(self.item_counts, np.arange(n_items),
@@ -91,9 +101,11 @@ class Ranker:
                                      masked=masked if self.exclude_seen else None)
         return out
 
-    def ranks(self, held_out: HeldOut, scores: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Ranks from dense scores: `scores(users)` gives a (len(users), n_items) array for
-        known users (the baselines). Unknown users get the popularity ranks."""
+    def ranks(self, held_out: HeldOut, scores: Callable[[Ranker, np.ndarray], np.ndarray],
+              ) -> np.ndarray:
+        """Ranks from dense scores: `scores(ranker, users)` gives a (len(users), n_items) array
+        for known users (the baselines), from the histories this ranker holds. Unknown users
+        get the popularity ranks."""
         out = self.popularity_ranks(held_out)
         known = np.flatnonzero(held_out.users > 0)
         # Score each user once (a user has many held-out pairs), a chunk of users at a time.
@@ -101,7 +113,7 @@ class Ranker:
         chunk = max(1, min(BATCH, 50_000_000 // max(self.n_items, 1)))
         for start in range(0, len(users), chunk):
             block = users[start:start + chunk]
-            user_scores = np.asarray(scores(block), np.float64)
+            user_scores = np.asarray(scores(self, block), np.float64)
             in_block = np.flatnonzero((pair_user >= start) & (pair_user < start + len(block)))
             for sub in range(0, len(in_block), BATCH):
                 rows = in_block[sub:sub + BATCH]

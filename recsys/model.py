@@ -5,7 +5,9 @@ Knobs (`ModelConfig`), each applied in one place and on both loss paths:
   embeddings of the user's *training* items (`history`, as Mult-DAE / YouTube DNN: users with
   few ratings share what their items learned), or the sum of both (`id+history`). During
   training the target item is left out of its own example's history (the model cannot copy
-  it) and each history item is dropped with probability `history_dropout`.
+  it) and each history item is dropped with probability `history_dropout`. `sequence`: the
+  user's latest items in time order through causal self-attention (`recsys.sequence_tower`),
+  trained on the next item at every position of each sequence (`sequence_loss`).
 - `negatives`: `in_batch` (the other positives of the batch, TFRS's `Retrieval`), `mixed`
   (in-batch plus `sampled_negatives` items drawn uniformly from the catalog per step), or
   `catalog` (an exact softmax over every item). logQ correction subtracts the log of each
@@ -21,6 +23,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from recsys.config import ModelConfig
+from recsys.sequence_tower import SequenceEncoder
 
 Seed = tf.Tensor  # shape [2] int32: a stateless RNG seed (dropout, sampled negatives)
 
@@ -57,9 +60,13 @@ class TwoTowerModel(tfrs.Model):
                                           "history_items") if cfg.uses_history else None
         self.user_layers = tf.keras.Sequential(dense_layers(cfg.tower_layers, seed),
                                                name="user_layers")
+        item_table = id_embedding(n_items, cfg.embedding_dim, seed + 1000, "item_ids")
         self.item_tower = tf.keras.Sequential(
-            [id_embedding(n_items, cfg.embedding_dim, seed + 1000, "item_ids"),
-             *dense_layers(cfg.tower_layers, seed + 1000)], name="item_tower")
+            [item_table, *dense_layers(cfg.tower_layers, seed + 1000)], name="item_tower")
+        self.sequence_encoder = SequenceEncoder(
+            item_table, cfg.embedding_dim, cfg.sequence_max_len, cfg.sequence_blocks,
+            cfg.sequence_heads, cfg.sequence_dropout, seed + 3000, name="sequence_encoder") \
+            if cfg.uses_sequence else None
         self.task = tfrs.tasks.Retrieval(
             temperature=cfg.temperature if cfg.temperature != 1.0 else None,
             remove_accidental_hits=cfg.remove_accidental_hits)
@@ -69,14 +76,20 @@ class TwoTowerModel(tfrs.Model):
     # --- towers ------------------------------------------------------------------------------
     def user_vectors(self, users: tf.Tensor, history: tf.Tensor | None = None,
                      target: tf.Tensor | None = None, seed: Seed | None = None) -> tf.Tensor:
-        """`history`: [B, L] training items + 1 (0 pads). `target` (training): each row's
-        positive, left out of its history. `seed` (training): history dropout."""
+        """`history`: [B, L] training items + 1 (0 pads; in time order, right-aligned, for the
+        sequence tower). `target` (training): each row's positive, left out of its history.
+        `seed` (training): history dropout."""
+        if self.sequence_encoder is not None:
+            return self._user_output(self.sequence_encoder.last(history))
         parts = []
         if self.user_ids is not None:
             parts.append(self.user_ids(users))
         if self.history_items is not None:
             parts.append(self.pooled_history(history, target, seed))
-        x = self.user_layers(tf.add_n(parts))
+        return self._user_output(tf.add_n(parts))
+
+    def _user_output(self, x: tf.Tensor) -> tf.Tensor:
+        x = self.user_layers(x)
         return tf.math.l2_normalize(x, axis=-1) if self.cfg.normalize else x
 
     def pooled_history(self, history: tf.Tensor, target: tf.Tensor | None,
@@ -112,6 +125,24 @@ class TwoTowerModel(tfrs.Model):
         users, items, history, seed = (*inputs, None, None)[:4]
         queries = self.user_vectors(users, history, items if training else None,
                                     seed if training else None)
+        return self.retrieval_loss(queries, items, seed)
+
+    def sequence_loss(self, sequences: tf.Tensor, targets: tf.Tensor, seed: Seed,
+                      catalog: bool) -> tf.Tensor:
+        """The next item at every position of each sequence (SASRec's objective): [B, W]
+        inputs and the items that followed them (0: none), through the same softmax as one
+        pair a row (`retrieval_loss`, or its catalog form)."""
+        outputs = self.sequence_encoder(sequences, training=True)
+        present = targets > 0
+        queries = self._user_output(tf.boolean_mask(outputs, present))
+        items = tf.boolean_mask(targets, present) - 1
+        loss = self.catalog_retrieval_loss if catalog else self.retrieval_loss
+        return loss(queries, items, seed)
+
+    def retrieval_loss(self, queries: tf.Tensor, items: tf.Tensor, seed: Seed | None,
+                       ) -> tf.Tensor:
+        """The softmax of each query over its positive and the negatives `model.negatives`
+        names, through `tfrs.tasks.Retrieval` (or its grouped form)."""
         positives = self.item_vectors(items)
         if self.cfg.negatives == "in_batch" and self.cfg.batch_columns is not None:
             return self.grouped_loss(queries, positives, items) \
@@ -177,7 +208,11 @@ class TwoTowerModel(tfrs.Model):
         accidental-hit removal a row's own item column holds the positive alone.
         Used when the catalog is no larger than the batch (see `recsys.training`).
         """
-        queries = self.user_vectors(users, history, items, seed)
+        return self.catalog_retrieval_loss(self.user_vectors(users, history, items, seed),
+                                           items, seed)
+
+    def catalog_retrieval_loss(self, queries: tf.Tensor, items: tf.Tensor, seed: Seed | None,
+                               ) -> tf.Tensor:
         all_items = self.item_embeddings()
         scores = tf.matmul(queries, all_items, transpose_b=True)
         positive = tf.reduce_sum(queries * tf.gather(all_items, items), axis=1)

@@ -13,7 +13,10 @@ Order of steps, and why:
    users with at least 3 pairs; the rest train); `user_temporal` (each user's latest
    `test_fraction` of pairs is test and the `val_fraction` before them validation, rounded
    per user, at least one pair left to train). Equal timestamps are ordered at random
-   (seeded), never by the file's order. Every metric is per held-out pair: with one pair per
+   (seeded) by the global splits; the per-user splits order a user's equal timestamps as
+   the file does (a file of sequences often has one timestamp per session, in order), so
+   their held-out pairs are the ones the ordered histories (`recsys.sequences`) end on.
+   Every metric is per held-out pair: with one pair per
    user (leave_one_out) top-k accuracy is the hit rate HR@k; with several (user_temporal) it
    is recall@k averaged over pairs, not per user.
 4. Only then apply `sample_fraction`, to the training pool alone: a seeded permutation of the
@@ -85,6 +88,10 @@ class TrialData:
     item_vocab: np.ndarray  # str; the catalog
     item_counts: np.ndarray  # training pairs per catalog item (popularity, logQ)
     stats: dict[str, float]
+    # Each pair's place in time (its row in the prepared data: timestamp order, equal
+    # timestamps in file order): what orders a user's history (`recsys.sequences`).
+    train_time: np.ndarray | None = None
+    val_time: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -176,7 +183,7 @@ def _split(time: np.ndarray, user: np.ndarray, cfg: DataConfig, deduped: str,
     n = len(time)
     rng = np.random.default_rng(cfg.seed)
     if cfg.split in ("leave_one_out", "user_temporal"):
-        split, tied = _per_user_split(time, user, cfg, rng), 0
+        split, tied = _per_user_split(user, cfg), 0
         _check_held_out(split, cfg, deduped)
     else:
         split, tied = _global_split(time, cfg, deduped, rng)
@@ -215,10 +222,10 @@ def _global_split(time: np.ndarray, cfg: DataConfig, deduped: str,
     return split, tied
 
 
-def _per_user_split(time: np.ndarray, user: np.ndarray, cfg: DataConfig,
-                    rng: np.random.Generator) -> np.ndarray:
-    """Each user's pairs by time (ties at random), the latest held out."""
-    order = np.lexsort((rng.random(len(time)), time.astype(np.float64), user))  # by user, time
+def _per_user_split(user: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """Each user's pairs by time (ties in the file's order: rows arrive in time order,
+    stable), the latest held out."""
+    order = np.argsort(user, kind="stable")  # by user, then time, then file order
     by_user = user[order]
     starts = np.flatnonzero(np.r_[True, by_user[1:] != by_user[:-1]])
     counts = np.diff(np.r_[starts, len(order)])
@@ -283,6 +290,7 @@ def select_training(data: PreparedData, sample_fraction: float) -> TrialData:
 
     val_user, val_item = held_out(VALID)
     test_user, test_item = held_out(TEST)
+    val_time = np.flatnonzero(data.split == VALID)
     train_item = data.item[rows]
     item_counts = np.bincount(train_item, minlength=len(data.item_ids))
     stats = dict(data.stats)
@@ -297,7 +305,7 @@ def select_training(data: PreparedData, sample_fraction: float) -> TrialData:
         train_user=(train_user + 1).astype(np.int32), train_item=train_item,
         val_user=val_user, val_item=val_item, test_user=test_user, test_item=test_item,
         user_vocab=user_vocab, item_vocab=as_strings(data.item_ids), item_counts=item_counts,
-        stats=stats,
+        stats=stats, train_time=rows.astype(np.int64), val_time=val_time.astype(np.int64),
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ from recsys.model import TwoTowerModel
 from recsys.optim import make_optimizer
 from recsys.prepare import PreparedData, TrialData, most_seen_count, select_training
 from recsys.queries import QueryEncoder, model_ranks
+from recsys.sequences import UserSequences, training_sequences
 from recsys.serving import VECTORS_FILE, save_vectors
 from recsys.significance import compare
 
+TRANSITION_WINDOW_MAX = 64  # the latest items the ranker's ordered histories keep
 DIVERGED_FACTOR = 100  # an epoch's mean loss this many times the first step's: diverged
 
 
@@ -124,7 +126,7 @@ class Setup:
 
     data: TrialData
     model: TwoTowerModel
-    user_history: UserHistory | None
+    user_history: UserHistory | UserSequences | None  # what the user tower reads
     queries: QueryEncoder
     train_step: Callable[..., tf.Tensor]
     catalog_loss: bool
@@ -133,6 +135,10 @@ class Setup:
     test: HeldOut
     val_epoch: HeldOut  # the per-epoch sample of validation pairs
     ks: tuple[int, ...]
+    # Test pairs are ranked from these histories (eval.test_history): the training ones
+    # (the same objects as above) or those plus the validation items.
+    test_ranker: Ranker | None = None
+    test_queries: QueryEncoder | None = None
 
 
 def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
@@ -143,27 +149,58 @@ def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
         data.train_user, np.concatenate([data.val_user, data.test_user])))
     check_fits(cfg, data.n_users, data.n_items, len(data.train_user))
     model = TwoTowerModel(data.n_users, data.n_items, cfg.model, data.item_counts, cfg.train.seed)
-    user_history = UserHistory(data.train_user, data.train_item, data.n_users,
-                               cfg.model.history_max_len, cfg.train.seed) \
-        if cfg.model.uses_history else None
+    user_history, test_history = user_histories(cfg, data)
     # `lazy: auto` decides on the whole data set's users, so every sample fraction of it (the
     # rungs of a multi-fidelity study) trains with the same optimizer.
     model.optimizer = make_optimizer(cfg.optimizer, len(prepared.user_ids) + data.n_items)
     # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
     catalog_loss = cfg.uses_catalog_loss(data.n_items)
     val = HeldOut(data.val_user, data.val_item)
+    ranker = Ranker(data.train_user, data.train_item, data.n_users, data.n_items,
+                    data.item_counts, cfg.eval.exclude_seen,
+                    training_sequences(data, TRANSITION_WINDOW_MAX))
+    queries = QueryEncoder(model, user_history, cfg.train.eval_batch_size)
+    test_ranker, test_queries = ranker, queries
+    if cfg.test_history_has_validation:
+        known = data.val_user > 0
+        test_ranker = Ranker(np.concatenate([data.train_user, data.val_user[known]]),
+                             np.concatenate([data.train_item, data.val_item[known]]),
+                             data.n_users, data.n_items, data.item_counts,
+                             cfg.eval.exclude_seen,
+                             training_sequences(data, TRANSITION_WINDOW_MAX, True))
+        test_queries = QueryEncoder(model, test_history, cfg.train.eval_batch_size)
     return Setup(
-        data=data, model=model, user_history=user_history,
-        queries=QueryEncoder(model, user_history, cfg.train.eval_batch_size),
-        train_step=make_train_step(model, model.optimizer, cfg.train.jit_compile, catalog_loss),
-        catalog_loss=catalog_loss,
-        ranker=Ranker(data.train_user, data.train_item, data.n_users, data.n_items,
-                      data.item_counts, cfg.eval.exclude_seen),
-        val=val, test=HeldOut(data.test_user, data.test_item),
+        data=data, model=model, user_history=user_history, queries=queries,
+        train_step=(make_sequence_step if cfg.model.uses_sequence else make_train_step)(
+            model, model.optimizer, cfg.train.jit_compile, catalog_loss),
+        catalog_loss=catalog_loss, ranker=ranker, test_ranker=test_ranker,
+        test_queries=test_queries, val=val, test=HeldOut(data.test_user, data.test_item),
         # The per-epoch signal: a fixed sample (seeded by the data, so every trial of a study
         # ranks the same pairs); the reported numbers come from every pair, once, at the end.
         val_epoch=subsample(val, cfg.train.epoch_val_pairs(data.n_items), cfg.data.seed),
         ks=tuple(sorted(cfg.train.top_ks)))
+
+
+def user_histories(cfg: RunConfig, data: TrialData,
+                   ) -> tuple[UserHistory | UserSequences | None, UserHistory | UserSequences | None]:
+    """What the user tower reads for training and validation, and for test (the same, or
+    with the validation items under eval.test_history=train+validation)."""
+    model = cfg.model
+
+    def read(with_validation: bool) -> UserHistory | UserSequences | None:
+        if model.uses_sequence:
+            return training_sequences(data, model.sequence_max_len, with_validation)
+        if not model.uses_history:
+            return None
+        users, items = data.train_user, data.train_item
+        if with_validation:
+            known = data.val_user > 0
+            users = np.concatenate([users, data.val_user[known]])
+            items = np.concatenate([items, data.val_item[known]])
+        return UserHistory(users, items, data.n_users, model.history_max_len, cfg.train.seed)
+
+    train = read(False)
+    return train, (read(True) if cfg.test_history_has_validation else train)
 
 
 def evaluate_baselines(cfg: RunConfig, setup: Setup,
@@ -175,9 +212,9 @@ def evaluate_baselines(cfg: RunConfig, setup: Setup,
             note(f"computing {' and '.join(cfg.eval.baselines)} once for this data set "
                  f"({setup.data.n_items:,} items; cached for later runs and trials)...")
         return run_baselines(setup.ranker, setup.val, setup.test, setup.ks, cfg.eval,
-                             cfg.train.monitor_metric, note)
+                             cfg.train.monitor_metric, note, setup.test_ranker)
 
-    key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 4,
+    key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 5,
            "monitor": cfg.train.monitor_metric, "sample_fraction": cfg.data.sample_fraction}
     return cached_baselines(derived_file(cfg.data, "baselines", key), compute)
 
@@ -234,23 +271,43 @@ def train_epoch(cfg: RunConfig, setup: Setup, epoch: int, rng: np.random.Generat
                 ) -> float:
     """One pass over the shuffled training pairs; the epoch's mean loss. `first_loss` gets
     the very first step's loss."""
-    data, bs, seed = setup.data, cfg.train.batch_size, cfg.train.seed
-    n = len(data.train_user)
-    perm = rng.permutation(n)
-    total = tf.zeros((), tf.float32)
-    for step, s in enumerate(range(0, n, bs)):
-        idx = perm[s:s + bs]
+    seed = cfg.train.seed
+    total, steps = tf.zeros((), tf.float32), 0
+    for step, inputs in enumerate(training_batches(cfg, setup, rng)):
         callback_list.on_train_batch_begin(step)  # no-ops unless a callback has them
-        users = data.train_user[idx]
-        history = None if setup.user_history is None \
-            else tf.constant(setup.user_history.rows(users, rng))
-        step_loss = setup.train_step(tf.constant(users), tf.constant(data.train_item[idx]),
-                                     history, tf.constant([seed, (epoch << 20) + step], tf.int32))
+        step_loss = setup.train_step(*inputs, tf.constant([seed, (epoch << 20) + step], tf.int32))
         callback_list.on_train_batch_end(step)
         if not first_loss:
             first_loss.append(float(step_loss))
         total += step_loss
-    return float(total) / math.ceil(n / bs)
+        steps += 1
+    return float(total) / max(steps, 1)
+
+
+def training_batches(cfg: RunConfig, setup: Setup, rng: np.random.Generator,
+                     ) -> Iterator[tuple[tf.Tensor | None, ...]]:
+    """One epoch's steps, shuffled. Pairs: `train.batch_size` (user, item) pairs a step, with
+    the users' histories. Sequences (the sequence tower): every user's latest items once, as
+    many users a step as give about `train.batch_size` next-item targets."""
+    data, bs = setup.data, cfg.train.batch_size
+    if isinstance(setup.user_history, UserSequences):
+        sequences = setup.user_history
+        targets = sequences.targets_per_user()
+        users = np.flatnonzero(targets)
+        per_step = max(1, round(bs * len(users) / max(int(targets.sum()), 1)))
+        users = users[rng.permutation(len(users))]
+        for s in range(0, len(users), per_step):
+            inputs, next_items = sequences.windows(users[s:s + per_step])
+            yield tf.constant(inputs), tf.constant(next_items)
+        return
+    n = len(data.train_user)
+    perm = rng.permutation(n)
+    for s in range(0, n, bs):
+        idx = perm[s:s + bs]
+        users = data.train_user[idx]
+        history = None if setup.user_history is None \
+            else tf.constant(setup.user_history.rows(users, rng))
+        yield tf.constant(users), tf.constant(data.train_item[idx]), history
 
 
 def check_diverged(cfg: RunConfig, loss: float, first_loss: float, epoch: int) -> None:
@@ -276,7 +333,8 @@ def evaluate(cfg: RunConfig, setup: Setup, history: list[dict[str, float]], epoc
     start = time.perf_counter()
     val_ranks = model_ranks(setup.queries, setup.model, setup.ranker, setup.val, batch)
     t_val = time.perf_counter()
-    test_ranks = model_ranks(setup.queries, setup.model, setup.ranker, setup.test, batch)
+    test_ranks = model_ranks(setup.test_queries or setup.queries, setup.model,
+                             setup.test_ranker or setup.ranker, setup.test, batch)
     t_test = time.perf_counter()
     resamples = cfg.eval.interval_resamples
     val_users, test_users = setup.val.users, setup.test.users
@@ -384,10 +442,27 @@ def make_train_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimiz
     return train_step
 
 
+def make_sequence_step(model: TwoTowerModel, optimizer: tf.keras.optimizers.Optimizer,
+                       jit_compile: bool, catalog_loss: bool):
+    """The sequence tower's step: `step(sequences, next_items, seed) -> loss`, the next item
+    at every position (`TwoTowerModel.sequence_loss`). Without XLA: a batch's width and its
+    number of targets vary."""
+    @tf.function(reduce_retracing=True)
+    def step(sequences: tf.Tensor, next_items: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = model.sequence_loss(sequences, next_items, seed, catalog_loss)
+        variables = model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    return step
+
+
 def evaluation_info(cfg: RunConfig, n_items: int) -> dict[str, Any]:
     """How the numbers were computed, for every output that shows them."""
     return {"candidates": f"all {n_items} catalog items",
             "exclude_seen": cfg.eval.exclude_seen,
+            "test_history": cfg.eval.test_history,
             "ties": "broken by one fixed random item order (the same for every scorer)",
             "intervals": (f"95% percentile Poisson bootstrap over users, "
                           f"{cfg.eval.interval_resamples} resamples"

@@ -96,6 +96,11 @@ def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> Swe
     base_overrides = trial_overrides(argv)
     base = RunConfig.from_dict(tree)
     metrics = selectable(base.train.top_ks)
+    given = any(arg.lstrip("+~").startswith("search.metric=") for arg in argv)
+    if base.train.monitor and not given:
+        # train.monitor set by an experiment option (experiment=sequential) or on the
+        # command line: the study ranks on it unless search.metric says otherwise.
+        search = replace(search, metric=base.train.monitor)
     if search.metric not in metrics:
         raise UserError(f"search.metric={search.metric!r} is not a validation metric: "
                         f"available are {', '.join(metrics)}")

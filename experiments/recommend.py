@@ -29,9 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude-seen", action="store_true",
                         help="leave out items the user rated in training")
     parser.add_argument("--history", metavar="ITEM,...",
-                        help="the items this user rated (comma-separated ids): a model with a "
-                             "history tower (model.user_tower=history) builds the user's vector "
-                             "from them, for users it never saw; they are left out of the list")
+                        help="the items this user rated (comma-separated ids, oldest first): a "
+                             "model with a history or sequence tower (model.user_tower=history "
+                             "or sequence) builds the user's vector from them, for users it "
+                             "never saw; they are left out of the list")
     args = parser.parse_args(argv)
     if not (args.model_dir / "saved_model.pb").is_file():
         print(f"error: {str(args.model_dir)!r} is not an exported model folder (no "
@@ -85,7 +86,9 @@ def from_history(model, args: argparse.Namespace) -> int:  # noqa: ANN001 (a Sav
                   "for someone new (leave the user id out), or drop --history to recommend "
                   "from their own training items", file=sys.stderr)
             return EXIT_USER_ERROR
-    given = list(dict.fromkeys(i.strip() for i in args.history.split(",") if i.strip()))
+    # Each id once, at its latest place (a sequence tower reads them oldest first)
+    ids = [i.strip() for i in args.history.split(",") if i.strip()]
+    given = list(reversed(dict.fromkeys(reversed(ids))))
     catalog = {i.decode() for i in model.item_ids.numpy()}
     items = [i for i in given if i in catalog]
     if unknown := [i for i in given if i not in catalog]:
@@ -99,7 +102,7 @@ def from_history(model, args: argparse.Namespace) -> int:  # noqa: ANN001 (a Sav
               "left out):")
         print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k)
     else:
-        print(f"no vector from --history (the model has no history tower, or none of the "
+        print(f"no vector from --history (the model has no history or sequence tower, or none of the "
               f"{len(given)} given item(s) is in its catalog): showing the {args.k} most popular "
               "items (score = training ratings)")
         print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k, counts=True)

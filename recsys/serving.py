@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from recsys.files import atomic_path
 from recsys.prepare import TrialData
+from recsys.sequence_tower import SequenceEncoder
 
 VECTORS_FILE = "vectors.npz"
 
@@ -62,17 +63,37 @@ def load_vectors(path: Path) -> dict[str, np.ndarray]:
 
 
 def history_tower(model: tf.keras.Model) -> dict[str, np.ndarray]:
-    """A history tower's own weights, so that the SavedModel can build the vector of a user
-    it never saw from items given at call time: the item-history table (row 0: padding), the
-    user-side dense layers, and whether vectors are normalized."""
-    if getattr(model, "history_items", None) is None:
+    """The user tower's own weights, so that the SavedModel can build the vector of a user it
+    never saw from items given at call time: the item-history table (row 0: padding) of a
+    history tower, or a sequence tower's encoder weights and shape; then the user-side dense
+    layers, and whether vectors are normalized."""
+    if getattr(model, "sequence_encoder", None) is not None:
+        cfg = model.cfg
+        out = {"sequence_shape": np.array([cfg.embedding_dim, cfg.sequence_max_len,
+                                           cfg.sequence_blocks, cfg.sequence_heads])}
+        for i, weight in enumerate(model.sequence_encoder.get_weights()):
+            out[f"sequence_weight_{i}"] = weight.astype(np.float32)
+    elif getattr(model, "history_items", None) is not None:
+        out = {"history_vectors": model.history_items.embeddings.numpy().astype(np.float32)}
+    else:
         return {}
-    out = {"history_vectors": model.history_items.embeddings.numpy().astype(np.float32),
-           "normalize": np.array(model.cfg.normalize)}
+    out["normalize"] = np.array(model.cfg.normalize)
     for i, layer in enumerate(model.user_layers.layers):
         kernel, bias = layer.get_weights()
         out[f"user_layer_{i}_kernel"], out[f"user_layer_{i}_bias"] = kernel, bias
     return out
+
+
+def sequence_encoder(vectors: dict[str, np.ndarray]) -> SequenceEncoder:
+    """The trained sequence tower rebuilt from vectors.npz (dropout off: serving)."""
+    dim, max_len, blocks, heads = (int(v) for v in vectors["sequence_shape"])
+    n_items = len(vectors["item_ids"])
+    table = tf.keras.layers.Embedding(n_items, dim, name="item_ids")
+    encoder = SequenceEncoder(table, dim, max_len, blocks, heads, 0.0, 0, name="sequence_encoder")
+    encoder(tf.ones([1, max_len], tf.int32))  # build, then load the trained weights
+    count = sum(k.startswith("sequence_weight_") for k in vectors)
+    encoder.set_weights([vectors[f"sequence_weight_{i}"] for i in range(count)])
+    return encoder
 
 
 class Recommender(tf.Module):
@@ -99,9 +120,14 @@ class Recommender(tf.Module):
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(vectors["item_ids"].astype(object), tf.string),
                 tf.range(len(vectors["item_ids"]), dtype=tf.int64)), default_value=-1)
-        self.has_history = "history_vectors" in vectors
-        if self.has_history:
+        self.has_sequence = "sequence_shape" in vectors
+        self.has_history = "history_vectors" in vectors or self.has_sequence
+        if self.has_sequence:
+            self.encoder = sequence_encoder(vectors)
+            self.sequence_len = int(vectors["sequence_shape"][1])
+        elif self.has_history:
             self.history_vectors = tf.Variable(vectors["history_vectors"], trainable=False)
+        if self.has_history:
             self.user_layers = [(tf.Variable(vectors[f"user_layer_{i}_kernel"], trainable=False),
                                  tf.Variable(vectors[f"user_layer_{i}_bias"], trainable=False))
                                 for i in range(sum(k.endswith("_kernel") for k in vectors))]
@@ -109,18 +135,25 @@ class Recommender(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
     def recommend_from_history(self, item_ids: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One user the model never saw, from the items they rated (raw ids; unknown ones are
-        ignored): the history tower's vector (mean of the items' history embeddings, then the
-        user-side layers), the given items left out. Without a history tower, or without one
-        known item, the popularity list (`from_history` says which)."""
+        """One user the model never saw, from the items they rated (raw ids, oldest first;
+        unknown ones are ignored): the history tower's vector (mean of the items' history
+        embeddings; a sequence tower: its output at the latest of the last sequence_max_len
+        items), then the user-side layers; the given items left out. Without a history or
+        sequence tower, or without one known item, the popularity list (`from_history` says
+        which)."""
         tf.debugging.assert_greater(k, 0, message="k must be >= 1")
         tf.debugging.assert_less_equal(k, self.max_k, message="k must be <= max_k")
         index = self.item_index.lookup(item_ids)
         given = tf.cast(tf.boolean_mask(index, index >= 0), tf.int32)
         use = tf.logical_and(tf.constant(self.has_history), tf.size(given) > 0)
         if self.has_history:
-            x = tf.reduce_mean(tf.gather(self.history_vectors, given + 1), axis=0,
-                               keepdims=True)
+            if self.has_sequence:  # right-aligned: the latest item in the last column
+                latest = given[-self.sequence_len:] + 1
+                row = tf.pad(latest, [[self.sequence_len - tf.size(latest), 0]])
+                x = self.encoder.last(row[None])
+            else:
+                x = tf.reduce_mean(tf.gather(self.history_vectors, given + 1), axis=0,
+                                   keepdims=True)
             for i, (kernel, bias) in enumerate(self.user_layers):
                 x = tf.matmul(x, kernel) + bias
                 if i < len(self.user_layers) - 1:

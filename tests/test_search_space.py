@@ -167,13 +167,35 @@ def test_a_searched_key_set_on_the_command_line_is_fixed_with_a_note(capsys) -> 
     assert [t["optimizer"] for t in plan.search.enqueue_trials] == ["adagrad"]
 
 
-def test_a_sweep_refuses_a_train_monitor_other_than_its_metric() -> None:
+def test_a_sweep_ranks_on_train_monitor_unless_search_metric_differs() -> None:
     from experiments.sweeping.plan import plan_from_argv
 
     with pytest.raises(UserError, match="train.monitor=val_top_10 differs from search.metric="
                                         "val_top_100: a sweep keeps each trial's epoch"):
-        plan_from_argv(["train.monitor=val_top_10"])
+        plan_from_argv(["train.monitor=val_top_10", "search.metric=val_top_100"])
     plan_from_argv(["train.monitor=val_top_10", "search.metric=val_top_10"])  # the same: fine
+    # train.monitor alone (or an experiment option's) decides what the study ranks on.
+    assert plan_from_argv(["train.monitor=val_top_10"]).search.metric == "val_top_10"
+    assert plan_from_argv(["experiment=sequential"]).search.metric == "val_ndcg_10"
+
+
+def test_the_user_tower_is_searched_under_per_user_splits_only(capsys) -> None:
+    """Under the default random split the space and start points are the ones without the
+    sequence tower; under leave-one-out the tower choice, its knobs and its start point."""
+    from experiments.sweeping.plan import plan_from_argv
+
+    plan = plan_from_argv([])
+    assert "note: model.user_tower not searched under data.split=random" in \
+        capsys.readouterr().out
+    assert not [p for p in plan.space if p.key.startswith(("model.user_tower", "model.seq"))]
+    assert [(t["optimizer"], t["model.embedding_dim"]) for t in plan.search.enqueue_trials] == \
+        [("adam", 32), ("adam", 64), ("adagrad", 32)]
+    assert all("model.user_tower" not in t for t in plan.search.enqueue_trials)
+    plan = plan_from_argv(["experiment=sequential"])
+    keys = {p.key for p in plan.space}
+    assert {"model.user_tower", "model.sequence_blocks", "model.sequence_dropout"} <= keys
+    assert plan.search.enqueue_trials[0]["model.user_tower"] == "sequence"
+    assert len(plan.search.enqueue_trials) == 4
 
 
 def test_history_knobs_are_not_searched_for_an_id_user_tower(capsys) -> None:

@@ -30,7 +30,7 @@ from experiments.sweeping.space import (
     parse_space,
 )
 from experiments.sweeping.trial_config import TrialComposer
-from recsys.config import RunConfig
+from recsys.config import PER_USER_SPLITS, RunConfig
 from recsys.errors import UserError
 from recsys.files import write_text_atomic
 from recsys.metrics import selectable
@@ -186,12 +186,52 @@ def pin_explicit(search: SearchConfig, explicit: dict[str, str], tree: dict[str,
 
 
 HISTORY_KEYS = ("model.history_dropout", "model.history_max_len")
+TOWER = "model.user_tower"
+
+
+def drop_unordered_towers(search: SearchConfig, base: RunConfig,
+                          notes: bool = True) -> SearchConfig:
+    """The user tower is searched only under a per-user time split, where each held-out item
+    comes right after the history the tower reads. Elsewhere (data.split=random: held-out
+    items drawn from anywhere in a user's history) the base config's tower is used, and so
+    where the tower is pinned: the choice, the other towers' conditional knobs and start
+    points are left out (under the random split the study is the one the space held before
+    the sequence tower; docs/sequential.md)."""
+    expression = search.params.get(TOWER)
+    searched = str(expression).startswith("choice(")
+    if expression is None or (searched and base.data.split in PER_USER_SPLITS):
+        return search
+    if searched and notes:
+        print(f"note: {TOWER} not searched under data.split={base.data.split}: the base "
+              f"config's {base.model.user_tower} tower is used (order-aware towers are searched "
+              f"under data.split={' or '.join(PER_USER_SPLITS)}, e.g. experiment=sequential)",
+              flush=True)
+    tower = base.model.user_tower
+    params = {k: v for k, v in search.params.items() if k != TOWER or not searched}
+    conditional, dropped = {}, set()
+    for condition, block in search.conditional_params.items():
+        key, _, value = (part.strip() for part in condition.partition("="))
+        if key == TOWER and value != tower:
+            dropped |= set(block or {})
+        else:
+            conditional[condition] = block
+    enqueued = []
+    for start in search.enqueue_trials:
+        if start.get(TOWER, tower) != tower:
+            continue
+        start = {k: v for k, v in start.items()
+                 if k not in dropped and (k != TOWER or not searched)}
+        if start not in enqueued:
+            enqueued.append(start)
+    return replace(search, params=params, conditional_params=conditional,
+                   enqueue_trials=tuple(enqueued))
 
 
 def drop_inert(search: SearchConfig, base: RunConfig, notes: bool = True) -> SearchConfig:
     """Searched keys that do nothing with the base config are left out of the space, with a
     note: an id user tower reads no history, so its dropout would only spend trials."""
-    if base.model.uses_history:
+    search = drop_unordered_towers(search, base, notes)
+    if base.model.uses_history or str(search.params.get(TOWER)).startswith("choice("):
         return search
     inert = [k for k in HISTORY_KEYS if k in search.params]
     if not inert:

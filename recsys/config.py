@@ -471,8 +471,12 @@ class RunConfig:
         """The catalog-column form of the whole batch's in-batch loss (`train.fast_loss`):
         no more items than the batch has rows. Where `model.batch_columns` groups the batch,
         only for a catalog no larger than a group: its B x items scores then cost no more
-        than the groups' B x columns, and every row sees the whole batch's positives."""
+        than the groups' B x columns, and every row sees the whole batch's positives.
+        negatives=catalog: always (the exact softmax, B x items; the in-batch form would add
+        the batch's B columns to them)."""
         batch = batch or self.train.batch_size
+        if self.model.negatives == "catalog":
+            return self.train.fast_loss
         columns = self.model.batch_columns
         grouped = self.model.groups_batch(batch)
         return self.train.fast_loss and n_items <= batch \

@@ -3,6 +3,7 @@ the validation item in a test history, and the SavedModel serving an ordered his
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -181,3 +182,36 @@ def test_the_saved_model_recommends_from_an_ordered_history(sequence_run: tuple[
     assert out["item_ids"].numpy().astype(str).tolist() == expected.tolist()
     shuffled = model.recommend_from_history(tf.constant(ordered[::-1]), tf.constant(5))
     assert not np.allclose(shuffled["scores"].numpy(), out["scores"].numpy())
+
+
+@pytest.mark.slow
+def test_a_study_under_the_protocol_searches_the_sequence_tower(tmp_path: Path) -> None:
+    """experiment=sequential with the default space: the study ranks on val_ndcg_10, starts
+    from the sequence tower, reports HR/NDCG at 5/10/20 beside the transitions baseline, and
+    exports a SavedModel that serves an ordered history."""
+    import optuna
+
+    from experiments import sweep
+
+    data = chains(tmp_path / "chains.csv")
+    args = [f"data.path={data}", "data.name=chains", f"data.cache_dir={tmp_path / 'cache'}",
+            "experiment=sequential", "search.study_name=seq", f"search.dir={tmp_path / 'seq'}",
+            "search.n_trials=2", "train.epochs=2", "train.eval_batch_size=512",
+            "model.sequence_max_len=8", "eval.baselines=[transitions]",
+            "eval.interval_resamples=50"]
+    assert sweep.main(args) == 0
+    study = optuna.load_study(study_name="seq", storage=f"sqlite:///{tmp_path}/seq/study.db")
+    first = study.trials[0]
+    assert first.params["model.user_tower"] == "sequence"
+    assert first.params["model.negatives"] == "catalog"
+    metrics = first.user_attrs["metrics"]
+    assert first.value == metrics["val_ndcg_10"]
+    assert {"test_top_5", "test_top_10", "test_top_20", "test_ndcg_20"} <= set(metrics)
+    stored = json.loads((tmp_path / "seq" / "trials" / "0" / "metrics.json").read_text())
+    assert stored["baselines"]["transitions"]["metrics"]["test_ndcg_5"] > 0.9
+    assert stored["evaluation"]["test_history"] == "train+validation"
+    assert stored["evaluation"]["exclude_seen"] is True
+    model = tf.saved_model.load(str(tmp_path / "seq" / "best" / "model"))
+    out = model.recommend_from_history(tf.constant(["i3", "i4", "i5"]), tf.constant(3))
+    assert bool(out["from_history"].numpy()) == (study.best_trial.params["model.user_tower"]
+                                                 in ("history", "sequence"))

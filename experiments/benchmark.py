@@ -15,6 +15,8 @@ invocation; each mode prints a table.
                                                      # popularity, notebook, fixed recipe, study
     python -m experiments.benchmark --mode knobs [--movielens PATH] [--amazon PATH]
                                                      # one change at a time from the fixed recipe
+    python -m experiments.benchmark --mode sequential --amazon PATH
+                                                     # the literature's protocol: towers, baselines
     python -m experiments.benchmark --mode baselines [--movielens PATH] [--amazon PATH]
                                                      # item-kNN + EASE: seconds, old vs new path
     OPTUNA_STORAGE=postgresql+psycopg://... python -m experiments.benchmark --mode soak
@@ -75,8 +77,8 @@ def arguments() -> argparse.ArgumentParser:
                              "scale (the whole Amazon file's shape), steps, fidelity, "
                              "fidelity-study, pruning, search (the default study beside "
                              "baselines on several data sets), knobs (one change at a time), "
-                             "baselines (item-kNN and EASE, old and new path), soak (memory "
-                             "over many trials), all")
+                             "baselines (item-kNN and EASE, old and new path), sequential (the "
+                             "literature's protocol), soak (memory over many trials), all")
     parser.add_argument("--rows", type=int, default=None,
                         help="load and scale modes: rows of the generated Amazon-shaped file "
                              "(7.8M; fidelity modes: 2M)")
@@ -138,8 +140,10 @@ def check_arguments(args: argparse.Namespace) -> str:
     metrics = selectable((1, 5, 10, 50, 100))
     if args.metric not in metrics:
         return f"--metric {args.metric!r} is invalid: expected one of {', '.join(metrics)}"
-    for flag, module, table in (("pruners", "pruning", "PRUNERS"), ("variants", "knobs",
-                                                                     "VARIANTS")):
+    towers = args.mode == "sequential"  # its --variants are user towers
+    for flag, module, table in (("pruners", "pruning", "PRUNERS"),
+                                ("variants", *(("sequential", "TOWERS") if towers
+                                               else ("knobs", "VARIANTS")))):
         chosen = getattr(args, flag)
         if chosen:
             known = getattr(__import__(f"experiments.benchmarks.{module}", fromlist=[table]),
@@ -229,6 +233,12 @@ def knobs(args: Args, overrides: list[str]) -> str:
                        names(args.variants))
 
 
+def sequential(args: Args, overrides: list[str]) -> str:
+    from experiments.benchmarks.sequential import sequential_table
+
+    return sequential_table(data_sets(args), overrides, names(args.variants))
+
+
 def soak(args: Args, overrides: list[str]) -> str:  # needs a PostgreSQL server
     from experiments.benchmarks.soak import soak_table
 
@@ -239,7 +249,7 @@ def soak(args: Args, overrides: list[str]) -> str:  # needs a PostgreSQL server
 
 TABLES = {"trial": trial, "load": load, "scale": scale, "steps": steps, "fidelity": fidelity,
           "fidelity-study": fidelity_study, "pruning": pruning, "search": search,
-          "knobs": knobs, "soak": soak, "baselines": baselines}
+          "knobs": knobs, "soak": soak, "baselines": baselines, "sequential": sequential}
 IN_ALL = ("trial", "load", "scale", "pruning", "search", "knobs")  # the others take long
 
 

@@ -64,8 +64,9 @@ class UserSequences:
     def last_items(self, users: np.ndarray, n: int) -> np.ndarray:
         """[len(users), n]: each user's n latest items (catalog index), the latest last, -1
         where the user has fewer."""
-        return self.rows(users, length=n)[:, -n:].astype(np.int64) - 1 if n else \
-            np.zeros((len(users), 0), np.int64)
+        rows = self.rows(users, length=n)[:, -n:] if n else np.zeros((len(users), 0), np.int32)
+        rows = np.pad(rows, [(0, 0), (n - rows.shape[1], 0)])  # as wide as n: 0 on the left
+        return rows.astype(np.int64) - 1
 
     def transitions(self) -> tuple[np.ndarray, np.ndarray]:
         """Every (item, the item right after it) of the same user."""

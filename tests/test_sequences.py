@@ -105,6 +105,8 @@ def test_transition_counts_match_a_direct_count() -> None:
         for a, b in zip(ordered[:-1], ordered[1:], strict=True):
             expected[a, b] += 1
     np.testing.assert_array_equal(transition_counts(ranker).toarray(), expected)
+    # Wider than any user's history: -1 fills the columns before the first item.
+    assert (sequences.last_items(np.arange(1, 6), 40)[:, :20] == -1).all()
     latest = sequences.last_items(np.arange(1, 6), 2)
     for u in range(1, 6):
         ordered = items[users == u][np.argsort(times[users == u])]

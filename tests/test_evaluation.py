@@ -39,7 +39,7 @@ def test_ties_follow_the_fixed_order_not_the_true_item() -> None:
     r = ranker(exclude_seen=False)
     flat = np.zeros((1, 5))  # a sparse scorer's typical row: everything tied at 0
     for true in range(5):
-        rank = r.ranks(HeldOut(np.array([1]), np.array([true])), lambda users: flat)[0]
+        rank = r.ranks(HeldOut(np.array([1]), np.array([true])), lambda r, users: flat)[0]
         assert rank == r.tie_order[true]  # the number of items ahead of it in the tie order
     # Without a rule, counting only higher scores, every one of them would be rank 0.
     assert sorted(r.tie_order.tolist()) == [0, 1, 2, 3, 4]
@@ -59,7 +59,7 @@ def test_model_popularity_and_dense_ranks_match_the_rule(exclude_seen: bool) -> 
                       for u, t in zip(held.users, held.items, strict=True)]
     got = r.model_ranks(held, lambda users: queries[users], items, batch_size=2)
     assert got.tolist() == expected_model
-    assert r.ranks(held, lambda users: scores[users]).tolist() == expected_model
+    assert r.ranks(held, lambda r, users: scores[users]).tolist() == expected_model
     expected_pop = [direct_rank(COUNTS.astype(float), t, r.tie_order, seen[u])
                     for u, t in zip(held.users, held.items, strict=True)]
     assert r.popularity_ranks(held).tolist() == expected_pop
@@ -69,8 +69,8 @@ def test_exclude_seen_leaves_out_exactly_the_training_items() -> None:
     # User 2 rated items 0, 2, 3; score those highest: excluded, the true item 1 is first.
     scores = np.array([[0, 0, 0, 0, 0]] * 3 + [[9, 1, 8, 7, 0]], dtype=float)
     held = HeldOut(np.array([2]), np.array([1]))
-    assert ranker(True).ranks(held, lambda users: scores[users + 1])[0] == 0
-    kept = ranker(False).ranks(held, lambda users: scores[users + 1])[0]
+    assert ranker(True).ranks(held, lambda r, users: scores[users + 1])[0] == 0
+    kept = ranker(False).ranks(held, lambda r, users: scores[users + 1])[0]
     assert kept == 3
 
 

@@ -543,7 +543,7 @@ def test_report_ranks_on_the_studys_own_metric(tmp_path: Path, capsys) -> None:
     assert {row["metric"] for row in paired} == {"test_ndcg_10"}
     assert all(0 <= row["p_value"] <= 1 for row in paired)
     assert {row["baseline"] for row in paired} == {"popularity", "item-kNN (cosine)", "EASE",
-                                                   "iALS"}
+                                                   "iALS", "transitions"}
     assert report.main(["study=ndcg", f"search.dir={tmp_path / 'ndcg'}"]) == 0
     out = capsys.readouterr().out
     assert "ranked on val_ndcg_10" in out and "ranked on val_top_100" not in out

@@ -60,12 +60,12 @@ def old_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ..
         best = None
         for value in grid:
             w = make(value)
-            score = ranking_metrics(ranker.ranks(val, lambda u, w=w: x[u] @ w), ks,
+            score = ranking_metrics(ranker.ranks(val, lambda r, u, w=w: x[u] @ w), ks,
                                     "val_")[monitor]
             if best is None or score > best[0]:
                 best = (score, value, w)
         _, value, w = best
-        test_metrics = ranking_metrics(ranker.ranks(test, lambda u, w=w: x[u] @ w), ks, "test_")
+        test_metrics = ranking_metrics(ranker.ranks(test, lambda r, u, w=w: x[u] @ w), ks, "test_")
         label = f"k={value}" if name.startswith("item") else f"lambda={value:g}"
         out[name] = (label, test_metrics[TEST_100], test_metrics[TEST_10],
                      time.perf_counter() - began)
@@ -87,7 +87,7 @@ def float_agreement(ranker: Ranker, val: HeldOut, lam: float) -> tuple[float, fl
         p += np.tril(p, -1).T
         b = -p / np.diag(p)[None, :]
         np.fill_diagonal(b, 0.0)
-        ranks.append(ranker.ranks(val, lambda u, b=b: x[u] @ b))
+        ranks.append(ranker.ranks(val, lambda r, u, b=b: x[u] @ b))
     tops = [ranking_metrics(r, (100,), "")["top_100"] for r in ranks]
     return float(np.mean(ranks[0] == ranks[1])), abs(tops[0] - tops[1])
 

@@ -196,10 +196,11 @@ def drop_unordered_towers(search: SearchConfig, base: RunConfig,
     items drawn from anywhere in a user's history) the base config's tower is used, and so
     where the tower is pinned: the choice, the other towers' conditional knobs and start
     points are left out (under the random split the study is the one the space held before
-    the sequence tower; docs/sequential.md)."""
+    the sequence tower; docs/sequential.md). A space without the tower (search.params
+    replaced) drops the other towers' conditional knobs alike: their condition never holds."""
     expression = search.params.get(TOWER)
     searched = str(expression).startswith("choice(")
-    if expression is None or (searched and base.data.split in PER_USER_SPLITS):
+    if searched and base.data.split in PER_USER_SPLITS:
         return search
     if searched and notes:
         print(f"note: {TOWER} not searched under data.split={base.data.split}: the base "

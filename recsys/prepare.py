@@ -101,6 +101,18 @@ class TrialData:
     def n_items(self) -> int:
         return len(self.item_vocab)
 
+    def history_pairs(self, with_validation: bool = False,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user, item, time) of what a ranked user has had: the training pairs, plus the
+        validation pairs of known users (a test history under
+        eval.test_history=train+validation)."""
+        if not with_validation:
+            return self.train_user, self.train_item, self.train_time
+        known = self.val_user > 0
+        return (np.concatenate([self.train_user, self.val_user[known]]),
+                np.concatenate([self.train_item, self.val_item[known]]),
+                np.concatenate([self.train_time, self.val_time[known]]))
+
 
 def prepare(ratings: Ratings, cfg: DataConfig) -> PreparedData:
     """Steps 1-3: de-duplicate, filter on the whole data, split (see module docstring).

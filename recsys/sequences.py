@@ -32,8 +32,7 @@ class UserSequences:
         self.end = np.cumsum(self.counts)
         self.max_len = self.serve_len = max_len  # the interface QueryEncoder reads
 
-    def rows(self, users: np.ndarray, rng: np.random.Generator | None = None,
-             length: int | None = None) -> np.ndarray:
+    def rows(self, users: np.ndarray, length: int | None = None) -> np.ndarray:
         """[len(users), width] int32: each user's last items (index + 1), right-aligned, 0 on
         the left; width: the longest of these users' (<= length, default max_len), rounded up
         to a power of two (a few shapes to trace)."""
@@ -76,13 +75,8 @@ class UserSequences:
         return self.items[start], self.items[start + 1]
 
 
-def training_sequences(data: TrialData, max_len: int, with_validation: bool = False) -> UserSequences:
+def training_sequences(data: TrialData, max_len: int, with_validation: bool = False,
+                       ) -> UserSequences:
     """The users' training items in time order (plus their validation items, which come
     after them under a per-user split, when `with_validation`)."""
-    users, items, times = data.train_user, data.train_item, data.train_time
-    if with_validation:
-        known = data.val_user > 0
-        users = np.concatenate([users, data.val_user[known]])
-        items = np.concatenate([items, data.val_item[known]])
-        times = np.concatenate([times, data.val_time[known]])
-    return UserSequences(users, items, times, data.n_users, max_len)
+    return UserSequences(*data.history_pairs(with_validation), data.n_users, max_len)

@@ -33,7 +33,6 @@ from recsys.sequences import UserSequences, training_sequences
 from recsys.serving import VECTORS_FILE, save_vectors
 from recsys.significance import compare
 
-TRANSITION_WINDOW_MAX = 64  # the latest items the ranker's ordered histories keep
 DIVERGED_FACTOR = 100  # an epoch's mean loss this many times the first step's: diverged
 
 
@@ -156,24 +155,25 @@ def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
     # Catalog columns beat in-batch columns whenever the catalog is no larger than a batch.
     catalog_loss = cfg.uses_catalog_loss(data.n_items)
     val = HeldOut(data.val_user, data.val_item)
-    ranker = Ranker(data.train_user, data.train_item, data.n_users, data.n_items,
-                    data.item_counts, cfg.eval.exclude_seen,
-                    training_sequences(data, TRANSITION_WINDOW_MAX))
+    def ranker(with_validation: bool, tower_reads: UserHistory | UserSequences | None) -> Ranker:
+        # The order-aware baselines read the same sequences as a sequence tower (built once)
+        sequences = tower_reads if isinstance(tower_reads, UserSequences) else \
+            training_sequences(data, cfg.model.sequence_max_len, with_validation)
+        users, items, _ = data.history_pairs(with_validation)
+        return Ranker(users, items, data.n_users, data.n_items, data.item_counts,
+                      cfg.eval.exclude_seen, sequences)
+
+    val_ranker = ranker(False, user_history)
     queries = QueryEncoder(model, user_history, cfg.train.eval_batch_size)
-    test_ranker, test_queries = ranker, queries
+    test_ranker, test_queries = val_ranker, queries
     if cfg.test_history_has_validation:
-        known = data.val_user > 0
-        test_ranker = Ranker(np.concatenate([data.train_user, data.val_user[known]]),
-                             np.concatenate([data.train_item, data.val_item[known]]),
-                             data.n_users, data.n_items, data.item_counts,
-                             cfg.eval.exclude_seen,
-                             training_sequences(data, TRANSITION_WINDOW_MAX, True))
+        test_ranker = ranker(True, test_history)
         test_queries = QueryEncoder(model, test_history, cfg.train.eval_batch_size)
     return Setup(
         data=data, model=model, user_history=user_history, queries=queries,
         train_step=(make_sequence_step if cfg.model.uses_sequence else make_train_step)(
             model, model.optimizer, cfg.train.jit_compile, catalog_loss),
-        catalog_loss=catalog_loss, ranker=ranker, test_ranker=test_ranker,
+        catalog_loss=catalog_loss, ranker=val_ranker, test_ranker=test_ranker,
         test_queries=test_queries, val=val, test=HeldOut(data.test_user, data.test_item),
         # The per-epoch signal: a fixed sample (seeded by the data, so every trial of a study
         # ranks the same pairs); the reported numbers come from every pair, once, at the end.
@@ -192,11 +192,7 @@ def user_histories(cfg: RunConfig, data: TrialData,
             return training_sequences(data, model.sequence_max_len, with_validation)
         if not model.uses_history:
             return None
-        users, items = data.train_user, data.train_item
-        if with_validation:
-            known = data.val_user > 0
-            users = np.concatenate([users, data.val_user[known]])
-            items = np.concatenate([items, data.val_item[known]])
+        users, items, _ = data.history_pairs(with_validation)
         return UserHistory(users, items, data.n_users, model.history_max_len, cfg.train.seed)
 
     train = read(False)

@@ -263,6 +263,39 @@ def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path) -> None:
     assert all(waiting[t.number].system_attrs["fixed_params"] == t.params for t in failed)
 
 
+ORPHAN_CHILD = """
+import os, signal, time
+from experiments.sweeping import processes
+processes.ORPHAN_GRACE_S = 1.0
+processes.stop_with_parent()
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # an orderly exit that never comes
+print(os.getpid(), flush=True)
+time.sleep(120)
+"""
+# The middle process starts a worker-like child, then dies without passing anything on.
+ORPHAN_PARENT = """
+import os, signal, subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True,
+                         env={**os.environ, "RECSYS_SWEEP_PARENT": str(os.getpid())})
+print(child.stdout.readline().strip(), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_orphan_that_ignores_sigterm_still_ends() -> None:
+    """The watch behind PDEATHSIG: a worker whose orderly exit hangs ends within its grace."""
+    middle = subprocess.run([sys.executable, "-c", ORPHAN_PARENT, ORPHAN_CHILD], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    orphan = int(middle.stdout.split()[0])
+    try:
+        wait_for(lambda: not Path(f"/proc/{orphan}").exists() or
+                 "Z" in Path(f"/proc/{orphan}/stat").read_text().split()[2], timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_a_rerun_that_waits_for_a_dead_trial_says_so(tmp_path: Path) -> None:
     """The study's one slot is held by a killed sweep's trial: the rerun waits out the grace

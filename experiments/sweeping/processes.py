@@ -15,6 +15,8 @@ EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a
 DEADLINE_ENV = "RECSYS_SWEEP_DEADLINE"
 PARENT_ENV = "RECSYS_SWEEP_PARENT"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+EXIT_ORPHANED = 143  # as if SIGTERM had ended it
+ORPHAN_GRACE_S = 15.0
 # Set by SIGTERM/SIGINT. The KeyboardInterrupt the handler raises can land where it is
 # swallowed (a garbage-collection callback prints "Exception ignored in ..." and goes on: seen
 # as a worker that outlived its killed parent and ran four more trials), so the trial loop and
@@ -90,12 +92,28 @@ def run_workers(argv: list[str], n_workers: int, deadline: float | None) -> int:
 
 
 def stop_with_parent() -> None:
-    """SIGTERM this worker when the main process dies, SIGKILL included: an orphan would train
-    to the end of the study with nobody left to export best/ or write report/ (Linux only;
-    elsewhere the main process's own SIGTERM on Ctrl-C remains)."""
+    """End this worker when the main process dies, SIGKILL included: an orphan would train
+    to the end of the study with nobody left to export best/ or write report/. Linux sends
+    SIGTERM at once (PDEATHSIG); a watching thread ends the process in any case."""
     parent = os.environ.get(PARENT_ENV)
-    if not sys.platform.startswith("linux") or not parent:
+    if not parent:
         return
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != int(parent):  # it died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != int(parent):  # it died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=_end_orphan, args=(int(parent),), daemon=True,
+                     name="parent-watch").start()
+
+
+def _end_orphan(parent: int) -> None:
+    """The backstop behind PDEATHSIG: once the main process is gone, give the SIGTERM's
+    orderly exit (the running trial recorded as failed) ORPHAN_GRACE_S seconds, then end the process
+    whatever it is doing. An orphan once outlived its SIGTERM by over a minute on a loaded
+    2-core machine (an interrupt swallowed, or an exit held by a thread), and nobody is left
+    to wait for it."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    STOP.set()
+    time.sleep(ORPHAN_GRACE_S)
+    os._exit(EXIT_ORPHANED)

@@ -20,14 +20,14 @@ from omegaconf import DictConfig
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
 from experiments.cli.console import pipe_safe
-from experiments.sweeping.folder import StudyFolder
+from experiments.sweeping.folder import StudyFolder, claim_folder, ensure_writable
 from experiments.sweeping.search_config import SearchConfig
 from recsys.errors import UserError
 
 
 def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     search = SearchConfig.from_dict(job_config(cfg)["search"])
-    from experiments.sweeping.study import mask_url, open_storage, sqlite_file
+    from experiments.sweeping.study import mask_url, sqlite_file
 
     name = search.study_name
     missing = sqlite_file(search.storage)
@@ -36,7 +36,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         found = sorted(p.parent.name for p in folder.glob("*/study.db"))
         raise UserError(f"no study named {name!r}: {missing} does not exist; studies in "
                         f"{folder}: {', '.join(found) or 'none'} (or set search.storage)")
-    storage = open_storage(search)
+    storage = claim_folder(Path(search.dir), search)  # the sweep's own checks
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -47,21 +47,20 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     # search.metric this command composes to.
     metric = study.user_attrs.get("metric") or search.metric
     report_dir = StudyFolder(Path(search.dir)).report
-    from experiments.sweeping.plan import ensure_writable
-
-    for folder in (Path(search.dir), report_dir):  # Hydra writes report/.hydra/ first
-        ensure_writable(folder, "search.dir")
+    ensure_writable(report_dir, "search.dir")  # Hydra writes report/.hydra/ first
 
     def job(run_dir: Path) -> int:
         from experiments.cli.console import quiet_tensorflow
 
         quiet_tensorflow()
-        from experiments.sweeping.confirm import confirmed_choice
-        from experiments.sweeping.export import export_best
+        from experiments.sweeping.export import export_best, exported_choice
         from experiments.sweeping.outputs import write_report
 
+        chosen, note = exported_choice(study)
+        if note:
+            print(f"note: {note}")
         try:
-            best = export_best(study, Path(search.dir), confirmed_choice(study))
+            best = export_best(study, Path(search.dir), chosen)
             page = write_report(study, report_dir, metric)
         except OSError as exc:
             raise UserError(f"cannot write best/ and report/ into {search.dir!r}: "

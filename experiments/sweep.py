@@ -23,14 +23,9 @@ from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
 from experiments.cli.console import load_data, pipe_safe, quiet_tensorflow
 from experiments.sweeping.fidelity import describe
+from experiments.sweeping.folder import claim_folder, mark_study_folder
 from experiments.sweeping.outputs import remove_leftovers
-from experiments.sweeping.plan import (
-    check_study_folder,
-    check_study_identity,
-    ensure_writable,
-    mark_study_folder,
-    plan_sweep,
-)
+from experiments.sweeping.plan import plan_sweep
 from recsys.cache import HeldData
 from recsys.memory import check_fits
 
@@ -46,16 +41,10 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     if len(plan.rungs) > 1:
         pairs = prepared.stats["train_pool"] * plan.base.data.sample_fraction
         print(describe(plan.rungs, pairs, plan.search.fidelity), flush=True)
-    from experiments.sweeping.study import open_storage, stored_study_attrs
-
-    name, url = plan.search.study_name, plan.search.storage
-    check_study_folder(plan.study_dir, name, url)
-    storage = open_storage(plan.search)  # bad URL or refused connection: stop here
-    check_study_identity(plan.study_dir, name, stored_study_attrs(storage, name))
-    ensure_writable(plan.study_dir, "search.dir")
+    storage = claim_folder(plan.study_dir, plan.search)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines report the study
     opened = plan.open_study(storage)  # a mismatched stored study is refused here
-    mark_study_folder(plan.study_dir, name, url, opened[0])
+    mark_study_folder(plan.study_dir, plan.search.study_name, plan.search.storage, opened[0])
     if removed := remove_leftovers(plan.study_dir):
         print(f"note: removed {removed} temporary file(s) left in {plan.study_dir} by an "
               "interrupted run", flush=True)

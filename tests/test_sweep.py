@@ -455,7 +455,8 @@ def test_report_keeps_best_model_when_the_trial_folder_is_gone_and_names_a_bad_f
 
     copy = tmp_path / "s"
     shutil.copytree(study_dir / "s", copy)
-    args = ["study=s", f"search.dir={copy}"]
+    # The copy's folder records the study's own storage; the report reads that one.
+    args = ["study=s", f"search.dir={copy}", f"search.storage=sqlite:///{study_dir / 's' / 'study.db'}"]
     run_dir = Path(load(study_dir, "s").best_trial.user_attrs["run_dir"])
     vectors = run_dir / "vectors.npz"
     saved = vectors.read_bytes()
@@ -566,3 +567,60 @@ def test_a_suggestion_that_fails_says_why_on_the_trial_and_the_console(tmp_path:
     failed = [t for t in load(tmp_path, "changed").trials
               if t.state == optuna.trial.TrialState.FAIL]
     assert failed and all("changed choice list" in t.user_attrs["reason"] for t in failed)
+
+
+@pytest.mark.slow
+def test_report_rebuilds_best_from_the_exported_trial_and_the_storage_record(
+        tmp_path: Path, capsys) -> None:
+    """The report exports the trial the sweep exported, built from the storage's record: not an
+    older confirmation's pick, not a trial file edited or damaged since."""
+    from experiments import report
+
+    assert sweep.main(sweep_args(tmp_path, "own", 2, "search.pruner.name=none")) == 0
+    folder, study = tmp_path / "own", load(tmp_path, "own")
+    exported = json.loads((folder / "best" / "params.json").read_text())["trial"]
+    other = 1 - exported
+    # An older confirmation (from a run with other settings) that favoured the other trial.
+    study.set_user_attr("confirm", {str(other): {"seeds": [1], "val": [2.0], "test": [0.0]}})
+    run_dir = Path(study.trials[exported].user_attrs["run_dir"])
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    stored_dim = config["model"]["embedding_dim"]
+    config["model"]["embedding_dim"] = 999
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    (run_dir / "metrics.json").write_text('{"metrics"')  # cut short
+    capsys.readouterr()
+    # The folder spelled another way is the same study folder, with the same storage.
+    assert report.main(["study=own", f"search.dir={tmp_path}/./own"]) == 0
+    assert json.loads((folder / "best" / "params.json").read_text())["trial"] == exported
+    best = yaml.safe_load((folder / "best" / "config.yaml").read_text())
+    assert best["model"]["embedding_dim"] == stored_dim
+    metrics = json.loads((folder / "best" / "metrics.json").read_text())
+    assert metrics["metrics"] == study.trials[exported].user_attrs["metrics"]
+    (run_dir / "config.yaml").unlink()
+    assert report.main(["study=own", f"search.dir={folder}"]) == 0
+    assert yaml.safe_load((folder / "best" / "config.yaml").read_text()) == best
+    # A study added to since its last export: the best single run, and a note saying why.
+    study.set_user_attr("exported", {"trial": other, "finished": 1})
+    capsys.readouterr()
+    assert report.main(["study=own", f"search.dir={folder}"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads((folder / "best" / "params.json").read_text())["trial"] == \
+        study.best_trial.number
+    assert "trials its last confirmation did not see" in out
+
+
+@pytest.mark.slow
+def test_report_refuses_a_folder_holding_another_study_untouched(study_dir: Path,
+                                                                 capsys) -> None:
+    """The sweep's folder-owner check, applied by the report: another study's best/ and
+    report/ would be overwritten."""
+    from experiments import report
+
+    folder = study_dir / "s"
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert report.main(["study=long", f"search.dir={folder}",
+                        f"search.storage=sqlite:///{folder / 'study.db'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"search.dir='{folder}' holds study 's', not 'long'" in err[0]
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import optuna
 from omegaconf import OmegaConf
@@ -22,11 +23,41 @@ from recsys.serving import VECTORS_FILE, export_saved_model
 MAX_K = 100
 
 
+EXPORTED_ATTR = "exported"  # the study's user attribute: which trial best/ holds
+
+
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return None
     return study.best_trial
+
+
+def record_export(study: optuna.Study, trial: optuna.trial.FrozenTrial | None) -> None:
+    """Remember which trial the sweep chose for best/, and how many trials it had seen: a
+    report rebuilds best/ from the same trial, whatever confirmation records or settings it
+    would otherwise weigh."""
+    if trial is None:
+        return
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    study.set_user_attr(EXPORTED_ATTR, {"trial": trial.number, "finished": finished})
+
+
+def exported_choice(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial | None, str]:
+    """The trial the sweep last exported, while the study has no trials it did not see; else
+    the best complete trial, with a note when an older confirmation is set aside."""
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    exported = study.user_attrs.get(EXPORTED_ATTR)
+    if isinstance(exported, dict) and exported.get("finished") == finished:
+        number = exported.get("trial")
+        if isinstance(number, int) and 0 <= number < len(study.trials) and \
+                study.trials[number].state == optuna.trial.TrialState.COMPLETE:
+            return study.trials[number], ""
+    best = best_trial(study)
+    note = ("" if best is None or not study.user_attrs.get("confirm") else
+            f"the study has trials its last confirmation did not see: best/ is trial "
+            f"{best.number}, the best single run; run the sweep again to confirm it")
+    return best, note
 
 
 def export_best(study: optuna.Study, study_dir: Path,
@@ -54,16 +85,18 @@ def export_best(study: optuna.Study, study_dir: Path,
     tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=study_dir))
     try:
         tmp.chmod(study_dir.stat().st_mode & 0o777)  # mkdtemp's 0700: like the study folder
+        # The storage's record, not the run folder's copy: a file edited or lost after the
+        # trial ran would put another config beside this trial's parameters and metrics.
         (tmp / "config.yaml").write_text(
-            (run_dir / "config.yaml").read_text() if local
-            else OmegaConf.to_yaml(OmegaConf.create(stored.config)))
+            OmegaConf.to_yaml(OmegaConf.create(stored.config)) if stored.config
+            else (run_dir / "config.yaml").read_text())
         (tmp / "params.json").write_text(json.dumps({
             "trial": trial.number, "params": trial.params,
             "overrides": stored.overrides, "worker": stored.worker, "run_dir": str(run_dir),
         }, indent=2))
-        metrics = (json.loads((run_dir / "metrics.json").read_text()) if local
-                   else {"metrics": stored.metrics, "popularity": stored.popularity,
-                         "epoch": stored.best_epoch, "epochs_run": stored.epochs})
+        metrics = (_json_object(run_dir / "metrics.json") if local else None) or {
+            "metrics": stored.metrics, "popularity": stored.popularity,
+            "epoch": stored.best_epoch, "epochs_run": stored.epochs}
         metrics["trial"] = trial.number
         confirmed = confirm_summary(study).get(str(trial.number))
         if confirmed:  # mean ± sd over the trial and its re-runs with other seeds
@@ -91,9 +124,16 @@ def export_best(study: optuna.Study, study_dir: Path,
     return target
 
 
-def _same_trial_model(best_dir: Path, number: int) -> bool:
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON file's object; None when it is unreadable or damaged (the storage has the
+    trial's numbers too)."""
     try:
-        params = json.loads((best_dir / "params.json").read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _same_trial_model(best_dir: Path, number: int) -> bool:
+    params = _json_object(best_dir / "params.json") or {}
     return params.get("trial") == number and (best_dir / "model" / "saved_model.pb").is_file()

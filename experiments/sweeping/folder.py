@@ -1,5 +1,6 @@
-"""A study folder's layout, stated once: every reader and writer of a study's files asks
-`StudyFolder` for their paths.
+"""A study folder's layout and owner, stated once: every reader and writer of a study's files
+asks `StudyFolder` for their paths, and the sweep and the report both pass `claim_folder`
+before they write into one.
 
     <search.dir>/
       study.db        the default SQLite storage (search.storage may point elsewhere)
@@ -13,8 +14,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from experiments.cli.secrets import mask_secrets
+from recsys.errors import UserError
+from recsys.files import write_text_atomic
 
 # Temporary files a killed writer can leave behind (all written as temp file + rename).
 LEFTOVER_PATTERNS = (".best.*", "trials/*/.*.tmp*", "report/.*.tmp*")
@@ -53,3 +63,131 @@ class StudyFolder:
 
     def leftovers(self) -> list[Path]:
         return [p for pattern in LEFTOVER_PATTERNS for p in self.root.glob(pattern)]
+
+
+def ensure_writable(folder: Path, key: str) -> None:
+    """Fail now, naming the folder, rather than after the first trial."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"{key}={str(folder)!r} is not a writable folder ({exc.strerror}); "
+                        f"set {key} to one") from None
+
+
+TOKEN_ATTR = "folder_token"  # the study's own copy of the token (a study user attribute)
+
+
+@dataclass(frozen=True)
+class FolderOwner:
+    """The one study a study folder belongs to, recorded when the study first writes there:
+    its name, its storage (password masked) and a token the study keeps too, so that a study
+    of the same name in another storage, or one created afresh after study.db was deleted,
+    is told apart. A folder from before the record holds only the name (or nothing)."""
+
+    name: str
+    storage: str = ""
+    token: str = ""
+
+    @classmethod
+    def read(cls, folder: Path) -> FolderOwner | None:
+        mark = StudyFolder(folder).mark
+        if not mark.is_file():
+            return None
+        text = mark.read_text().strip()
+        with contextlib.suppress(ValueError, TypeError):
+            fields = json.loads(text)
+            if isinstance(fields, dict):
+                return cls(**{k: str(fields.get(k, "")) for k in ("name", "storage", "token")})
+        return cls(name=text)  # a name alone: the old record
+
+    def write(self, folder: Path) -> None:
+        with contextlib.suppress(OSError):
+            write_text_atomic(StudyFolder(folder).mark, json.dumps(asdict(self)) + "\n")
+
+
+def check_study_folder(folder: Path, name: str, storage: str) -> None:
+    """A study folder holds one study: refuse to write trials/, best/ and report/ over
+    another study's (named in `.study-name`; a folder from before the mark is known by the
+    studies in its study.db), or over a same-named study's in another storage."""
+    owner = FolderOwner.read(folder)
+    paths = StudyFolder(folder)
+    if owner is None and paths.database.is_file() and paths.trials.is_dir():
+        import optuna
+
+        with contextlib.suppress(Exception):  # unreadable: the storage check says so later
+            names = [s.study_name for s in optuna.get_all_study_summaries(
+                f"sqlite:///{paths.database}")]
+            owner = FolderOwner(names[0]) if len(names) == 1 else None
+    if owner is not None and owner.name != name:
+        raise UserError(f"search.dir={str(folder)!r} holds study {owner.name!r}, not "
+                        f"{name!r}: its trials/, best/ and report/ would be overwritten; use "
+                        f"another search.dir (the default, outputs/sweeps/{name}, is the "
+                        f"study's own) or search.study_name={owner.name}")
+    masked = mask_secrets(storage)
+    if owner is not None and owner.storage and not same_storage(owner.storage, storage):
+        raise UserError(f"search.dir={str(folder)!r} holds study {name!r} of search.storage="
+                        f"{owner.storage!r}, not of {masked!r}: its trials/, best/ and report/ "
+                        "would be overwritten; use another search.dir, or the study's own "
+                        "storage to resume it")
+
+
+def check_study_identity(folder: Path, name: str, stored: dict[str, Any] | None) -> None:
+    """The folder's study must be the storage's study of that name: `stored` is the storage's
+    study's user attributes (None: the storage has no such study, so one would be created)."""
+    owner = FolderOwner.read(folder)
+    if owner is None or not owner.token or not has_trials(folder):
+        return
+    token = (stored or {}).get(TOKEN_ATTR)
+    if stored is None or (token and token != owner.token):
+        what = ("has no study of that name (was its database deleted or moved?)"
+                if stored is None else "holds another study of that name")
+        raise UserError(f"search.dir={str(folder)!r} holds the trials of study {name!r}, but "
+                        f"search.storage={owner.storage!r} {what}: starting afresh would "
+                        "overwrite its trials/, best/ and report/; restore the storage, or "
+                        "move the folder away or use another search.dir to start anew")
+
+
+def mark_study_folder(folder: Path, name: str, storage: str, study: Any) -> None:
+    """Record the folder's owner; the study gets the same token if it has none yet."""
+    token = study.user_attrs.get(TOKEN_ATTR)
+    if not token:
+        token = uuid.uuid4().hex
+        study.set_user_attr(TOKEN_ATTR, token)
+    FolderOwner(name, mask_secrets(storage_record(storage)), token).write(folder)
+
+
+def storage_record(url: str) -> str:
+    """The storage as the folder records it: a SQLite file by its absolute path, so that the
+    same file named from another folder, or as ./x, is known as the same storage."""
+    from experiments.sweeping.study import sqlite_file
+
+    database = sqlite_file(url)
+    return f"sqlite:///{database.resolve()}" if database is not None else url
+
+
+def same_storage(recorded: str, url: str) -> bool:
+    """Whether the folder's recorded storage is `url`'s (SQLite files compared resolved)."""
+    return storage_record(recorded) == mask_secrets(storage_record(url))
+
+
+def claim_folder(folder: Path, search: Any) -> Any:
+    """The checks the sweep and the report both pass before they write into a study folder,
+    and the storage they open in between (`search`: a SearchConfig): the folder belongs to
+    this study of this storage, the storage's study is the one the folder's trials came from,
+    and the folder is writable."""
+    from experiments.sweeping.study import open_storage, stored_study_attrs
+
+    check_study_folder(folder, search.study_name, search.storage)
+    storage = open_storage(search)  # bad URL or refused connection: stop here
+    check_study_identity(folder, search.study_name, stored_study_attrs(storage,
+                                                                        search.study_name))
+    ensure_writable(folder, "search.dir")
+    return storage
+
+
+def has_trials(folder: Path) -> bool:
+    trials = StudyFolder(folder).trials
+    return trials.is_dir() and any(p.is_dir() for p in trials.iterdir())

@@ -3,11 +3,7 @@ space; built by the sweep command and, from the same command line, by each worke
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +15,6 @@ from experiments.cli.compose import (
     compose_config,
     job_config,
 )
-from experiments.cli.secrets import mask_secrets
 from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.search_config import SearchConfig
 from experiments.sweeping.space import (
@@ -32,7 +27,6 @@ from experiments.sweeping.space import (
 from experiments.sweeping.trial_config import TrialComposer
 from recsys.config import PER_USER_SPLITS, RunConfig
 from recsys.errors import UserError
-from recsys.files import write_text_atomic
 from recsys.metrics import selectable
 
 GROUPS = (*TRAIN_GROUPS, "experiment")  # conf/experiment/ presets choose among the others
@@ -294,102 +288,3 @@ def check_enqueued(space: list[Param], params: dict[str, Any]) -> None:
             choices = ", ".join(format_value(c) for c in dist.choices)
             raise UserError(f"search.enqueue_trials sets {by_name[name].key}={format_value(value)}"
                             f", which is not one of its choices: {choices}")
-
-
-def ensure_writable(folder: Path, key: str) -> None:
-    """Fail now, naming the folder, rather than after the first trial."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"{key}={str(folder)!r} is not a writable folder ({exc.strerror}); "
-                        f"set {key} to one") from None
-
-
-TOKEN_ATTR = "folder_token"  # the study's own copy of the token (a study user attribute)
-
-
-@dataclass(frozen=True)
-class FolderOwner:
-    """The one study a study folder belongs to, recorded when the study first writes there:
-    its name, its storage (password masked) and a token the study keeps too, so that a study
-    of the same name in another storage, or one created afresh after study.db was deleted,
-    is told apart. A folder from before the record holds only the name (or nothing)."""
-
-    name: str
-    storage: str = ""
-    token: str = ""
-
-    @classmethod
-    def read(cls, folder: Path) -> FolderOwner | None:
-        mark = StudyFolder(folder).mark
-        if not mark.is_file():
-            return None
-        text = mark.read_text().strip()
-        with contextlib.suppress(ValueError, TypeError):
-            fields = json.loads(text)
-            if isinstance(fields, dict):
-                return cls(**{k: str(fields.get(k, "")) for k in ("name", "storage", "token")})
-        return cls(name=text)  # a name alone: the old record
-
-    def write(self, folder: Path) -> None:
-        with contextlib.suppress(OSError):
-            write_text_atomic(StudyFolder(folder).mark, json.dumps(asdict(self)) + "\n")
-
-
-def check_study_folder(folder: Path, name: str, storage: str) -> None:
-    """A study folder holds one study: refuse to write trials/, best/ and report/ over
-    another study's (named in `.study-name`; a folder from before the mark is known by the
-    studies in its study.db), or over a same-named study's in another storage."""
-    owner = FolderOwner.read(folder)
-    paths = StudyFolder(folder)
-    if owner is None and paths.database.is_file() and paths.trials.is_dir():
-        import optuna
-
-        with contextlib.suppress(Exception):  # unreadable: the storage check says so later
-            names = [s.study_name for s in optuna.get_all_study_summaries(
-                f"sqlite:///{paths.database}")]
-            owner = FolderOwner(names[0]) if len(names) == 1 else None
-    if owner is not None and owner.name != name:
-        raise UserError(f"search.dir={str(folder)!r} holds study {owner.name!r}, not "
-                        f"{name!r}: its trials/, best/ and report/ would be overwritten; use "
-                        f"another search.dir (the default, outputs/sweeps/{name}, is the "
-                        f"study's own) or search.study_name={owner.name}")
-    masked = mask_secrets(storage)
-    if owner is not None and owner.storage and owner.storage != masked:
-        raise UserError(f"search.dir={str(folder)!r} holds study {name!r} of search.storage="
-                        f"{owner.storage!r}, not of {masked!r}: its trials/, best/ and report/ "
-                        "would be overwritten; use another search.dir, or the study's own "
-                        "storage to resume it")
-
-
-def check_study_identity(folder: Path, name: str, stored: dict[str, Any] | None) -> None:
-    """The folder's study must be the storage's study of that name: `stored` is the storage's
-    study's user attributes (None: the storage has no such study, so one would be created)."""
-    owner = FolderOwner.read(folder)
-    if owner is None or not owner.token or not has_trials(folder):
-        return
-    token = (stored or {}).get(TOKEN_ATTR)
-    if stored is None or (token and token != owner.token):
-        what = ("has no study of that name (was its database deleted or moved?)"
-                if stored is None else "holds another study of that name")
-        raise UserError(f"search.dir={str(folder)!r} holds the trials of study {name!r}, but "
-                        f"search.storage={owner.storage!r} {what}: starting afresh would "
-                        "overwrite its trials/, best/ and report/; restore the storage, or "
-                        "move the folder away or use another search.dir to start anew")
-
-
-def mark_study_folder(folder: Path, name: str, storage: str, study: Any) -> None:
-    """Record the folder's owner; the study gets the same token if it has none yet."""
-    token = study.user_attrs.get(TOKEN_ATTR)
-    if not token:
-        token = uuid.uuid4().hex
-        study.set_user_attr(TOKEN_ATTR, token)
-    FolderOwner(name, mask_secrets(storage), token).write(folder)
-
-
-def has_trials(folder: Path) -> bool:
-    trials = StudyFolder(folder).trials
-    return trials.is_dir() and any(p.is_dir() for p in trials.iterdir())

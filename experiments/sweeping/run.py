@@ -25,7 +25,7 @@ import sqlalchemy.exc
 from experiments.cli.console import command
 from experiments.sweeping.claim import TrialClaim
 from experiments.sweeping.confirm import confirm_winners, format_confirm_table
-from experiments.sweeping.export import export_best
+from experiments.sweeping.export import best_trial, export_best, record_export
 from experiments.sweeping.hparams import write_hparams_config, write_study_baselines
 from experiments.sweeping.objective import Objective
 from experiments.sweeping.outputs import KeepBestVectors, write_report
@@ -328,6 +328,7 @@ def finish_study(study: optuna.Study, plan: SweepPlan, start: float,
             return EXIT_INTERRUPTED
     try:
         write_study_baselines(plan.folder.trials, study, plan.ks, plan.base.train.epochs)
+        record_export(study, chosen or best_trial(study))
         best_dir = export_best(study, study_dir, chosen)
         report = write_report(study, plan.folder.report, search.metric)
     except OSError as exc:  # e.g. a full disk: the study itself is complete and stored
@@ -346,8 +347,7 @@ def print_outcome(study: optuna.Study, plan: SweepPlan, best_dir: Path | None, r
     """The study table, then where everything is and the command that uses it."""
     study_dir = plan.study_dir
     print(study_table(study, plan.search.metric))
-    best = chosen or (study.best_trial if study.get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) else None)
+    best = chosen or best_trial(study)
     for verdict in TrialRecord.of(best).verdicts() if best else []:
         print(f"paired test of trial {best.number}: the model {verdict}")
     if plan.search.confirm.top_n:
@@ -356,7 +356,7 @@ def print_outcome(study: optuna.Study, plan: SweepPlan, best_dir: Path | None, r
         print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: "
               f"{command('experiments.train')} --config {best_dir / 'config.yaml'})")
     if best_dir and not (best_dir / "model").exists():
-        print(f"the best trial ran on another machine ({TrialRecord.of(study.best_trial).worker}): "
+        print(f"the best trial ran on another machine ({TrialRecord.of(best).worker if best else '?'}): "
               f"best/ holds its config and metrics; its model is there, or train it here with "
               f"the command above")
     print(f"report: {report}  (open it in a browser; recommend with: "

@@ -152,6 +152,29 @@ def test_printing_flags_never_show_a_storage_password(tmp_path: Path) -> None:
     assert "storage: postgresql+psycopg://u:***@dbhost:5432/db" in runs[0].stdout
 
 
+@pytest.mark.parametrize("password", ["x]y9", "x(y9", "x=y9", "x~y9", "x,y9", "x'y9"])
+@pytest.mark.parametrize("flags", [[], ["--cfg", "job"], ["--info"], ["-m"], ["--help"]])
+def test_an_unquoted_password_is_never_echoed(tmp_path: Path, password: str,
+                                              flags: list[str]) -> None:
+    """A password holding a character of Hydra's grammar: one line, exit 2, the password
+    nowhere (Hydra's own lexer message and our quoting hint both showed it)."""
+    url = f"postgresql+psycopg://recsys:{password}@127.0.0.1:1/adv"
+    proc = command("experiments.sweep", f"search.storage={url}", *flags, cwd=tmp_path)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and password not in lines[0]
+
+
+@pytest.mark.parametrize("flags", [["--info"], ["--help"], ["--cfg", "job"], ["-m"]])
+def test_an_unquoted_tilde_beside_a_hydra_flag_is_the_quoting_hint(tmp_path: Path,
+                                                                    flags: list[str]) -> None:
+    proc = command("experiments.train", "data.cache_dir=~/x", *flags, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: cannot read the override 'data.cache_dir=~/x': Hydra's override grammar stops "
+        "at '~'; quote the value, e.g. 'data.cache_dir=\"~/x\"' (the outer single quotes are "
+        "for the shell)"], proc.stderr
+
+
 def test_cfg_with_multirun_is_one_line(tmp_path: Path) -> None:
     proc = command("experiments.train", "-m", "model.embedding_dim=16,32", "--cfg", "job",
                    cwd=tmp_path)

@@ -30,12 +30,13 @@ from experiments.cli.compose import (
     DEFAULT_RUN_DIR,
     compose_config,
     saved_config_dir,
+    unparsable,
     without_group_choices,
 )
 from experiments.cli.console import VERBOSE_ENV, commented_settings
 from experiments.cli.hydra_internals import args_parser, run_hydra
 from experiments.cli.rundir import claim_new_dir, make_run_dir, write_hydra_record
-from experiments.cli.secrets import mask_secrets
+from experiments.cli.secrets import mask_secrets, typed_passwords
 from recsys.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -73,16 +74,27 @@ def run_command(argv: Sequence[str] | None, config_name: str, set_up: SetUp, *,
                 config_dir, name = saved_config_dir(saved, args, Path(scratch)), saved.stem
                 args = without_group_choices(args) if config_dir != saved.parent else args
             if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
+                overrides = _overrides_only(args)
+                if unreadable := unparsable(overrides):  # not Hydra's lexer wall
+                    raise UserError(unreadable)
+                if not {"-m", "--multirun"} & set(args):  # our one-line errors, not Hydra's
+                    compose_config(name, overrides, config_dir)
                 if saved is not None and not any(a.startswith("hydra.run.dir=") for a in args):
                     args.append(f"hydra.run.dir={DEFAULT_RUN_DIR}")  # a saved one has no hydra:
                 def task(cfg: DictConfig, run_dir: Path) -> int:
                     return set_up(cfg, list(HydraConfig.get().overrides.task))(run_dir)
 
                 if any(a in PRINT_ONLY for a in args):  # Hydra prints the config: mask it
-                    printed = io.StringIO()
-                    with contextlib.redirect_stdout(printed):
-                        code = _hydra(config_dir, name, args, task, verbose)
-                    print(mask_secrets(printed.getvalue()), end="", flush=True)
+                    printed, errors = io.StringIO(), io.StringIO()
+                    try:
+                        with contextlib.redirect_stdout(printed), \
+                                contextlib.redirect_stderr(errors):
+                            code = _hydra(config_dir, name, args, task, verbose)
+                    finally:
+                        secrets = typed_passwords(args)
+                        print(mask_secrets(printed.getvalue(), secrets), end="", flush=True)
+                        print(mask_secrets(errors.getvalue(), secrets), end="",
+                              file=sys.stderr, flush=True)
                 else:
                     code = _hydra(config_dir, name, args, task, verbose)
                 if "--help" in args or "-h" in args:
@@ -100,7 +112,7 @@ def run_command(argv: Sequence[str] | None, config_name: str, set_up: SetUp, *,
     except UserError as exc:
         if verbose:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(mask_secrets(f"error: {exc}", typed_passwords(args)), file=sys.stderr)
         return EXIT_USER_ERROR
 
 
@@ -119,7 +131,7 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
         except UserError as exc:
             if verbose:
                 raise
-            print(f"error: {exc}", file=sys.stderr)
+            print(mask_secrets(f"error: {exc}", typed_passwords(args)), file=sys.stderr)
             codes.append(EXIT_USER_ERROR)
 
     # What `hydra.main` does with sys.argv, done with our list instead: no global state is
@@ -149,10 +161,9 @@ VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-na
 INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 
-def flags_first(args: list[str]) -> list[str]:
-    """The overrides, then Hydra's flags (with their values): argparse reads the overrides
-    as one run of positionals, so `a=1 -m b=2,3` left `b=2,3` "unrecognized" (and an override
-    right after `--info` would be read as its value)."""
+def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """(the overrides, Hydra's flags with their values), as argparse will read them: `--info`
+    takes a value only when the next word is one of its own."""
     flags, overrides, i = [], [], 0
     while i < len(args):
         arg = args[i]
@@ -167,6 +178,14 @@ def flags_first(args: list[str]) -> list[str]:
         else:
             overrides.append(arg)
             i += 1
+    return overrides, flags
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """The overrides, then Hydra's flags (with their values): argparse reads the overrides
+    as one run of positionals, so `a=1 -m b=2,3` left `b=2,3` "unrecognized" (and an override
+    right after `--info` would be read as its value)."""
+    overrides, flags = split_flags(args)
     return [*overrides, *flags]
 
 
@@ -200,14 +219,4 @@ def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:
 
 def _overrides_only(args: list[str]) -> list[str]:
     """The key=value overrides of a command line that also holds Hydra's flags."""
-    valued = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
-              "-cn", "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
-    out, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-        elif a in valued:
-            skip = True
-        elif "=" in a and not a.startswith("-"):
-            out.append(a)
-    return out
+    return [a for a in split_flags(args)[0] if "=" in a]

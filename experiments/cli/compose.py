@@ -28,6 +28,7 @@ from experiments.cli.hydra_internals import (
     refused_key,
     sweep_in_mapping,
 )
+from experiments.cli.secrets import mask_secrets
 from recsys.config import GROUP_TYPES, RunConfig, invalid
 from recsys.errors import UserError
 
@@ -73,10 +74,7 @@ def compose_config(config_name: str, overrides: Sequence[str],
         raise UserError(f"{config_dir / config_name}.yaml is not valid YAML: "
                         f"{_one_line(str(exc))}") from None
     except OverrideParseException as exc:
-        secret = _storage_override(overrides)
-        if secret is None or secret not in str(exc):
-            raise UserError(_unparsable(overrides) or _one_line(str(exc))) from None
-        raise _storage_unparsable() from None
+        raise UserError(unparsable(overrides) or _one_line(mask_secrets(str(exc)))) from None
     except (HydraException, OmegaConfBaseException) as exc:
         secret = _storage_override(overrides)
         if secret is not None and secret in str(exc):  # never echo a typed password
@@ -256,14 +254,19 @@ def _failed_override(exc: Exception, overrides: Sequence[str]) -> str:
     return failed_override(exc) or " ".join(overrides)
 
 
-def _unparsable(overrides: Sequence[str]) -> str | None:
+def unparsable(overrides: Sequence[str]) -> str | None:
     """The first override Hydra's grammar cannot read, and how to quote it. Hydra's own
-    message names a lexer state (`LexerNoViableAltException: data.path=~/x.csv; ^`)."""
+    message names a lexer state (`LexerNoViableAltException: data.path=~/x.csv; ^`). A
+    storage URL with a password is not echoed."""
     parser = OverridesParser.create()
     for override in overrides:
         try:
-            parser.parse_override(override)
+            parsed = parser.parse_override(override)
+            if parsed.is_sweep_override() and _storage_override([override]) is not None:
+                return str(_storage_unparsable())  # a ',' in the password: two URLs, halves
         except HydraException as exc:  # OverrideParseException, or the lexer's plain one
+            if _storage_override([override]) is not None:
+                return str(_storage_unparsable())
             key, _, value = override.partition("=")
             at = grammar_stop(exc)
             quoted = value.replace('"', '\\"')

@@ -37,6 +37,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from recsys.cache import DAMAGED
 from recsys.config import EvalConfig
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
 from recsys.files import atomic_path, write_text_atomic
@@ -390,7 +391,7 @@ def cached_baselines(path: Path | None, compute: Callable[[], dict[str, Baseline
                 for name, result in results.items():
                     result.test_ranks = ranks[name] if name in ranks.files else None
             return results
-        except (OSError, ValueError, TypeError):  # unreadable: compute again
+        except DAMAGED:  # truncated, emptied or edited: compute again (and rewrite)
             pass
     results = compute()
     if path is not None:

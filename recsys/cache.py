@@ -36,6 +36,12 @@ CACHE_VERSION = 6
 _NOT_IN_KEY = {"sample_fraction", "cache_dir", "name", "synthetic"}
 
 
+# What reading a damaged cache file raises (truncated, emptied, edited): the entry is then
+# discarded and computed again.
+DAMAGED = (OSError, ValueError, TypeError, KeyError, AttributeError, EOFError,
+           zipfile.BadZipFile, pa.ArrowException)
+
+
 def source_path(cfg: DataConfig) -> Path:
     """The ratings file of a data config; the synthetic default is generated on first use."""
     if cfg.path:
@@ -115,8 +121,7 @@ def load_prepared(cfg: DataConfig) -> tuple[PreparedData, dict[str, object]]:
     if (entry / "meta.json").exists():
         try:
             return _read(entry), {"cache": "hit", "source": str(path), "key": key}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pa.ArrowException,
-                json.JSONDecodeError) as exc:  # truncated by a full disk or a killed copy
+        except DAMAGED as exc:  # truncated by a full disk or a killed copy
             shutil.rmtree(entry, ignore_errors=True)
             notice = (f"the cached copy of the prepared data in {entry} was unreadable "
                       f"({type(exc).__name__}); it was discarded and is rebuilt")
@@ -182,8 +187,15 @@ def _read(entry: Path) -> PreparedData:
         return feather.read_table(entry / name).column("id").combine_chunks()
 
     with np.load(entry / "interactions.npz") as arrays:
-        return PreparedData(
+        data = PreparedData(
             user_ids=ids("users.arrow"), item_ids=ids("items.arrow"), user=arrays["user"],
             item=arrays["item"], split=arrays["split"], sample_rank=arrays["sample_rank"],
             stats=json.loads((entry / "meta.json").read_text()),
         )
+    # Files that read but do not belong together (an edited or half-replaced entry).
+    stats = data.stats
+    if not isinstance(stats, dict) or stats.get("users") != len(data.user_ids) or \
+            stats.get("catalog_items") != len(data.item_ids) or \
+            stats.get("rows_after_filters") != len(data.user) or "train_pool" not in stats:
+        raise ValueError("meta.json does not describe the arrays beside it")
+    return data

@@ -269,3 +269,31 @@ def test_ials_chooses_on_validation_as_a_direct_fit_does() -> None:
     chosen = max(fits, key=lambda key: fits[key]["val_top_10"])  # the first of equals
     assert result.param == f"factors={chosen[0]} reg={chosen[1]:g} alpha=1"
     assert result.metrics == pytest.approx(fits[chosen])
+
+
+@pytest.mark.parametrize(("json_text", "ranks_bytes"), [
+    (None, b""), (None, b"PK\x03\x04 cut short"), ("[]", None), ("{}x", None),
+    ('{"ease": {"nope": 1}}', None)])
+def test_a_damaged_baseline_cache_is_computed_again(tmp_path, json_text, ranks_bytes) -> None:
+    from recsys.baselines import BaselineResult, cached_baselines
+
+    path = tmp_path / "baselines-x.json"
+    calls = []
+
+    def compute() -> dict[str, BaselineResult]:
+        calls.append(1)
+        return {"ease": BaselineResult("EASE", metrics={"val_top_1": 0.5},
+                                       test_ranks=np.arange(4))}
+
+    first = cached_baselines(path, compute)
+    assert cached_baselines(path, compute)["ease"].metrics == first["ease"].metrics
+    assert len(calls) == 1  # the second read was a hit
+    if json_text is not None:
+        path.write_text(json_text)
+    if ranks_bytes is not None:
+        path.with_suffix(".ranks.npz").write_bytes(ranks_bytes)
+    again = cached_baselines(path, compute)
+    assert len(calls) == 2 and again["ease"].metrics == {"val_top_1": 0.5}
+    np.testing.assert_array_equal(again["ease"].test_ranks, np.arange(4))
+    cached_baselines(path, compute)  # rewritten whole: a hit again
+    assert len(calls) == 2

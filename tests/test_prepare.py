@@ -167,3 +167,18 @@ def test_leave_one_out_needs_users_with_three_ratings(ratings: pd.DataFrame) -> 
     with pytest.raises(UserError, match="data.split=leave_one_out holds out 0 validation and 0 "
                                         "test pairs: it needs users with at least 3 ratings"):
         prepare_frame(few, DataConfig(split="leave_one_out"))
+
+
+@pytest.mark.parametrize("damage", ["{}", '{"users": 1}', "", "[1, 2]"])
+def test_a_damaged_meta_json_is_discarded_and_rebuilt(tmp_path: Path, ratings: pd.DataFrame,
+                                                      damage: str) -> None:
+    path = tmp_path / "r.csv"
+    ratings.to_csv(path, header=False, index=False)
+    cfg = DataConfig(path=str(path), cache_dir=str(tmp_path / "cache"))
+    first, _ = load_prepared(cfg)
+    (meta,) = (tmp_path / "cache").rglob("meta.json")
+    meta.write_text(damage)
+    again, info = load_prepared(cfg)
+    assert info["cache"] == "miss" and "was unreadable" in info["notice"]
+    assert again.stats == first.stats
+    assert load_prepared(cfg)[1]["cache"] == "hit"

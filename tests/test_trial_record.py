@@ -29,3 +29,27 @@ def test_ranked_follows_the_study_direction() -> None:
         for value in (0.5, 0.1, 0.9):
             study.add_trial(optuna.trial.create_trial(value=value))
         assert [t.number for t in ranked(study)] == order
+
+
+def test_a_failed_start_point_is_queued_again_once(tmp_path) -> None:
+    """A start point whose trial failed for a reason of its own (a damaged cache) runs again
+    on the next resume; other failed trials, and interrupted ones (requeue_interrupted's),
+    are left alone."""
+    import optuna
+
+    from experiments.sweeping.study import requeue_failed_starts
+    from experiments.sweeping.trials import INTERRUPTED, record
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    starts = [{"x": 1.0}, {"x": 2.0}]
+    for params in starts:
+        study.enqueue_trial(params)
+    dist = {"x": optuna.distributions.FloatDistribution(0, 3)}
+    for reason in ("BadZipFile: cache", INTERRUPTED, "diverged"):
+        trial = study.ask(dist)  # the two start points, then a sampled trial
+        record(trial, started=trial.number, reason=reason)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert requeue_failed_starts(study, starts) == [0]
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [starts[0]]
+    assert requeue_failed_starts(study, starts) == []

@@ -44,6 +44,7 @@ from experiments.sweeping.study import (
     fail_dead_trials,
     heartbeat_ages,
     mask_url,
+    requeue_failed_starts,
     requeue_interrupted,
     storage_lost,
 )
@@ -245,9 +246,15 @@ def begin_study(study: optuna.Study, plan: SweepPlan, done: int | None, n_worker
     else:
         print(f"starting {where}: {search.n_trials} trials, metric {metric}, "
               f"{n_workers} worker(s)", flush=True)
+    starts = [optuna_params(plan.space, params) for params in search.enqueue_trials]
     if not study.get_trials(deepcopy=False):
-        for params in search.enqueue_trials:
-            study.enqueue_trial(optuna_params(plan.space, params), skip_if_exists=True)
+        for params in starts:
+            study.enqueue_trial(params, skip_if_exists=True)
+    else:
+        with TrialClaim(plan.study_dir):
+            if queued := requeue_failed_starts(study, starts):
+                print(f"queued again: the start point(s) of failed trial(s) "
+                      f"{', '.join(map(str, queued))}", flush=True)
     plan.study_dir.mkdir(parents=True, exist_ok=True)
     write_hparams_config(plan.folder.trials, plan.space, plan.ks, metric)
 

@@ -226,6 +226,24 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
     return queued
 
 
+def requeue_failed_starts(study: optuna.Study, starts: list[dict[str, Any]]) -> list[int]:
+    """On a resume, queue again each start point (`search.enqueue_trials`) whose trial failed
+    for a reason of its own (a damaged cache, a full disk, ...): Optuna never runs an enqueued
+    trial twice, so the study would go on without the recipes it was told to try first. Once
+    per failed trial, as `requeue_interrupted`; returns the numbers queued again."""
+    trials = study.get_trials(deepcopy=False)
+    rerun = {t.user_attrs.get("requeued_from") for t in trials}
+    queued = []
+    for trial in trials:
+        fixed = trial.system_attrs.get("fixed_params")
+        if trial.state != optuna.trial.TrialState.FAIL or trial.number in rerun or \
+                fixed not in starts or TrialRecord.of(trial).reason in ("", INTERRUPTED):
+            continue
+        study.enqueue_trial(dict(fixed), user_attrs={"requeued_from": trial.number})
+        queued.append(trial.number)
+    return queued
+
+
 def trial_seed(seed: int, number: int) -> int:
     """The random seed of one trial. Trial numbers are unique within a study across workers,
     machines and resumes, so no two trials draw the same random parameters, while a single

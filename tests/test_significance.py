@@ -1,5 +1,5 @@
 """Paired tests of the model against a baseline: against direct computations (pandas groupby,
-SciPy's Wilcoxon, Holm by hand) on data small enough to check."""
+Holm by hand) on data small enough to check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import pytest
 import scipy.stats
 
 from recsys.metrics import ranking_metrics
-from recsys.significance import compare, holm, paired_difference, strongest_verdicts
+from recsys.significance import (
+    Paired,
+    compare,
+    holm,
+    paired_difference,
+    strongest_verdicts,
+)
 
 
 def test_holm_by_hand() -> None:
@@ -29,9 +35,39 @@ def test_the_difference_interval_and_p_value_are_per_user() -> None:
     assert lo < diff < hi and lo > 0
     unit = np.where(users > 0, users, -np.arange(1, len(users) + 1))
     per_user = pd.Series(model.astype(float) - other).groupby(unit).mean()
-    assert n == len(per_user) and p == pytest.approx(scipy.stats.wilcoxon(per_user).pvalue)
+    assert n == len(per_user) and p < 0.05  # the interval excludes zero: so does the test
     same = paired_difference(model.astype(float), model.astype(float), users)
     assert same[0] == 0 and same[2] == 1.0
+
+
+def test_the_p_value_agrees_with_the_interval_beside_it() -> None:
+    """p < 0.05 exactly when the 95% interval excludes zero (one bootstrap gives both), on
+    differences from clear to none."""
+    rng = np.random.default_rng(3)
+    users = rng.integers(1, 300, size=1500)
+    for shift in (0.0, 0.02, 0.04, 0.06, 0.1, -0.05):
+        model = (rng.random(len(users)) < 0.4 + shift).astype(float)
+        other = (rng.random(len(users)) < 0.4).astype(float)
+        _, (lo, hi), p, _ = paired_difference(model, other, users, resamples=2000, seed=1)
+        assert (p < 0.05) == (lo > 0 or hi < 0), (shift, lo, hi, p)
+
+
+def test_a_mean_loss_hidden_from_a_signed_rank_test_is_called_a_loss() -> None:
+    """Most users tie (NDCG@10 is 0 for both), many gain a little and a few lose a lot: the
+    mean the tables show is clearly lower, while a signed-rank test, which drops the ties and
+    ranks the rest, sees no difference. The verdict follows the interval printed with it."""
+    diff = np.r_[np.full(400, 0.01), np.full(165, -0.2), np.zeros(1435)]
+    users = np.arange(1, len(diff) + 1)
+    assert scipy.stats.wilcoxon(diff[diff != 0]).pvalue > 0.05
+    mean, interval, p, n = paired_difference(diff, np.zeros_like(diff), users)
+    assert interval[1] < 0 and p < 0.05
+    paired = Paired("EASE", "test_ndcg_10", 0.1 + mean, 0.1, mean, interval, p, p, n)
+    assert paired.verdict().startswith("trails EASE at ndcg_10: ")
+    # Holm over several baselines can lift p above 0.05 while this interval excludes zero:
+    # the line then says that Holm decided.
+    lifted = Paired("EASE", "test_ndcg_10", 0.1 + mean, 0.1, mean, interval, p, 0.2, n, 5)
+    assert lifted.verdict().startswith("is not distinguishable, after Holm over 5 baselines, "
+                                       "from EASE at ndcg_10")
 
 
 def test_compare_reports_the_tables_difference_and_the_strongest_baselines_verdict() -> None:

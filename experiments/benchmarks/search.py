@@ -182,5 +182,5 @@ def search_table(data_sets: list[DataSet], overrides: list[str], n_trials: int |
     lines.append("c/p/f: trials complete/pruned/failed; wall s: the whole command, one process; "
                  "baselines: computed once per data set (their seconds are in the fixed recipe's); "
                  "paired verdicts: the study's best model against the strongest baseline on "
-                 "validation, per test user (bootstrap 95% interval, Wilcoxon, Holm)")
+                 "validation, per test user (paired bootstrap 95% interval and p, Holm)")
     return "\n".join(lines + verdicts)

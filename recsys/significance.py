@@ -36,6 +36,7 @@ class Paired:
     p_holm: float  # Holm-corrected across the baselines compared on this metric
     users: int
     family: int = 1  # how many baselines the Holm correction covers
+    resamples: int = 0  # of the bootstrap: its p cannot go below 2 / (resamples + 1)
 
     def verdict(self) -> str:
         """One line: `beats EASE at top_100: +0.0340, 95% [+0.0120, +0.0560], p=0.003 (...)`."""
@@ -49,8 +50,10 @@ class Paired:
         else:
             word = "is not distinguishable from"
         holm = f", Holm over {self.family} baselines" if self.family > 1 else ""
+        # No resample crossed zero: the p-value is the bootstrap's floor, an upper bound.
+        bound = "≤" if self.resamples and self.p_value <= 2 / (self.resamples + 1) else "="
         return (f"{word} {self.baseline} at {name}: {self.difference:+.4f}, 95% [{lo:+.4f}, "
-                f"{hi:+.4f}], p={self.p_holm:.3g} (paired bootstrap{holm}; "
+                f"{hi:+.4f}], p{bound}{self.p_holm:.3g} (paired bootstrap{holm}; "
                 f"{self.users} users)")
 
     def to_json(self) -> dict[str, Any]:
@@ -115,7 +118,7 @@ def compare(model_ranks: np.ndarray, baseline_ranks: dict[str, np.ndarray], user
             rows.append((name, float(model_values[metric].mean()),
                          float(values[metric].mean()), difference, interval, p, n))
         adjusted = holm([r[5] for r in rows]) if rows else []
-        out += [Paired(name, f"test_{metric}", m, o, d, i, p, padj, n, len(rows))
+        out += [Paired(name, f"test_{metric}", m, o, d, i, p, padj, n, len(rows), resamples)
                 for (name, m, o, d, i, p, n), padj in zip(rows, adjusted, strict=True)]
     return out
 

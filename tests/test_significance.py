@@ -83,6 +83,9 @@ def test_compare_reports_the_tables_difference_and_the_strongest_baselines_verdi
     direct = ranking_metrics(model, (100,))["top_100"] - ranking_metrics(ranks["EASE"], (100,))["top_100"]
     assert ease.difference == pytest.approx(direct) and ease.p_holm >= ease.p_value
     assert ease.verdict().startswith(f"beats EASE at top_100: +{direct:.4f}, 95% [")
+    # No resample crossed zero: the p-value printed is the bootstrap's floor, an upper bound.
+    assert ease.p_value == pytest.approx(2 / 301) and "p≤0.0133 (paired bootstrap, Holm over " \
+        "2 baselines; " in ease.verdict()
     baselines = {"ease": {"name": "EASE", "metrics": {"val_top_100": 0.4, "val_ndcg_10": 0.1}},
                  "popularity": {"name": "popularity", "metrics": {"val_top_100": 0.2,
                                                                  "val_ndcg_10": 0.05}}}

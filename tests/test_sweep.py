@@ -455,8 +455,7 @@ def test_report_keeps_best_model_when_the_trial_folder_is_gone_and_names_a_bad_f
 
     copy = tmp_path / "s"
     shutil.copytree(study_dir / "s", copy)
-    # The copy's folder records the study's own storage; the report reads that one.
-    args = ["study=s", f"search.dir={copy}", f"search.storage=sqlite:///{study_dir / 's' / 'study.db'}"]
+    args = ["study=s", f"search.dir={copy}"]  # a copied folder keeps its own study.db
     run_dir = Path(load(study_dir, "s").best_trial.user_attrs["run_dir"])
     vectors = run_dir / "vectors.npz"
     saved = vectors.read_bytes()
@@ -624,3 +623,23 @@ def test_report_refuses_a_folder_holding_another_study_untouched(study_dir: Path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"search.dir='{folder}' holds study 's', not 'long'" in err[0]
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_a_damaged_study_database_is_one_line(tmp_path: Path, capsys) -> None:
+    """A torn page in study.db (a crash, a bad copy) failed deep inside a query with a
+    116-line traceback: the file is read through once when opened, and named."""
+    import numpy as np
+
+    from experiments import report
+
+    folder = tmp_path / "torn"
+    folder.mkdir()
+    study = optuna.create_study(study_name="torn", storage=f"sqlite:///{folder / 'study.db'}")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=30)
+    database = folder / "study.db"
+    with database.open("r+b") as f:  # one random 4 KB page, as `dd … conv=notrunc`
+        f.seek(4096 * 3)
+        f.write(np.random.default_rng(0).bytes(4096))
+    assert report.main(["study=torn", f"search.dir={folder}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"'{database}' is damaged (" in err[0], err

@@ -127,9 +127,11 @@ def check_study_folder(folder: Path, name: str, storage: str) -> None:
                         f"another search.dir (the default, outputs/sweeps/{name}, is the "
                         f"study's own) or search.study_name={owner.name}")
     masked = mask_secrets(storage)
-    if owner is not None and owner.storage and not same_storage(owner.storage, storage):
+    if owner is not None and owner.storage and not same_storage(owner.storage, storage, folder):
+        recorded = (f"sqlite:///{paths.database}" if owner.storage == OWN_DATABASE
+                    else owner.storage)
         raise UserError(f"search.dir={str(folder)!r} holds study {name!r} of search.storage="
-                        f"{owner.storage!r}, not of {masked!r}: its trials/, best/ and report/ "
+                        f"{recorded!r}, not of {masked!r}: its trials/, best/ and report/ "
                         "would be overwritten; use another search.dir, or the study's own "
                         "storage to resume it")
 
@@ -156,21 +158,29 @@ def mark_study_folder(folder: Path, name: str, storage: str, study: Any) -> None
     if not token:
         token = uuid.uuid4().hex
         study.set_user_attr(TOKEN_ATTR, token)
-    FolderOwner(name, mask_secrets(storage_record(storage)), token).write(folder)
+    FolderOwner(name, mask_secrets(storage_record(storage, folder)), token).write(folder)
 
 
-def storage_record(url: str) -> str:
-    """The storage as the folder records it: a SQLite file by its absolute path, so that the
-    same file named from another folder, or as ./x, is known as the same storage."""
+OWN_DATABASE = "sqlite:///<this folder>/study.db"  # recorded: moves and copies keep it
+
+
+def storage_record(url: str, folder: Path) -> str:
+    """The storage as the folder records it: its own study.db as OWN_DATABASE (the folder
+    may be moved or copied with it), another SQLite file by its absolute path (so `./x` and
+    `x` are one storage), any other URL as given."""
     from experiments.sweeping.study import sqlite_file
 
     database = sqlite_file(url)
-    return f"sqlite:///{database.resolve()}" if database is not None else url
+    if database is None or url == OWN_DATABASE:
+        return url
+    if database.resolve() == StudyFolder(folder).database.resolve():
+        return OWN_DATABASE
+    return f"sqlite:///{database.resolve()}"
 
 
-def same_storage(recorded: str, url: str) -> bool:
+def same_storage(recorded: str, url: str, folder: Path) -> bool:
     """Whether the folder's recorded storage is `url`'s (SQLite files compared resolved)."""
-    return storage_record(recorded) == mask_secrets(storage_record(url))
+    return storage_record(recorded, folder) == mask_secrets(storage_record(url, folder))
 
 
 def claim_folder(folder: Path, search: Any) -> Any:

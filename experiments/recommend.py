@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = tf.saved_model.load(str(args.model_dir))
         max_k = int(model.max_k.numpy())
-    except (OSError, ValueError, AttributeError, tf.errors.OpError) as exc:  # a truncated copy
+    except (OSError, ValueError, AttributeError, IndexError, KeyError,
+            tf.errors.OpError) as exc:  # a truncated or damaged copy
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         print(f"error: {str(args.model_dir)!r} is not a readable exported model ({reason}); "
               "export it again with python -m experiments.report or re-run the study",

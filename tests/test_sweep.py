@@ -643,3 +643,19 @@ def test_a_damaged_study_database_is_one_line(tmp_path: Path, capsys) -> None:
     assert report.main(["study=torn", f"search.dir={folder}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"'{database}' is damaged (" in err[0], err
+
+
+@pytest.mark.slow
+def test_a_model_with_truncated_variables_is_named(study_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(study_dir / "s" / "best" / "model", model)
+    (data,) = (model / "variables").glob("variables.data-*")
+    data.write_bytes(data.read_bytes()[:100])
+    proc = subprocess.run([sys.executable, "-m", "experiments.recommend", str(model), "U1"],
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    assert f"'{model}' is not a readable exported model" in errors[0]
+    assert "Traceback" not in proc.stderr

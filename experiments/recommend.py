@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from experiments.cli.app import EXIT_USER_ERROR
-from experiments.cli.console import pipe_safe, quiet_tensorflow
+from experiments.cli.console import pipe_safe, printable, quiet_tensorflow
 
 
 @pipe_safe
@@ -117,7 +117,7 @@ def print_items(item_ids, scores, k: int, counts: bool = False) -> None:  # noqa
     for rank, (item, score) in enumerate(zip(item_ids, scores, strict=True), start=1):
         if score == float("-inf"):
             break
-        print(f"{rank:>4}  {item.decode():<16} " + (f"{score:>10.0f} ratings" if counts
+        print(f"{rank:>4}  {printable(item.decode()):<16} " + (f"{score:>10.0f} ratings" if counts
                                                       else f"{score:10.4f}"))
         shown += 1
     if shown < k:

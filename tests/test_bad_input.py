@@ -15,7 +15,7 @@ import optuna
 import pytest
 from conftest import REPO, TINY_SYNTHETIC, TINY_TRAIN, write_lines
 
-from experiments import sweep, train
+from experiments import report, sweep, train
 
 
 def run_sweep(tmp_path: Path, capsys, *extra: str) -> tuple[int, list[str]]:
@@ -591,3 +591,22 @@ def test_the_quoting_hint_for_a_path_with_a_quote_works_in_a_shell(tmp_path: Pat
     (argument,) = shlex.split(hint.group(1))
     code, err = run_train(tmp_path, capsys, *amazon(path)[:1], *amazon(path)[2:], argument)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("name", ["x" * 300, 'a\x1b[31mb', "two\nlines"])
+def test_a_study_name_no_folder_can_hold_is_one_line(tmp_path: Path, capsys, name: str) -> None:
+    """Too long for a file name (OSError: File name too long), or holding control characters
+    (an escape that recolours the terminal, a newline that splits a table row)."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    for command in (sweep.main, report.main):
+        code = command([f"search.dir={tmp_path / 'study'}", f'search.study_name="{quoted}"'])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert err[0].startswith("error: search.study_name=") and "\x1b" not in err[0]
+    assert not (tmp_path / "study").exists()
+
+
+def test_control_characters_in_console_text_are_escaped() -> None:
+    from experiments.cli.console import printable
+
+    assert printable("a\x1b[31mb\nc\td é") == "a\\x1b[31mb\\nc\\td é"

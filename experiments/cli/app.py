@@ -33,7 +33,7 @@ from experiments.cli.compose import (
     unparsable,
     without_group_choices,
 )
-from experiments.cli.console import VERBOSE_ENV, commented_settings
+from experiments.cli.console import VERBOSE_ENV, commented_settings, printable
 from experiments.cli.hydra_internals import args_parser, run_hydra
 from experiments.cli.rundir import claim_new_dir, make_run_dir, write_hydra_record
 from experiments.cli.secrets import mask_secrets, typed_passwords
@@ -112,7 +112,7 @@ def run_command(argv: Sequence[str] | None, config_name: str, set_up: SetUp, *,
     except UserError as exc:
         if verbose:
             raise
-        print(mask_secrets(f"error: {exc}", typed_passwords(args)), file=sys.stderr)
+        print(printable(mask_secrets(f"error: {exc}", typed_passwords(args))), file=sys.stderr)
         return EXIT_USER_ERROR
 
 
@@ -131,7 +131,8 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
         except UserError as exc:
             if verbose:
                 raise
-            print(mask_secrets(f"error: {exc}", typed_passwords(args)), file=sys.stderr)
+            print(printable(mask_secrets(f"error: {exc}", typed_passwords(args))),
+                  file=sys.stderr)
             codes.append(EXIT_USER_ERROR)
 
     # What `hydra.main` does with sys.argv, done with our list instead: no global state is

@@ -26,6 +26,14 @@ from recsys.prepare import PreparedData
 VERBOSE_ENV = "RECSYS_VERBOSE"
 
 
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (`\\x1b`, `\\n`): an id or a name
+    from a data file or a command line must not move the cursor, recolour the terminal or
+    split a table row."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode()
+                   for c in text)
+
+
 def verbose() -> bool:
     return os.environ.get(VERBOSE_ENV) == "1"
 

@@ -111,9 +111,10 @@ class SearchConfig:
         require(self.timeout is None or self.timeout > 0, "search.timeout", self.timeout,
                  "null or a number of seconds > 0")
         name = self.study_name
-        require(bool(name) and "/" not in name and "\\" not in name and name not in (".", ".."),
-                "search.study_name", name, "a non-empty name without / (it names the study's "
-                "folder under outputs/sweeps)")
+        require(bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
+                and name.isprintable() and len(name.encode()) <= 200,
+                "search.study_name", name, "a non-empty name of at most 200 bytes, without / "
+                "or control characters (it names the study's folder under outputs/sweeps)")
         require(":memory:" not in self.storage and self.storage.rstrip("/") != "sqlite:",
                 "search.storage", self.storage, "a storage every worker and later run can "
                 "open: an in-memory SQLite database is private to one process and lost at "

@@ -36,6 +36,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         found = sorted(p.parent.name for p in folder.glob("*/study.db"))
         raise UserError(f"no study named {name!r}: {missing} does not exist; studies in "
                         f"{folder}: {', '.join(found) or 'none'} (or set search.storage)")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # "[W …] no complete trials" x5
     storage = claim_folder(Path(search.dir), search)  # the sweep's own checks
     try:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -57,6 +58,9 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         from experiments.sweeping.outputs import write_report
 
         chosen, note = exported_choice(study)
+        if chosen is None:
+            note = ("no trial has completed: there is no best/ yet, and the plots of values "
+                    "are empty; the table says how the trials ended")
         if note:
             print(f"note: {note}")
         try:

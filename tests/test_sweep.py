@@ -117,6 +117,11 @@ def test_resume_stops_at_n_trials_in_total(study_dir: Path, capsys) -> None:
     assert len(load(study_dir, "s").trials) == 4
     assert "4 of 4 trials already finished; to add trials, run it again with " \
            "search.n_trials=8" in capsys.readouterr().out
+    # Fewer than it has: the hint still adds trials (it said n_trials=4, which adds none).
+    assert sweep.main(sweep_args(study_dir, "s", 2)) == 0
+    assert len(load(study_dir, "s").trials) == 4
+    assert "4 of 2 trials already finished; to add trials, run it again with " \
+           "search.n_trials=6" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -659,3 +664,25 @@ def test_a_model_with_truncated_variables_is_named(study_dir: Path, tmp_path: Pa
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
     assert f"'{model}' is not a readable exported model" in errors[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_report_of_a_study_without_complete_trials_is_one_note(tmp_path: Path, capfd) -> None:
+    """Five `[W …] There are no complete trials.` lines and a matplotlib UserWarning with its
+    source line, before: one note now. A `.study-name` that is not text is read as no mark."""
+    from experiments import report
+
+    folder = tmp_path / "allfail"
+    folder.mkdir()
+    study = optuna.create_study(study_name="allfail", storage=f"sqlite:///{folder / 'study.db'}",
+                                direction="maximize")
+    for _ in range(3):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    (folder / ".study-name").write_bytes(b"\xff\xfe")
+    capfd.readouterr()
+    assert report.main(["study=allfail", f"search.dir={folder}"]) == 0
+    out, err = capfd.readouterr()
+    assert "[W " not in out + err and "Warning" not in out + err, out + err
+    assert out.count("note: ") == 1 and "no trial has completed" in out
+    assert "0 complete, 0 pruned, 3 failed" in out
+    assert (folder / "report" / "index.html").is_file() and not (folder / "best").exists()

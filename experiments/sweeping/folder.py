@@ -96,7 +96,10 @@ class FolderOwner:
         mark = StudyFolder(folder).mark
         if not mark.is_file():
             return None
-        text = mark.read_text().strip()
+        try:
+            text = mark.read_text().strip()
+        except (OSError, UnicodeDecodeError):  # damaged: known by its study.db, then rewritten
+            return None
         with contextlib.suppress(ValueError, TypeError):
             fields = json.loads(text)
             if isinstance(fields, dict):

@@ -45,6 +45,8 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # Importance estimates on few trials warn per parameter; the summary says how many there are.
     warnings.filterwarnings("ignore", message="Some regimes for parameter")
+    # Optuna's matplotlib history of a study without values has no legend to draw.
+    warnings.filterwarnings("ignore", message="No artists with labels found")
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     notes: list[str] = []
     enough_for_importances = len(complete) >= 2 and any(

@@ -239,7 +239,7 @@ def begin_study(study: optuna.Study, plan: SweepPlan, done: int | None, n_worker
     where = f"study {search.study_name!r} in {mask_url(search.storage)}"
     if done is not None:
         failed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
-        more = (f"; to add trials, run it again with search.n_trials={2 * search.n_trials}"
+        more = (f"; to add trials, run it again with search.n_trials={done + search.n_trials}"
                 if done >= search.n_trials else "")
         print(f"resuming {where}: {done} of {search.n_trials} trials already finished"
               f"{f' ({failed} failed, not counted)' if failed else ''}{more}", flush=True)

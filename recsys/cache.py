@@ -31,8 +31,8 @@ from recsys.synthetic import ensure_csv
 
 # 2: ids such as `NA` are kept (only empty fields are missing); 3: temporal ties at a cut
 # drawn in seeded random order; 4: per-user splits; 5: spaces around ids trimmed; 6: a user's
-# equal timestamps in file order in the per-user splits
-CACHE_VERSION = 6
+# equal timestamps in file order in the per-user splits; 7: per_user_file_order noted
+CACHE_VERSION = 7
 _NOT_IN_KEY = {"sample_fraction", "cache_dir", "name", "synthetic"}
 
 

@@ -50,7 +50,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsys.config import DataConfig
+from recsys.config import PER_USER_SPLITS, DataConfig
 from recsys.errors import UserError
 from recsys.loading import Ratings
 
@@ -139,6 +139,10 @@ def prepare(ratings: Ratings, cfg: DataConfig) -> PreparedData:
         "validation": int((split == VALID).sum()),
         "test": int((split == TEST).sum()),
         **({"temporal_tied_at_cuts": tied} if tied else {}),
+        # One timestamp for all (or no timestamp column): a per-user split's "latest" pairs
+        # are the last in the file's order; the console says so.
+        **({"per_user_file_order": 1} if cfg.split in PER_USER_SPLITS and len(time)
+           and time.min() == time.max() else {}),
     }
     return PreparedData(user_vocab, item_vocab, user, item, split, sample_rank, stats)
 
@@ -194,7 +198,7 @@ def _split(time: np.ndarray, user: np.ndarray, cfg: DataConfig, deduped: str,
     in a seeded random order, not taken from the file's order)."""
     n = len(time)
     rng = np.random.default_rng(cfg.seed)
-    if cfg.split in ("leave_one_out", "user_temporal"):
+    if cfg.split in PER_USER_SPLITS:
         split, tied = _per_user_split(user, cfg), 0
         _check_held_out(split, cfg, deduped)
     else:

@@ -182,3 +182,19 @@ def test_a_damaged_meta_json_is_discarded_and_rebuilt(tmp_path: Path, ratings: p
     assert info["cache"] == "miss" and "was unreadable" in info["notice"]
     assert again.stats == first.stats
     assert load_prepared(cfg)[1]["cache"] == "hit"
+
+
+@pytest.mark.parametrize("split", ["leave_one_out", "user_temporal"])
+def test_one_timestamp_for_all_holds_out_the_files_last_pairs_with_a_note(
+        ratings: pd.DataFrame, split: str) -> None:
+    """With every timestamp equal, a per-user split's "latest" pairs are the last in the file
+    (not drawn at random), and the stats carry the note's flag; real times carry none."""
+    flat = ratings.assign(timestamp=7)
+    data = prepare_frame(flat, DataConfig(split=split))
+    assert data.stats.get("per_user_file_order") == 1
+    for u in np.unique(data.user)[:50]:
+        rows = np.flatnonzero(data.user == u)  # in the file's order
+        kinds = data.split[rows]
+        held = np.flatnonzero(kinds != TRAIN)
+        assert held.size == 0 or held.min() > np.flatnonzero(kinds == TRAIN).max()
+    assert "per_user_file_order" not in prepare_frame(ratings, DataConfig(split=split)).stats

@@ -87,6 +87,10 @@ def load_data(cfg: DataConfig) -> PreparedData:
         notes.append(f"{tied} rating(s) share the timestamp where data.split=temporal cuts "
                      "test or validation off: which side each lands on is drawn in a seeded "
                      "random order (data.seed), not taken from the file's order")
+    if prepared.stats.get("per_user_file_order"):
+        notes.append(f"every rating has the same timestamp (or the file has none): each "
+                     f"user's held-out pairs under data.split={cfg.split} are their last in the "
+                     "file's order; set data.timestamp_column if the file has times")
     if seconds >= 5:
         notes.append(f"data prepared in {seconds:.0f} s ({info.get('cache', '')}); the next run "
                      "with these data settings reads the cache")

@@ -269,6 +269,15 @@ def test_objective_with_fixed_trial(tmp_path: Path) -> None:
     assert config["model"]["embedding_dim"] == 16 and config["optimizer"]["learning_rate"] == 0.2
     assert trial.user_attrs["overrides"] == ["model.embedding_dim=16",
                                              "optimizer.learning_rate=0.2"]
+    # A heartbeat retry starts with the failed trial's attributes, its reason too: a retried
+    # trial that completes carries no inherited "interrupted" label.
+    from experiments.sweeping.trials import INTERRUPTED
+
+    retried = optuna.trial.FixedTrial({"model.embedding_dim": 8,
+                                       "optimizer.learning_rate": 0.2}, number=8)
+    retried.set_user_attr("reason", INTERRUPTED)
+    objective(retried)
+    assert retried.user_attrs["reason"] == ""
 
 
 @pytest.mark.parametrize(("extra", "message"), [

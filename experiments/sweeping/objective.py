@@ -78,7 +78,8 @@ class Objective:
         storage = storage_of(study) if study is not None else None
         if getattr(storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
             storage.record_heartbeat(trial_id(trial))
-        record(trial, started=trial.number, worker=f"{socket.gethostname()}:{os.getpid()}")
+        record(trial, started=trial.number, worker=f"{socket.gethostname()}:{os.getpid()}",
+               reason="")  # a heartbeat retry copies the failed trial's attributes, its reason too
         run_dir = self.folder.trial(trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
         chosen: dict[str, Any] = {}

@@ -695,3 +695,24 @@ def test_report_of_a_study_without_complete_trials_is_one_note(tmp_path: Path, c
     assert out.count("note: ") == 1 and "no trial has completed" in out
     assert "0 complete, 0 pruned, 3 failed" in out
     assert (folder / "report" / "index.html").is_file() and not (folder / "best").exists()
+
+
+def test_one_storage_however_it_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder's recorded storage against the one given: a SQLite file by its resolved path
+    (./x is x), the folder's own study.db wherever the folder now is, a server without the
+    user (another user on the same database is the same storage)."""
+    from experiments.sweeping.folder import same_storage, storage_record
+
+    monkeypatch.chdir(tmp_path)
+    own = tmp_path / "s"
+    assert storage_record(f"sqlite:///{own / 'study.db'}", own) == \
+        storage_record("sqlite:///./s/study.db", own)
+    assert same_storage(storage_record("sqlite:///s/study.db", own), "sqlite:///./s/study.db", own)
+    moved = tmp_path / "moved"
+    assert same_storage(storage_record("sqlite:///s/study.db", own),
+                        f"sqlite:///{moved / 'study.db'}", moved)
+    assert same_storage("sqlite:///s/study.db", "sqlite:///./s/study.db", own)  # an old mark
+    assert not same_storage(storage_record("sqlite:///s/study.db", own), "sqlite:///x.db", own)
+    pg = "postgresql+psycopg://alice:pw@db:5432/studies"
+    assert same_storage(storage_record(pg, own), "postgresql+psycopg://bob:x@db:5432/studies", own)
+    assert not same_storage(storage_record(pg, own), "postgresql+psycopg://alice:pw@db/other", own)

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from experiments.cli.secrets import mask_secrets
 from recsys.errors import UserError
 from recsys.files import write_text_atomic
@@ -170,11 +172,15 @@ OWN_DATABASE = "sqlite:///<this folder>/study.db"  # recorded: moves and copies 
 def storage_record(url: str, folder: Path) -> str:
     """The storage as the folder records it: its own study.db as OWN_DATABASE (the folder
     may be moved or copied with it), another SQLite file by its absolute path (so `./x` and
-    `x` are one storage), any other URL as given."""
+    `x` are one storage), a server's URL without user and password."""
     from experiments.sweeping.study import sqlite_file
 
     database = sqlite_file(url)
-    if database is None or url == OWN_DATABASE:
+    if url == OWN_DATABASE:
+        return url
+    if database is None:  # a server: which one, not as whom (another user, the same study)
+        with contextlib.suppress(Exception):
+            return make_url(url)._replace(username=None, password=None).render_as_string(False)
         return url
     if database.resolve() == StudyFolder(folder).database.resolve():
         return OWN_DATABASE

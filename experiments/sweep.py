@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
-from experiments.cli.console import load_data, pipe_safe, quiet_tensorflow
+from experiments.cli.console import load_data, pipe_safe, quiet_tensorflow, warn_about_data
 from experiments.sweeping.fidelity import describe
 from experiments.sweeping.folder import claim_folder, mark_study_folder
 from experiments.sweeping.outputs import remove_leftovers
@@ -37,6 +37,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     plan.base.check_data(len(prepared.user_ids), len(prepared.item_ids), prepared.most_seen())
     check_fits(plan.base, len(prepared.user_ids), len(prepared.item_ids),
                round(prepared.stats["train_pool"] * plan.base.data.sample_fraction))
+    warn_about_data(prepared, plan.base)
     plan = plan.with_rungs(prepared.stats["train_pool"])  # large data: multi-fidelity
     if len(plan.rungs) > 1:
         pairs = prepared.stats["train_pool"] * plan.base.data.sample_fraction

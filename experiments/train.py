@@ -15,7 +15,13 @@ from omegaconf import DictConfig
 
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
-from experiments.cli.console import epoch_lines, load_data, pipe_safe, quiet_tensorflow
+from experiments.cli.console import (
+    epoch_lines,
+    load_data,
+    pipe_safe,
+    quiet_tensorflow,
+    warn_about_data,
+)
 from experiments.cli.rundir import write_run_config
 from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged
@@ -29,6 +35,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     config.check_data(len(prepared.user_ids), len(prepared.item_ids), prepared.most_seen())
     check_fits(config, len(prepared.user_ids), len(prepared.item_ids),
                round(prepared.stats["train_pool"] * config.data.sample_fraction))
+    warn_about_data(prepared, config)
 
     def job(run_dir: Path) -> int:
         write_run_config(run_dir, tree, overrides)

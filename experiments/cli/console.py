@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from recsys.cache import load_prepared
-from recsys.config import DataConfig
+from recsys.config import DataConfig, RunConfig
 from recsys.prepare import PreparedData
 
 VERBOSE_ENV = "RECSYS_VERBOSE"
@@ -97,6 +97,14 @@ def load_data(cfg: DataConfig) -> PreparedData:
     for note in notes:
         print(f"note: {note}", flush=True)
     return prepared
+
+
+def warn_about_data(prepared: PreparedData, config: RunConfig) -> None:
+    """`warning:` lines where the data makes the reported top-k near meaningless."""
+    from recsys.caveats import caveats
+
+    for line in caveats(prepared, config.data.sample_fraction, max(config.train.top_ks)):
+        print(f"warning: {line}", flush=True)
 
 
 class _ticker:

@@ -4,12 +4,15 @@
 
 Needs only TensorFlow to load the model (a plain SavedModel). A user the model has not seen
 (including an empty id) gets the most popular training items, and the output says so.
-Someone new: `--history ITEM,...` (the items they rated) without a user id.
+Someone new: `--history ITEM,...` (the items they rated) without a user id. Items the user
+rated in training are left out (`--include-seen` keeps them); `--titles movies.csv` prints
+titles beside the ids.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -26,8 +29,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="the user's id as in the ratings file (leave it out with --history "
                              "for someone new)")
     parser.add_argument("--k", type=int, default=10, help="how many items (default 10)")
-    parser.add_argument("--exclude-seen", action="store_true",
-                        help="leave out items the user rated in training")
+    seen = parser.add_mutually_exclusive_group()
+    seen.add_argument("--include-seen", dest="exclude_seen", action="store_false",
+                      help="keep the items the user rated in training (left out by default: "
+                           "a shop does not recommend what was just bought)")
+    seen.add_argument("--exclude-seen", dest="exclude_seen", action="store_true",
+                      help=argparse.SUPPRESS)  # the default; accepted as before
+    parser.set_defaults(exclude_seen=True)
+    parser.add_argument("--titles", type=Path, metavar="CSV",
+                        help="a CSV of item id, title (more columns are ignored; a header row "
+                             "is fine), e.g. MovieLens' movies.csv: titles beside the ids")
     parser.add_argument("--history", metavar="ITEM,...",
                         help="the items this user rated (comma-separated ids, oldest first): a "
                              "model with a history or sequence tower (model.user_tower=history "
@@ -52,12 +63,18 @@ def main(argv: list[str] | None = None) -> int:
               "export it again with python -m experiments.report or re-run the study",
               file=sys.stderr)
         return EXIT_USER_ERROR
+    try:
+        titles = read_titles(args.titles) if args.titles else {}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        print(f"error: --titles {str(args.titles)!r} cannot be read ({exc}); expected a CSV "
+              "of item id, title such as MovieLens' movies.csv", file=sys.stderr)
+        return EXIT_USER_ERROR
     if not 1 <= args.k <= max_k:
         print(f"error: --k {args.k} is invalid: expected 1 to {max_k} (this model's max_k)",
               file=sys.stderr)
         return EXIT_USER_ERROR
     if args.history is not None:
-        return from_history(model, args)
+        return from_history(model, args, titles)
     if args.user_id is None:
         print("error: give a user id, or --history ITEM,... (the items someone new rated)",
               file=sys.stderr)
@@ -71,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"top {args.k} items for user {args.user_id!r}"
               f"{' (items rated in training left out)' if args.exclude_seen else ''}:")
     print_items(out["item_ids"].numpy()[0], out["scores"].numpy()[0], args.k,
-                counts=not bool(out["known_user"].numpy()[0]))
+                counts=not bool(out["known_user"].numpy()[0]), titles=titles)
     return 0
 
 
-def from_history(model, args: argparse.Namespace) -> int:  # noqa: ANN001 (a SavedModel)
+def from_history(model, args: argparse.Namespace,  # noqa: ANN001 (a SavedModel)
+                 titles: dict[str, str]) -> int:
     """Recommend for someone new from the items they rated: each given id once, whitespace
     around ids ignored, unknown ids named and left out."""
     import tensorflow as tf
@@ -101,24 +119,35 @@ def from_history(model, args: argparse.Namespace) -> int:  # noqa: ANN001 (a Sav
     if bool(out["from_history"].numpy()):
         print(f"top {args.k} items for {who} from the {len(items)} known given item(s) (those "
               "left out):")
-        print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k)
+        print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k, titles=titles)
     else:
         print(f"no vector from --history (the model has no history or sequence tower, or none of the "
               f"{len(given)} given item(s) is in its catalog): showing the {args.k} most popular "
               "items (score = training ratings)")
-        print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k, counts=True)
+        print_items(out["item_ids"].numpy(), out["scores"].numpy(), args.k, counts=True,
+                    titles=titles)
     return 0
 
 
-def print_items(item_ids, scores, k: int, counts: bool = False) -> None:  # noqa: ANN001
+def read_titles(path: Path) -> dict[str, str]:
+    """Item id -> title from a CSV's first two columns (a header row, or any row whose id is
+    not in the catalog, simply never matches)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        return {row[0].strip(): row[1].strip() for row in csv.reader(f) if len(row) >= 2}
+
+
+def print_items(item_ids, scores, k: int, counts: bool = False,  # noqa: ANN001
+                titles: dict[str, str] | None = None) -> None:
     """Ranked items; an item scored -inf was left out (seen), so the list stops before it.
     `counts`: the scores are training ratings (popularity), printed as whole numbers."""
     shown = 0
     for rank, (item, score) in enumerate(zip(item_ids, scores, strict=True), start=1):
         if score == float("-inf"):
             break
-        print(f"{rank:>4}  {printable(item.decode()):<16} " + (f"{score:>10.0f} ratings" if counts
-                                                      else f"{score:10.4f}"))
+        title = (titles or {}).get(item.decode())
+        print(f"{rank:>4}  {printable(item.decode()):<16} " + (
+            f"{score:>10.0f} ratings" if counts else f"{score:10.4f}") +
+            (f"  {printable(title)}" if title else ""))
         shown += 1
     if shown < k:
         print(f"only {shown} item(s): the rest of the catalog was left out")

@@ -362,16 +362,31 @@ def test_best_model_loads_with_plain_tensorflow_and_k_is_chosen_at_call_time(
 
 
 @pytest.mark.slow
-def test_recommend_cli_for_known_and_unknown_users(study_dir: Path, capsys) -> None:
+def test_recommend_cli_for_known_and_unknown_users(study_dir: Path, tmp_path: Path,
+                                                   capsys) -> None:
 
     from experiments import recommend
 
     model_dir = study_dir / "s" / "best" / "model"
     best = load(study_dir, "s").best_trial
     user = str(load_vectors(Path(best.user_attrs["run_dir"]) / "vectors.npz")["user_ids"][1])
-    assert recommend.main([str(model_dir), user, "--k", "5"]) == 0
+    assert recommend.main([str(model_dir), user, "--k", "5", "--include-seen"]) == 0
     out = capsys.readouterr().out
-    assert f"top 5 items for user '{user}'" in out and len(out.strip().splitlines()) == 6
+    assert f"top 5 items for user '{user}':" in out and len(out.strip().splitlines()) == 6
+    # By default the user's own training items are left out, and --titles names the items.
+    vectors = load_vectors(Path(best.user_attrs["run_dir"]) / "vectors.npz")
+    index = list(vectors["user_ids"]).index(user)
+    seen = set(vectors["item_ids"][vectors["train_item"][vectors["train_user"] == index]])
+    titles = tmp_path / "movies.csv"
+    titles.write_text("itemId,title,genres\n" + "".join(
+        f'{item},"Title of {item}, a film",Drama\n' for item in vectors["item_ids"]))
+    assert recommend.main([str(model_dir), user, "--k", "50", "--titles", str(titles)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"top 50 items for user '{user}' (items rated in training left out):"
+    listed = [line.split()[1] for line in lines[1:51]]
+    assert len(listed) == 50 and not set(listed) & seen
+    assert all(line.endswith(f"Title of {item}, a film")
+               for line, item in zip(lines[1:51], listed, strict=True))
     for unknown in ("nobody-at-all", ""):
         assert recommend.main([str(model_dir), unknown, "--k", "4", "--exclude-seen"]) == 0
         out = capsys.readouterr().out

@@ -167,6 +167,20 @@ def test_a_searched_key_set_on_the_command_line_is_fixed_with_a_note(capsys) -> 
     assert [t["optimizer"] for t in plan.search.enqueue_trials] == ["adagrad"]
 
 
+def test_an_experiment_option_whose_keys_are_searched_gets_a_note(capsys) -> None:
+    """`experiment=notebook` in a sweep: its optimizer, learning rate, batch size and dim are
+    drawn per trial (the first trial read adam and batch 1024, silently); a key also set on
+    the command line has its own note, not this one."""
+    from experiments.sweeping.plan import plan_from_argv
+
+    plan_from_argv(["experiment=notebook", "data=synthetic", "train.batch_size=8192"])
+    notes = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("note: experiment=")]
+    assert notes == ["note: experiment=notebook sets model.embedding_dim, optimizer, "
+                     "optimizer.learning_rate, which the search space searches: each trial "
+                     "draws them; set one on the command line to fix it for every trial"]
+
+
 def test_a_sweep_ranks_on_train_monitor_unless_search_metric_differs() -> None:
     from experiments.sweeping.plan import plan_from_argv
 

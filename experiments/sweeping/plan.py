@@ -104,6 +104,8 @@ def plan_sweep(tree: dict[str, Any], argv: list[str], check: bool = True) -> Swe
                         f"{search.metric}: a sweep keeps each trial's epoch by the metric it "
                         f"ranks trials on; set search.metric={base.train.monitor_metric} to "
                         "rank on it, or drop train.monitor")
+    if check and (option := explicit.get("experiment")):
+        note_experiment_searched(option, search, explicit)
     search = pin_explicit(search, explicit, tree, notes=check)
     search = drop_inert(search, base, notes=check)
     if search.metric != base.train.monitor_metric:
@@ -177,6 +179,31 @@ def pin_explicit(search: SearchConfig, explicit: dict[str, str], tree: dict[str,
             enqueued.append(start)
     return replace(search, params=params, conditional_params=conditional,
                    enqueue_trials=tuple(enqueued))
+
+
+def note_experiment_searched(option: str, search: SearchConfig,
+                             explicit: dict[str, str]) -> None:
+    """`experiment=notebook` in a sweep: the keys the preset sets that the space searches are
+    drawn per trial, not the preset's; say so (an explicit key already gets its own note)."""
+    import yaml
+
+    from experiments.sweeping.space import flatten
+
+    try:
+        preset = yaml.safe_load((CONF_DIR / "experiment" / f"{option}.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return
+    keys = {entry.split(":")[0].removeprefix("override /").strip() if isinstance(entry, str)
+            else next(iter(entry)).removeprefix("override /")
+            for entry in preset.get("defaults", []) if entry != "_self_"}
+    keys |= set(flatten({k: v for k, v in preset.items() if k != "defaults"}))
+    searched = set(search.params) | {k for block in search.conditional_params.values()
+                                     for k in (block or {})}
+    drawn = sorted(k for k in keys & searched if k not in explicit)
+    if drawn:
+        print(f"note: experiment={option} sets {', '.join(drawn)}, which the search space "
+              f"searches: each trial draws them; set one on the command line to fix it for "
+              f"every trial", flush=True)
 
 
 HISTORY_KEYS = ("model.history_dropout", "model.history_max_len")

@@ -209,7 +209,7 @@ def test_config_values_are_checked_against_their_types(tmp_path: Path, capsys, o
                                "in [0, 4294967295]"),
     ("search.study_name=''", "search.study_name='' is invalid: expected a non-empty name"),
     ("search.study_name=../../x", "search.study_name='../../x' is invalid: expected a non-empty "
-                                  "name without /"),
+                                  "name of at most 200 bytes, without /"),
     ("search.metric=val_ndcg_7", "search.metric='val_ndcg_7' is not a validation metric: "
                                  "available are val_top_1, "),
     ("+search.params={model.embedding_dim: choice(8|16)}", "a search expression inside a "

@@ -417,18 +417,24 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_failed_and_queued_again(
 
 @pytest.mark.slow
 @needs_postgres
-def test_a_storage_outage_stops_with_one_line_and_the_rerun_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_storage_outage_stops_with_one_line_and_the_rerun_completes(tmp_path: Path,
+                                                                      workers: int) -> None:
+    """One error line, however many workers met the outage (two workers printed it twice and
+    the main process a third time)."""
     from tcp_proxy import TcpProxy
 
     name = unique_name("outage")
     real = make_url(PG_URL)
     proxy = TcpProxy((real.host, real.port))
     through = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    proc = subprocess.Popen(args(tmp_path, name, through, 3, "train.epochs=100"), cwd=REPO,
+    proc = subprocess.Popen(args(tmp_path, name, through, 3, "train.epochs=100",
+                                 f"search.n_workers={workers}"), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: any(t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values
-                             for t in _trials(name)), timeout=300)
+        wait_for(lambda: sum(t.state == optuna.trial.TrialState.RUNNING and
+                             bool(t.intermediate_values) for t in _trials(name)) >= workers,
+                 timeout=300)
         proxy.cut()
         out, err = proc.communicate(timeout=300)
     finally:
@@ -441,7 +447,7 @@ def test_a_storage_outage_stops_with_one_line_and_the_rerun_completes(tmp_path: 
     assert real.password not in out + err
     # The trial it was running is RUNNING with a stale heartbeat: the rerun fails and retries
     # it, and the study completes with no trial left RUNNING.
-    assert [t.state for t in _trials(name)].count(optuna.trial.TrialState.RUNNING) == 1
+    assert [t.state for t in _trials(name)].count(optuna.trial.TrialState.RUNNING) == workers
     time.sleep(5)  # > search.grace_period
     proxy = TcpProxy((real.host, real.port), port=proxy.port)
     rerun = subprocess.run(args(tmp_path, name, through, 3, "search.allow_changed_base=true"),

@@ -63,6 +63,21 @@ class StudyFolder:
     def claim_lock(self) -> Path:
         return self.root / ".claim.lock"
 
+    def say_once(self, what: str) -> bool:
+        """True for the first of the study's processes to ask (a file created exclusively):
+        several workers that meet the same outage print one line, not one each."""
+        try:
+            os.close(os.open(self.root / f".said-{what}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        except OSError:  # an unwritable folder: rather a line too many than none
+            return True
+        return True
+
+    def forget_said(self, what: str) -> None:
+        with contextlib.suppress(OSError):
+            (self.root / f".said-{what}").unlink()
+
     def leftovers(self) -> list[Path]:
         return [p for pattern in LEFTOVER_PATTERNS for p in self.root.glob(pattern)]
 

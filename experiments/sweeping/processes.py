@@ -12,6 +12,7 @@ import threading
 import time
 
 EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
+EXIT_STORAGE_LOST = 3  # a worker lost the study storage (the first one to lose it said why)
 DEADLINE_ENV = "RECSYS_SWEEP_DEADLINE"
 PARENT_ENV = "RECSYS_SWEEP_PARENT"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

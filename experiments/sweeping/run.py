@@ -33,6 +33,7 @@ from experiments.sweeping.plan import SweepPlan
 from experiments.sweeping.processes import (
     DEADLINE_ENV,
     EXIT_RETIRED,
+    EXIT_STORAGE_LOST,
     check_stop,
     run_workers,
     stop_on_signals,
@@ -219,7 +220,8 @@ def run_worker(storage: optuna.storages.BaseStorage, plan: SweepPlan,
     study, _ = plan.open_study(storage)  # exactly as the main process: same sampler, pruner
     deadline = float(os.environ[DEADLINE_ENV]) if os.environ.get(DEADLINE_ENV) else None
     retired = guarded(study, plan, lambda: trials_here(
-        study, plan, time.perf_counter(), deadline, data, plan.search.trials_per_process))
+        study, plan, time.perf_counter(), deadline, data, plan.search.trials_per_process),
+        worker=True)
     return EXIT_RETIRED if retired is True else (retired or 0)
 
 
@@ -277,7 +279,11 @@ def trials_here(study: optuna.Study, plan: SweepPlan, start: float, deadline: fl
 def trials_in_workers(study: optuna.Study, plan: SweepPlan, n_workers: int,
                       deadline: float | None) -> int | None:
     """Run the trials in worker processes; an exit code when the study cannot go on."""
+    plan.folder.forget_said("storage-lost")
     code = run_workers(plan.argv, n_workers, deadline)
+    if code == EXIT_STORAGE_LOST:  # a worker said why in one line; the storage is gone here too
+        plan.folder.forget_said("storage-lost")
+        return 1
     n_trials = plan.search.n_trials
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if code != 0 and finished < n_trials:
@@ -290,9 +296,11 @@ def trials_in_workers(study: optuna.Study, plan: SweepPlan, n_workers: int,
     return None
 
 
-def guarded(study: optuna.Study, plan: SweepPlan, run: Callable[[], Any]) -> Any:
+def guarded(study: optuna.Study, plan: SweepPlan, run: Callable[[], Any],
+            worker: bool = False) -> Any:
     """`run()`'s result, or the exit code of a study that stopped: too many failures in a
-    row, a lost storage (one line), or an interrupt (how to resume)."""
+    row, a lost storage (one line, from the first worker that lost it), or an interrupt (how
+    to resume)."""
     try:
         return run()
     except TooManyFailures as exc:
@@ -302,8 +310,10 @@ def guarded(study: optuna.Study, plan: SweepPlan, run: Callable[[], Any]) -> Any
         lost = _storage_failure(exc)
         if lost is None:
             raise
-        print(f"error: {storage_lost(plan.search.storage, lost)}", file=sys.stderr, flush=True)
-        return 1
+        if not worker or plan.folder.say_once("storage-lost"):  # one line for all workers
+            print(f"error: {storage_lost(plan.search.storage, lost)}", file=sys.stderr,
+                  flush=True)
+        return EXIT_STORAGE_LOST if worker else 1
     except KeyboardInterrupt:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         print(f"interrupted after {finished} of {plan.search.n_trials} finished trials; the "

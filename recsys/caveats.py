@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.prepare import TRAIN, PreparedData
+from recsys.prepare import TRAIN, PreparedData, training_mask
 
 CATALOG_SHARE = 0.25  # top-k over at least this share of the catalog: a random list hits it
 UNSEEN_SHARE = 0.5  # held-out pairs of users without a training pair
@@ -25,8 +25,7 @@ def caveats(data: PreparedData, sample_fraction: float, k: int) -> list[str]:
                    f"holds {min(k / catalog, 1):.0%} of the held-out items, so top-{k} says "
                    "little; report a smaller k (train.top_ks, train.monitor) or keep more "
                    "items (data.min_item_ratings, data.sample_fraction)")
-    n_keep = max(1, round(sample_fraction * data.stats["train_pool"]))
-    in_train = (data.split == TRAIN) & (data.sample_rank < n_keep)
+    in_train = training_mask(data, sample_fraction)
     known = np.zeros(len(data.user_ids), dtype=bool)
     known[data.user[in_train]] = True
     held = data.user[data.split != TRAIN]

@@ -285,11 +285,15 @@ def as_strings(ids: pa.Array) -> np.ndarray:
     return np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
 
 
+def training_mask(data: PreparedData, sample_fraction: float) -> np.ndarray:
+    """The rows a run trains on: the lowest-ranked `sample_fraction` of the training pool."""
+    n_keep = max(1, int(round(sample_fraction * data.stats["train_pool"])))
+    return (data.split == TRAIN) & (data.sample_rank < n_keep)
+
+
 def select_training(data: PreparedData, sample_fraction: float) -> TrialData:
     """Step 4: sample the training pool and index users for the model (cheap, per trial)."""
-    pool_size = data.stats["train_pool"]
-    n_keep = max(1, int(round(sample_fraction * pool_size)))
-    in_train = (data.split == TRAIN) & (data.sample_rank < n_keep)
+    in_train = training_mask(data, sample_fraction)
     # Keep the seeded permutation's order: it is the shuffle the notebook does once.
     rows = np.flatnonzero(in_train)
     rows = rows[np.argsort(data.sample_rank[rows], kind="stable")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from experiments.cli.hydra_internals import (
     refused_key,
     sweep_in_mapping,
 )
-from experiments.cli.secrets import mask_secrets
+from experiments.cli.secrets import mask_secrets, typed_passwords
 from recsys.config import GROUP_TYPES, RunConfig, invalid
 from recsys.errors import UserError
 
@@ -134,8 +133,7 @@ def _storage_override(overrides: Sequence[str]) -> str | None:
     for override in overrides:
         key, _, value = override.partition("=")
         if key.lstrip("+") == "search.storage":
-            found = re.match(r"^[^:]+://[^:@/]*:(.+)@[^@]*$", value)
-            return found.group(1) if found else None
+            return next(iter(typed_passwords([value])), None)
     return None
 
 

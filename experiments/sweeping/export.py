@@ -46,13 +46,14 @@ def record_export(study: optuna.Study, trial: optuna.trial.FrozenTrial | None) -
 def exported_choice(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial | None, str]:
     """The trial the sweep last exported, while the study has no trials it did not see; else
     the best complete trial, with a note when an older confirmation is set aside."""
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(t.state in FINISHED for t in trials)
     exported = study.user_attrs.get(EXPORTED_ATTR)
     if isinstance(exported, dict) and exported.get("finished") == finished:
         number = exported.get("trial")
-        if isinstance(number, int) and 0 <= number < len(study.trials) and \
-                study.trials[number].state == optuna.trial.TrialState.COMPLETE:
-            return study.trials[number], ""
+        if isinstance(number, int) and 0 <= number < len(trials) and \
+                trials[number].state == optuna.trial.TrialState.COMPLETE:
+            return trials[number], ""
     best = best_trial(study)
     note = ("" if best is None or not study.user_attrs.get("confirm") else
             f"the study has trials its last confirmation did not see: best/ is trial "

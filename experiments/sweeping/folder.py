@@ -190,9 +190,9 @@ def storage_record(url: str, folder: Path) -> str:
     `x` are one storage), a server's URL without user and password."""
     from experiments.sweeping.study import sqlite_file
 
-    database = sqlite_file(url)
     if url == OWN_DATABASE:
         return url
+    database = sqlite_file(url)
     if database is None:  # a server: which one, not as whom (another user, the same study)
         with contextlib.suppress(Exception):
             return make_url(url)._replace(username=None, password=None).render_as_string(False)

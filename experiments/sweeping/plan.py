@@ -193,9 +193,9 @@ def note_experiment_searched(option: str, search: SearchConfig,
         preset = yaml.safe_load((CONF_DIR / "experiment" / f"{option}.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         return
-    keys = {entry.split(":")[0].removeprefix("override /").strip() if isinstance(entry, str)
-            else next(iter(entry)).removeprefix("override /")
-            for entry in preset.get("defaults", []) if entry != "_self_"}
+    # `- override /optimizer: adagrad` chooses the group `optimizer` (`_self_` is a string)
+    keys = {next(iter(entry)).removeprefix("override /").lstrip("/")
+            for entry in preset.get("defaults", []) if isinstance(entry, dict)}
     keys |= set(flatten({k: v for k, v in preset.items() if k != "defaults"}))
     searched = set(search.params) | {k for block in search.conditional_params.values()
                                      for k in (block or {})}

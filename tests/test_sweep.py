@@ -731,3 +731,36 @@ def test_one_storage_however_it_is_named(tmp_path: Path, monkeypatch: pytest.Mon
     pg = "postgresql+psycopg://alice:pw@db:5432/studies"
     assert same_storage(storage_record(pg, own), "postgresql+psycopg://bob:x@db:5432/studies", own)
     assert not same_storage(storage_record(pg, own), "postgresql+psycopg://alice:pw@db/other", own)
+
+
+def test_an_unnamed_study_is_named_after_its_data_file() -> None:
+    from experiments.cli.resolvers import study_name_for
+    assert study_name_for("synthetic", None) == "default"
+    assert study_name_for("movielens", "/d/ml-latest-small/ratings.csv") == \
+        "default-movielens-ml-latest-small-ratings"
+    assert study_name_for("amazon_electronics", "/x y/ratings_Electronics.csv.gz", "wide") == \
+        "wide-amazon_electronics-x_y-ratings_Electronics"
+
+
+@pytest.mark.slow
+def test_a_first_study_on_a_new_file_runs_without_a_name(tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    base = [f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, *TINY_TRAIN,
+            "search.n_trials=1", "search.enqueue_trials=[]", "search.confirm.top_n=0"]
+    assert sweep.main(base) == 0  # the README's command: study `default` on the embedded data
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    generated = next((tmp_path / "cache" / "synthetic").glob("*.csv"))
+    (mine / "ratings.csv").write_bytes(generated.read_bytes())
+    capsys.readouterr()
+    # the next step a user takes: the same command pointed at a file of their own
+    assert sweep.main([*base, f"data.path={mine / 'ratings.csv'}"]) == 0
+    out = capsys.readouterr().out
+    assert "starting study 'default-synthetic-mine-ratings'" in out
+    assert len(load(tmp_path / "outputs" / "sweeps", "default-synthetic-mine-ratings").trials) == 1
+    assert len(load(tmp_path / "outputs" / "sweeps", "default").trials) == 1
+    # a name the user gives stays strict: `default` now holds another file's study
+    assert sweep.main([*base, f"data.path={mine / 'ratings.csv'}",
+                       "search.study_name=default"]) == 2
+    assert "was created with other settings" in capsys.readouterr().err

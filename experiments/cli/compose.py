@@ -18,7 +18,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from experiments.cli import schema
+from experiments.cli import resolvers, schema
 from experiments.cli.hydra_internals import (
     failed_override,
     grammar_stop,
@@ -41,6 +41,7 @@ def _find_conf() -> Path:
 
 CONF_DIR = _find_conf()
 schema.register()  # conf/'s options extend these structured configs
+resolvers.register()
 TRAIN_GROUPS = tuple(GROUP_TYPES)  # the training config's groups, as recsys.config types them
 
 

@@ -81,7 +81,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         from experiments.sweeping.study_table import study_table
 
         print(study_table(study, metric))
-        print(f"report: {page}  (open it in a browser; summary.md and PNGs beside it)")
+        print(f"report: {page}  (open it in a browser; summary.md, trials.csv and PNGs beside it)")
         return 0
 
     return job

@@ -55,6 +55,18 @@ def test_report_for_study_with_complete_pruned_and_failed_trials(tmp_path: Path)
     assert not list((tmp_path / "report").glob("*.js"))
     assert is_png(tmp_path / "report" / "optimization_history.png")
     assert is_png(tmp_path / "report" / "param_importances.png")
+    # trials.csv: every trial, its parameters, state and metrics (the study's first)
+    import pandas as pd
+
+    trials = pd.read_csv(tmp_path / "report" / "trials.csv")
+    assert trials["number"].tolist() == list(range(6))
+    assert trials["state"].tolist() == ["COMPLETE"] * 4 + ["PRUNED", "FAIL"]
+    assert trials["params_optimizer.learning_rate"].tolist()[:2] == [0.1, 0.01]
+    metric_columns = [c for c in trials.columns if c.startswith(("val_", "test_"))]
+    assert metric_columns[:3] == ["val_top_100", "test_top_100", "val_top_1"]
+    assert trials.loc[3, "val_top_100"] == pytest.approx(0.33)
+    assert pd.isna(trials.loc[5, "val_top_100"])  # the failed trial recorded none
+    assert {"duration", "epochs", "seconds", "reason"} <= set(trials.columns)
     text = summary.read_text()
     assert "4 complete, 1 pruned, 1 failed" in text
     rows = [line for line in text.splitlines() if line.startswith("| ")
@@ -136,3 +148,32 @@ def test_hparams_values_read_as_written_and_sessions_sort_numerically() -> None:
     assert hparam_value(0.003, continuous=True) == 0.003  # a searched range stays a number
     names = [session_name("s", n) for n in (1, 2, 10, 19)]
     assert sorted(names) == names
+
+
+def test_time_to_quality_leaves_out_the_idle_time_between_a_stop_and_a_resume() -> None:
+    """A study stopped after 200 s and resumed 30 minutes later: the second run's best lands
+    at 200 + its own seconds, and the page marks where the study stood idle."""
+    from datetime import datetime, timedelta
+
+    from experiments.sweeping.report_page import time_figure
+    from experiments.sweeping.time_to_quality import Clock, best_so_far, study_seconds
+
+    study = optuna.create_study(direction="maximize")
+    t0 = datetime(2026, 1, 1)
+    # two workers overlap in the first run (no gap between them); 1800 s idle; then a resume
+    for number, (value, start, end) in enumerate([(0.30, 0, 150), (0.25, 10, 200),
+                                                  (0.35, 2000, 2100), (0.40, 2105, 2300)]):
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=number, state=TrialState.COMPLETE, value=value,
+            datetime_start=t0 + timedelta(seconds=start),
+            datetime_complete=t0 + timedelta(seconds=end), params={}, distributions={},
+            user_attrs={"metrics": {"test_top_100": value}}, system_attrs={},
+            intermediate_values={1: value}, trial_id=number))
+    assert [(p.seconds, p.trial) for p in best_so_far(study, "val_top_100")] == \
+        [(150, 0), (300, 2), (500, 3)]
+    assert study_seconds(study) == 500
+    clock = Clock.of(study)
+    assert clock is not None and clock.gap_marks() == [(200, 1800)]
+    fig = time_figure(study, "val_top_100")
+    assert fig is not None and max(fig.data[0].x) == 500
+    assert any("resumed 30 min later" in (a.text or "") for a in fig.layout.annotations)

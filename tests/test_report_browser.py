@@ -6,6 +6,7 @@ screenshot is taken this way)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -85,7 +86,23 @@ def test_report_page_renders_the_table_and_every_plot(study_dir: Path, width: in
         assert sum("val_top_100" in t for t in axis_titles) >= 2, axis_titles
         x_titles = page.eval_on_selector_all(".g-xtitle, [class^='g-x'][class$='title']",
                                              "els => els.map(e => e.textContent)")
-        assert "learning_rate (adam)" in x_titles and "embedding_dim" in x_titles, x_titles
+        assert "learning_rate(adam)" in x_titles and "embedding_dim" in x_titles, x_titles
+        # The slices' axis titles side by side, none running into the next (the condition
+        # sits on a second line).
+        boxes = sorted(plots.nth(4).locator("[class^='g-x'][class$='title'] text").evaluate_all(
+            "els => els.map(e => [e.getBoundingClientRect().left, "
+            "e.getBoundingClientRect().right])"))
+        assert len(boxes) >= 4 and all(a[1] <= b[0] for a, b in itertools.pairwise(boxes)), boxes
+        # The study table: whole at 1400 px; at 1000 px a line above it names the columns
+        # out of view, and the box scrolls sideways within the window's height.
+        box = page.locator(".rows").first
+        overflow = box.evaluate("e => e.scrollWidth - e.clientWidth")
+        hint = page.locator("p.more").first
+        if width == 1400:
+            assert overflow <= 0 and not hint.is_visible()
+        else:
+            assert overflow > 0 and hint.is_visible() and "params" in hint.inner_text()
+            assert box.evaluate("e => e.getBoundingClientRect().height") <= 1000
         assert not [t for t in x_titles if "[" in t], x_titles  # no cut `...rate[optim`
         assert page.locator("a[href='../best/']").count() == 1
         for plot in (plots.nth(0), plots.nth(5)):  # the history and the per-epoch curves

@@ -9,7 +9,7 @@ before they write into one.
       trials/<n>/     one trial's run: config.yaml, metrics.json, TensorBoard events, vectors
       trials/baselines/  the study's baseline curves and its TensorBoard experiment summary
       best/           the best trial's config, params, metrics and servable model
-      report/         index.html, summary.md and the plots
+      report/         index.html, summary.md, trials.csv and the plots
 """
 
 from __future__ import annotations

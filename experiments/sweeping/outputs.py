@@ -1,5 +1,5 @@
-"""What a study leaves beside its storage: report/ (index.html, PNGs, summary.md) and the
-clean-up of files an interrupted run left behind. best/ is written by export.py."""
+"""What a study leaves beside its storage: report/ (index.html, PNGs, summary.md, trials.csv)
+and the clean-up of files an interrupted run left behind. best/ is written by export.py."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from experiments.sweeping.report_page import write_index
 from experiments.sweeping.study_table import study_table
 from experiments.sweeping.trials import TrialRecord, best_first, ranked
 from recsys.files import atomic_path, write_text_atomic
+from recsys.metrics import KINDS, SPLITS, Metric
 
 
 def png_figure(study: optuna.Study, name: str, metric: str) -> Any:
@@ -65,6 +66,7 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
         except (ValueError, RuntimeError) as exc:
             notes.append(f"{name}.png: not drawn ({exc}).")
     write_text_atomic(report_dir / "summary.md", summary_markdown(study, metric, notes))
+    write_text_atomic(report_dir / "trials.csv", trials_frame(study, metric).to_csv(index=False))
     for old in ("optimization_history", "param_importances", "parallel_coordinate", "slice",
                 "intermediate_values"):  # earlier versions' separate pages
         with contextlib.suppress(OSError):
@@ -72,6 +74,31 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
     with contextlib.suppress(OSError):
         (report_dir / "plotly.min.js").unlink()
     return write_index(study, report_dir, metric, notes)
+
+
+def trials_frame(study: optuna.Study, metric: str) -> Any:
+    """Every trial as one row, to take elsewhere: Optuna's own columns (number, state, value,
+    times, `params_<key>`), then what its record holds: every val_ and test_ metric (the
+    study's `metric` first), epochs run, the best epoch, seconds and why it stopped."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "datetime_start",
+                                          "datetime_complete", "duration", "params"),
+                                   multi_index=False)
+    if frame.empty:
+        return frame
+    records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
+    first = Metric.parse(metric)
+    found = {m for r in records for m in r.metrics if Metric.of(m) is not None}
+    for name in sorted(found, key=lambda m: metric_order(Metric.parse(m), first)):
+        frame[name] = [r.metrics.get(name) for r in records]
+    for name in ("epochs", "best_epoch", "seconds", "reason"):
+        frame[name] = [getattr(r, name) for r in records]
+    frame["duration"] = frame["duration"].dt.total_seconds()  # seconds, not "0 days 00:00:12"
+    return frame
+
+
+def metric_order(m: Metric, first: Metric) -> tuple[Any, ...]:
+    """The study's metric, its test value, then val before test, by kind and cut-off."""
+    return (m.base != first.base, SPLITS.index(m.split), KINDS.index(m.kind), m.k or 0)
 
 
 def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: int = 10) -> str:

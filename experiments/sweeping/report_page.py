@@ -22,6 +22,7 @@ import plotly.io as pio
 from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.study_table import format_params, study_table
 from experiments.sweeping.time_to_quality import (
+    Clock,
     baseline_value,
     best_so_far,
     first_past,
@@ -82,10 +83,15 @@ def time_figure(study: optuna.Study, metric: str) -> go.Figure | None:
     if ease is not None:
         fig.add_hline(y=ease, line_dash="dash", line_color="#c00",
                       annotation_text=f"EASE {metric} {ease:.4f}")
+    clock = Clock.of(study)
+    for at_seconds, idle in clock.gap_marks() if clock else []:
+        fig.add_vline(x=at_seconds, line_dash="dot", line_color="#888",
+                      annotation_text=f"stopped; resumed {idle / 60:.0f} min later",
+                      annotation_textangle=-90, annotation_position="top left")
     passed = first_past(points, ease)
     verdict = "" if ease is None else (f": passed EASE after {passed:.0f} s" if passed is not None
                                        else ": never passed EASE")
-    fig.update_layout(xaxis_title="seconds since the first trial started", yaxis_title=metric,
+    fig.update_layout(xaxis_title="seconds the study ran (idle gaps left out)", yaxis_title=metric,
                       title=f"Time to quality: the best trial so far{verdict} "
                             f"(test value on {test_metric})")
     return fig
@@ -166,7 +172,10 @@ def slice_figure(study: optuna.Study, metric: str) -> go.Figure:
     # Optuna sizes the figure at 300 px a parameter (1800 px for six): fit the page instead,
     # with titles short enough for a panel.
     fig.update_layout(yaxis_title=metric, width=None, autosize=True)
-    fig.for_each_xaxis(lambda axis: axis.update(title_text=short_name(axis.title.text or "")))
+    # The condition on a second line: `learning_rate (adagrad)` is wider than a panel at
+    # 1000 px and ran into the next panel's title.
+    fig.for_each_xaxis(lambda axis: axis.update(
+        title_text=short_name(axis.title.text or "").replace(" (", "<br>(")))
     return fig
 
 
@@ -217,7 +226,7 @@ def table_html(markdown: str, study_dir: Path) -> str:
     text = [line for line in markdown.splitlines() if line and not line.startswith("|")]
     for line in text[:1]:
         out.append(f"<p>{html.escape(line)}</p>")
-    out.append('<div class="wide"><table>')
+    out.append('<div class="rows"><table>')
     for i, line in enumerate(rows):
         if set(line) <= set("|-"):
             continue
@@ -228,11 +237,19 @@ def table_html(markdown: str, study_dir: Path) -> str:
             value = html.escape(cell)
             if j == 0 and i > 0 and cell.isdigit() and StudyFolder(study_dir).trial(cell).is_dir():
                 value = f'<a href="../trials/{cell}/">{value}</a>'
+            if j == len(cells) - 1:
+                value = breakable(value)
             rendered.append(f"<{tag}>{value}</{tag}>")
         out.append("<tr>" + "".join(rendered) + "</tr>")
     out.append("</table></div>")
     out += [f"<p>{html.escape(line)}</p>" for line in text[1:]]
     return "\n".join(out)
+
+
+def breakable(params: str) -> str:
+    """Escaped `name=value` parameters that may wrap after `=` as well as between parameters:
+    `learning_rate[adam]=0.00312...` alone is wider than the column."""
+    return params.replace("=", "=<wbr>")
 
 
 def other_trials_html(study: optuna.Study, metric: str, study_dir: Path) -> str:
@@ -252,11 +269,11 @@ def other_trials_html(study: optuna.Study, metric: str, study_dir: Path) -> str:
             number = f'<a href="../trials/{number}/">{number}</a>'
         rows.append(f"<tr><td>{number}</td><td>{t.state.name.lower()}</td>"
                     f"<td>{'-' if last is None else f'{last:.4f}'}</td><td>{stored.epochs}</td>"
-                    f"<td>{html.escape(format_params(t.params, compact=True))}"
+                    f"<td>{breakable(html.escape(format_params(t.params, compact=True)))}"
                     f"{' (' + html.escape(stored.reason) + ')' if stored.reason else ''}</td></tr>")
     pruned = sum(t.state == S.PRUNED for t in others)
     return (f'<details><summary>{pruned} pruned and {len(others) - pruned} failed trial(s), '
-            "not ranked (their last reported value)</summary><div class=\"wide\"><table>"
+            "not ranked (their last reported value)</summary><div class=\"rows\"><table>"
             f"<tr><th>trial</th><th>state</th><th>last {html.escape(metric)}</th>"
             f"<th>epochs</th><th>params</th></tr>{''.join(rows)}</table></div></details>")
 
@@ -271,6 +288,31 @@ def paired_html(study: optuna.Study) -> str:
     verdicts = TrialRecord.of(best).verdicts()
     return "".join(f'<p class="paired">Paired test of trial {best.number}: the model '
                    f"{html.escape(v)}</p>" for v in verdicts)
+
+
+# A table wider than the window says so above itself and names the columns out of view (a
+# scrollbar alone is easy to miss, and hidden until touched where scrollbars overlay).
+SCROLL_HINT = """
+function hint() {
+  for (const box of document.querySelectorAll('.rows')) {
+    let note = box.previousElementSibling;
+    if (!note || !note.classList.contains('more')) {
+      note = document.createElement('p');
+      note.className = 'more';
+      box.before(note);
+    }
+    const edge = box.getBoundingClientRect().right;
+    const hidden = [...box.querySelectorAll('tr:first-child > th')]
+      .filter(th => th.getBoundingClientRect().right > edge + 1).map(th => th.textContent);
+    note.textContent = hidden.length ? 'Wider than the window: scroll the table sideways '
+      + '(the trial column stays) for ' + hidden.join(', ') + ' \u2192' : '';
+    note.hidden = !hidden.length;
+  }
+}
+hint();
+window.addEventListener('resize', hint);
+document.querySelectorAll('details').forEach(d => d.addEventListener('toggle', hint));
+"""
 
 
 def write_index(study: optuna.Study, report_dir: Path, metric: str, notes: list[str]) -> Path:
@@ -304,10 +346,21 @@ def write_index(study: optuna.Study, report_dir: Path, metric: str, notes: list[
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }}
+th {{ white-space: normal; position: sticky; top: 0; background: #f4f4f4; }}
+td:first-child, th:first-child {{ position: sticky; left: 0; background: #fff; }}
+th:first-child {{ z-index: 1; background: #f4f4f4; }}
 td:last-child, th:last-child {{ text-align: left; }}
-td:last-child {{ min-width: 16em; white-space: normal; }}  /* breaks between parameters only */
+td:last-child {{ min-width: 14em; white-space: normal; }}  /* breaks between parameters, and
+                                                             after a long one's `=` */
 .wide {{ overflow-x: auto; }}
+/* A table wider than the window scrolls in a box no taller than the window, so its scrollbar
+   is on screen; the bar is drawn always (overlay scrollbars hide until touched), and the trial
+   number and the header stay in view while scrolling. */
+.rows {{ overflow: auto; max-height: 85vh; }}
+.rows::-webkit-scrollbar {{ width: 12px; height: 12px; background: #eee; }}
+.rows::-webkit-scrollbar-thumb {{ background: #999; border-radius: 6px; }}
+.more {{ color: #a50; font-weight: 600; }}
 </style></head><body>
 <h1>Study <code>{html.escape(study.study_name)}</code>: {html.escape(metric)}
 ({study.direction.name.lower()})</h1>
@@ -317,6 +370,7 @@ td:last-child {{ min-width: 16em; white-space: normal; }}  /* breaks between par
 {paired_html(study)}
 {"".join(f"<p>{html.escape(n)}</p>" for n in notes)}
 {"".join(parts)}
+<script>{SCROLL_HINT}</script>
 </body></html>
 """
     path = report_dir / "index.html"

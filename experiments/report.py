@@ -2,10 +2,9 @@
 
     python -m experiments.report study=<name> [search.* overrides, e.g. search.storage=...]
 
-Writes into <study folder>/report/: optimization_history, param_importances,
-parallel_coordinate, slice and intermediate_values (pruning curves) as HTML (plotly.js is
-written once beside them), PNG versions of the history and of the importances (or of the
-pruning curves when importances cannot be computed), and summary.md; and best/ again.
+Writes what the end of a sweep writes (`write_study_outputs`): report/ (index.html, the
+table and every plot on one page; PNGs; summary.md; trials.csv), best/, and the TensorBoard
+runs of the baselines in trials/).
 """
 
 from __future__ import annotations
@@ -54,8 +53,8 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         from experiments.cli.console import quiet_tensorflow
 
         quiet_tensorflow()
-        from experiments.sweeping.export import export_best, exported_choice
-        from experiments.sweeping.outputs import write_report
+        from experiments.sweeping.export import exported_choice
+        from experiments.sweeping.outputs import tensorboard_line, write_study_outputs
 
         chosen, note = exported_choice(study)
         if chosen is None:
@@ -64,11 +63,11 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         if note:
             print(f"note: {note}")
         try:
-            best = export_best(study, Path(search.dir), chosen)
-            page = write_report(study, report_dir, metric)
+            outputs = write_study_outputs(study, Path(search.dir), metric, chosen)
         except OSError as exc:
             raise UserError(f"cannot write best/ and report/ into {search.dir!r}: "
                             f"{exc.strerror}; set search.dir to a writable study folder") from None
+        best = outputs.best
         if best:
             print(f"best: {best}  (config, metrics"
                   f"{', model' if (best / 'model').exists() else ''})")
@@ -81,7 +80,9 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         from experiments.sweeping.study_table import study_table
 
         print(study_table(study, metric))
-        print(f"report: {page}  (open it in a browser; summary.md, trials.csv and PNGs beside it)")
+        print(f"report: {outputs.report}  (open it in a browser; summary.md, trials.csv and "
+              "PNGs beside it)")
+        print(tensorboard_line(Path(search.dir), outputs.tensorboard))
         return 0
 
     return job
@@ -100,7 +101,8 @@ Usage:
 
 Trials are ranked on the metric the study was searched on (stored with the study).
 Writes <study folder>/report/index.html (open it in a browser: the table and every plot on
-one page), summary.md and PNGs, and best/ (config.yaml, params.json, metrics.json, model/)."""
+one page), summary.md, trials.csv and PNGs, best/ (config.yaml, params.json, metrics.json,
+model/), and prints the TensorBoard address that colours the best trials."""
 
 
 @pipe_safe

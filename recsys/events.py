@@ -11,31 +11,38 @@ import tensorflow as tf
 from recsys.metrics import metric_names, top
 
 BASELINES_DIR = "baselines"
-# Per-epoch validation curves (and the baselines' flat lines on the same charts) form the
-# group `epoch`, which TensorBoard's Time Series lists before `selected`, `time` and `train`:
-# it orders groups by name, and the curves are what a user opens it for.
+# Per-epoch validation curves (and the baselines' flat lines on the same charts). TensorBoard's
+# Time Series orders groups, and cards within a group, by name: the metric the run selects on
+# (the study's metric) is the group `epoch` alone, listed first, and every other validation
+# curve is the group `epoch_other` after it, then `selected`, `time` and `train`. One group
+# of nine cards put val_top_100 last, below val_mrr and val_ndcg_*.
 CURVES = "epoch"
+OTHER_CURVES = "epoch_other"
 
 
-def curve_tag(metric: str) -> str:
-    """`top_100` -> `epoch/val_top_100`: a validation metric's per-epoch tag."""
-    return f"{CURVES}/val_{metric}"
+def curve_tag(metric: str, selected: str) -> str:
+    """`top_100` -> `epoch/val_top_100` when the run selects on `val_top_100`, else
+    `epoch_other/val_top_100`: a validation metric's per-epoch tag."""
+    name = f"val_{metric}"
+    return f"{CURVES if name == selected else OTHER_CURVES}/{name}"
 
 
 class RunWriter:
     """Writes scalars for one run into `<run_dir>/` (event files beside config.yaml).
 
     With `baseline_curves`, each baseline (popularity, item-kNN, EASE) is a run of its own,
-    `<run_dir>/baselines/<name>/`, with the model's `epoch/val_top_k` tags at every
-    epoch: on TensorBoard's `epoch/val_top_k` charts it draws as a flat line beside the model.
+    `<run_dir>/baselines/<name>/`, with the model's curve tags at every epoch: on the same
+    charts it draws as a flat line beside the model. `selected`: the validation metric the
+    run selects its epoch on (its chart comes first).
     """
 
-    def __init__(self, run_dir: str | Path, ks: tuple[int, ...], baseline_curves: bool = True
-                 ) -> None:
+    def __init__(self, run_dir: str | Path, ks: tuple[int, ...], selected: str,
+                 baseline_curves: bool = True) -> None:
         # The run folder itself: TensorBoard names the run after it (`15` for a study's
         # trial, `runs/<date>` under outputs/), not `.../tensorboard`.
         self.logdir = Path(run_dir)
         self.ks = ks
+        self.selected = selected
         self.writer = tf.summary.create_file_writer(str(self.logdir))
         self.baseline_curves = baseline_curves
         self.baseline_writers: dict[str, tf.summary.SummaryWriter] = {}
@@ -48,11 +55,11 @@ class RunWriter:
             tf.summary.scalar("time/epoch_seconds", logs["epoch_seconds"])
             for name in metric_names(self.ks):
                 if f"val_{name}" in logs:
-                    tf.summary.scalar(curve_tag(name), logs[f"val_{name}"])
+                    tf.summary.scalar(curve_tag(name, self.selected), logs[f"val_{name}"])
         self.writer.flush()
         if self.baseline_curves:
-            write_baselines(self.logdir / BASELINES_DIR, baselines, self.ks, [epoch],
-                            self.baseline_writers)
+            write_baselines(self.logdir / BASELINES_DIR, baselines, self.ks, self.selected,
+                            [epoch], self.baseline_writers)
 
     def final(self, epoch: int, metrics: dict[str, float]) -> None:
         """The reported numbers (the kept epoch's weights) under `selected/`."""
@@ -68,9 +75,10 @@ class RunWriter:
 
 
 def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tuple[int, ...],
-                    steps: list[int], writers: dict[str, tf.summary.SummaryWriter] | None = None,
-                    ) -> None:
-    """Each baseline's validation metrics as `epoch/val_<metric>` at `steps`, in `<folder>/<name>/`."""
+                    selected: str, steps: list[int],
+                    writers: dict[str, tf.summary.SummaryWriter] | None = None) -> None:
+    """Each baseline's validation metrics under the model's curve tags (`selected`: the
+    metric of the first chart) at `steps`, in `<folder>/<name>/`."""
     own = writers is None
     writers = {} if writers is None else writers
     for name, metrics in baselines.items():
@@ -82,7 +90,8 @@ def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tu
             with writers[name].as_default(step=step):
                 for metric in metric_names(ks):
                     if f"val_{metric}" in metrics:
-                        tf.summary.scalar(curve_tag(metric), metrics[f"val_{metric}"])
+                        tf.summary.scalar(curve_tag(metric, selected),
+                                          metrics[f"val_{metric}"])
         writers[name].flush()
     if own:
         for writer in writers.values():

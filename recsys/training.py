@@ -100,7 +100,8 @@ def run(cfg: RunConfig, run_dir: str | Path | None = None,
     baselines = evaluate_baselines(cfg, setup, note)
     t_baselines = time.perf_counter()  # booked apart from training
     run_dir = str(run_dir) if run_dir is not None else None
-    writer = RunWriter(run_dir, setup.ks, baseline_curves) if run_dir else None
+    writer = RunWriter(run_dir, setup.ks, cfg.train.monitor_metric, baseline_curves) \
+        if run_dir else None
     try:
         history, epoch = fit(cfg, setup, callbacks or [], writer,
                              {n: b.metrics for n, b in baselines.items()})

@@ -522,7 +522,7 @@ def test_a_home_tilde_in_search_dir_and_cache_dir_is_the_home_folder(tmp_path: P
     assert done.returncode == 0, done.stderr[-2000:]
     assert list(work.iterdir()) == []
     assert (home / "studies" / "t" / "study.db").is_file() and (home / "cache").is_dir()
-    assert f"study folder: {home / 'studies' / 't'}" in done.stdout
+    assert f"--logdir {home / 'studies' / 't' / 'trials'}" in done.stdout
 
 
 def test_spaces_around_ids_are_trimmed_with_a_note(tmp_path: Path, capsys) -> None:

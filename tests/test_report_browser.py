@@ -6,15 +6,27 @@ screenshot is taken this way)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 from conftest import TINY_SYNTHETIC, TINY_TRAIN
 
 from experiments import sweep
+from experiments.sweeping.hparams import best_runs_url
+from experiments.sweeping.trials import ranked
 
 CHROMIUM = shutil.which("chromium-headless-shell") or "/usr/bin/chromium-headless-shell"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -48,7 +60,6 @@ def test_report_page_renders_the_table_and_every_plot(study_dir: Path, width: in
     """A 20-trial study at 1400 and 1000 px: every plot fits the page with whole axis titles,
     every trial is in the table (pruned and failed ones collapsed, counted), parameters break
     only between tokens, and the per-epoch curves highlight the best five."""
-    import optuna
     from playwright.sync_api import sync_playwright
 
     study = optuna.load_study(study_name="default",
@@ -130,24 +141,15 @@ def test_report_page_renders_the_table_and_every_plot(study_dir: Path, width: in
     assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests
 
 
-def test_tensorboard_over_a_study_shows_one_run_per_trial(study_dir: Path) -> None:
-    """A real TensorBoard on the study's trials/ (as the sweep prints it): the runs are the
-    trial numbers plus the study's baselines, and its page draws the epoch/val_top_100 chart first."""
-    import json
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    from playwright.sync_api import sync_playwright
-
+@contextlib.contextmanager
+def tensorboard(logdir: Path) -> Iterator[tuple[str, list[str]]]:
+    """A real TensorBoard on `logdir`: its address and its runs once it lists some."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir",
-                               str(study_dir / "trials"), "--host", "127.0.0.1", "--port",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         runs: list[str] = []
@@ -159,29 +161,77 @@ def test_tensorboard_over_a_study_shows_one_run_per_trial(study_dir: Path) -> No
             except OSError:
                 pass
             time.sleep(0.5)
+        yield base, runs
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def open_time_series(browser: Any, base: str) -> Any:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{base}/#timeseries")
+    page.wait_for_selector("metrics-card-groups .group-title", timeout=60_000)
+    page.wait_for_timeout(3000)  # the charts draw after the group titles
+    return page
+
+
+def test_tensorboard_over_a_study_shows_one_run_per_trial(study_dir: Path) -> None:
+    """A real TensorBoard on the study's trials/ (as the sweep prints it): the runs are the
+    trial numbers plus the study's baselines, and its first group of charts is the study's
+    metric alone; the printed address colours the best trials apart."""
+    from playwright.sync_api import sync_playwright
+
+    with tensorboard(study_dir / "trials") as (base, runs), sync_playwright() as p:
         trials = sorted(p.name for p in (study_dir / "trials").iterdir() if p.name.isdigit())
         assert sorted(r for r in runs if r.isdigit()) == trials  # `3`, not `3/tensorboard`
         # besides: the baselines (popularity holds the HParams experiment summary); no `.`
         assert {r for r in runs if not r.isdigit()} <= {f"baselines/{n}" for n in
                                                         ("popularity", "itemknn", "ease")}
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{base}/#timeseries")
-            # the first group of cards is the per-epoch validation curves (not `selected`)
-            page.wait_for_selector("metrics-card-groups .group-title", timeout=60_000)
-            first = page.locator("metrics-card-groups .group-title").first.inner_text()
-            assert first.strip().startswith("epoch"), first
-            page.wait_for_timeout(3000)  # the charts draw after the group titles
-            folder = os.environ.get("RECSYS_SCREENSHOTS")
-            if folder:  # as it opens: the epoch/ curves first
-                page.screenshot(path=str(Path(folder) / "tensorboard_study.png"))
-            page.fill("input[placeholder='Filter tags (regex)']", "val_top_100$")
-            # a card's title is split in two elements: the group `epoch` and `/val_top_100`
-            page.wait_for_selector("text=/val_top_100", timeout=60_000)
-            page.wait_for_timeout(3000)  # the charts draw after the tag list
-            assert page.locator("text=/val_top_100").count() >= 1
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = open_time_series(browser, base)
+        folder = os.environ.get("RECSYS_SCREENSHOTS")
+        if folder:  # as it opens: the study's metric first
+            page.screenshot(path=str(Path(folder) / "tensorboard_study.png"))
+        # the first group is `epoch` with one chart, the study's metric (Time Series orders
+        # groups and charts by name: the other curves are the group `epoch_other` after it)
+        first = page.locator("metrics-card-groups .card-group").first
+        assert first.locator(".group-title").inner_text().strip() == "epoch"
+        cards = first.locator("card-view").all_inner_texts()
+        assert len(cards) == 1 and "/val_top_100" in cards[0], cards
+        titles = page.locator("metrics-card-groups .group-title").all_inner_texts()
+        assert [t.strip() for t in titles][:2] == ["epoch", "epoch_other"], titles
+        # HParams: the trial's state and the study's metric on test are ticked (shown) as it
+        # opens; its checkboxes live in shadow roots
+        page.goto(f"{base}/#hparams")
+        page.wait_for_timeout(5000)
+        ticked = page.evaluate("""() => { const out = {}; const walk = root => {
+            for (const e of root.querySelectorAll('*')) {
+              if (e.shadowRoot) walk(e.shadowRoot);
+              if (e.tagName === 'PAPER-CHECKBOX') out[e.innerText.trim()] = e.checked; } };
+            walk(document); return out; }""")
+        assert ticked.get("State") is True and ticked.get("test_top_100") is True, ticked
+        browser.close()
+
+    # The address the sweep prints: the best six trials and the strongest baseline a colour
+    # each (the dashboard's "colour by regex", carried in the address), every other run grey.
+    study = optuna.load_study(study_name="default", storage=f"sqlite:///{study_dir / 'study.db'}")
+    with tensorboard(study_dir / "trials") as (base, runs), sync_playwright() as p:
+        port = int(base.rsplit(":", 1)[1])
+        address = best_runs_url(study, "val_top_100", port)
+        assert address is not None and address.startswith(f"http://localhost:{port}/")
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        # tall enough for every run's row in the run table (rows below the fold are not drawn)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(address)
+        page.wait_for_selector("metrics-card-groups .group-title", timeout=60_000)
+        page.wait_for_timeout(3000)
+        colours = dict(page.locator("tb-data-table-content-row").evaluate_all(
+            "rows => rows.filter(r => r.querySelector('.run-color-swatch')).map(r => "
+            "[r.innerText.trim(), getComputedStyle(r.querySelector('.run-color-swatch'))"
+            ".backgroundColor])"))
+        assert len(colours) == len(runs), (colours, runs)
+        best = [str(t.number) for t in ranked(study)[:6]] + ["baselines/popularity"]
+        assert len({colours[r] for r in best}) == 7, colours
+        others = {c for r, c in colours.items() if r not in best}
+        assert len(others) == 1 and not others & {colours[r] for r in best}, colours
+        browser.close()

@@ -177,7 +177,7 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
         for trial in load(study_dir, name).trials:
             group = groups[f"{name}/{trial.number:04d}"]  # no merging across studies
             (one,) = group.sessions
-            state = group.hparams["trial_state"].string_value
+            state = group.hparams["State"].string_value
             kinds[state] = one.status
             assert state == {"COMPLETE": "complete", "PRUNED": "pruned",
                              "FAIL": "failed"}[trial.state.name]
@@ -216,8 +216,9 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
     experiment = next(s.experiment for s in summaries if s.HasField("experiment"))
     infos = {h.name: h for h in experiment.hparam_infos}
     assert set(infos) == {"optimizer", "optimizer.learning_rate", "model.embedding_dim",
-                          "trial_state"}
-    assert sorted(infos)[-1] == "trial_state"  # the dashboard ticks the first few by name
+                          "State"}
+    assert sorted(infos)[0] == "State"  # the dashboard ticks the first five by name
+    assert infos["optimizer.learning_rate"].display_name == "learning_rate"
     assert set(infos["model.embedding_dim"].domain_discrete) == {"8", "16"}
     assert [m.name.tag for m in experiment.metric_infos][0] == "selected/val_top_100"
     # one naming style: each metric shown by its own name
@@ -229,6 +230,7 @@ def test_tensorboard_tells_trials_of_two_studies_apart(study_dir: Path) -> None:
                                   size_guidance={"tensors": 0})
     popularity.Reload()
     line = popularity.Tensors("epoch/val_top_100")
+    assert "epoch_other/val_top_1" in popularity.Tags()["tensors"]
     assert len(line) >= 1 and float(tf.make_ndarray(line[0].tensor_proto)) == pytest.approx(
         best.user_attrs["popularity"]["val_top_100"])
     assert load(study_dir, "s").metric_names == ["val_top_100"]

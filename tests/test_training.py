@@ -47,9 +47,11 @@ def test_short_run_beats_popularity_and_writes_tensorboard(tmp_path: Path) -> No
     events = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0})
     events.Reload()
     tags = set(events.Tags()["tensors"])
-    expected = {"train/loss", "time/epoch_seconds", "epoch/val_top_1", "epoch/val_top_100",
+    expected = {"train/loss", "time/epoch_seconds", "epoch_other/val_top_1", "epoch/val_top_100",
                 "selected/val_top_100", "selected/test_top_100"}
     assert expected <= tags
+    # the metric the run selects on is the first group's only chart (Time Series sorts by name)
+    assert {t for t in tags if t.startswith("epoch/")} == {"epoch/val_top_100"}
     steps = [e.step for e in events.Tensors("epoch/val_top_100")]
     assert steps == [1, 2, 3]
     last = tf.make_ndarray(events.Tensors("epoch/val_top_100")[-1].tensor_proto)

@@ -9,8 +9,10 @@ study."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import optuna
 import tensorflow as tf
@@ -24,7 +26,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
 from experiments.sweeping.space import Param
-from experiments.sweeping.trials import TrialRecord
+from experiments.sweeping.trials import TrialRecord, ranked
 from recsys.events import BASELINES_DIR, write_baselines
 from recsys.metrics import SPLITS, Metric, top
 
@@ -33,9 +35,9 @@ STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_FAILURE,
           "failed": api_pb2.STATUS_FAILURE}
 
 
-STATE = "trial_state"  # sorts after every searched key (data., model., optimizer., train.):
-# the dashboard ticks the first hparams in name order, and a searched key must not lose its
-# place to it
+STATE = "State"  # complete, pruned or failed. The dashboard ticks the first five hparams by
+# name (capitals sort before the lower-case config keys): the state is always among them, so
+# pruned and complete trials never look alike; a key past the fifth is one tick away.
 
 
 def hparam_value(value: Any, continuous: bool = False) -> bool | float | str:
@@ -82,10 +84,14 @@ def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int],
     for param in space:
         if param.distribution is not None:
             by_key.setdefault(param.key, []).append(param.distribution)
-    hparams = [hp.HParam(key, _merged_domain(dists)) for key, dists in by_key.items()]
+    hparams = [hp.HParam(key, _merged_domain(dists), display_name=label)
+               for (key, dists), label in zip(by_key.items(), column_labels(list(by_key)),
+                                              strict=True)]
     hparams.append(hp.HParam(STATE, hp.Discrete(list(STATES))))
     # One naming style: every metric is shown by its own name (val_top_100, test_ndcg_10).
-    names = [metric, *(top(k).name for k in ks), top(max(ks), "test").name,
+    # The dashboard ticks the first five: the study's metric and its test value among them.
+    names = [metric, Metric.parse(metric).on("test").name, *(top(k).name for k in ks),
+             top(max(ks), "test").name,
              *(Metric(split, "ndcg", 10).name for split in SPLITS if 10 in ks),
              *(Metric(split, "mrr").name for split in SPLITS)]
     metrics = [hp.Metric(f"selected/{name}", display_name=name)
@@ -96,6 +102,13 @@ def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int],
     with writer.as_default():
         hp.hparams_config(hparams=hparams, metrics=metrics)
     writer.close()
+
+
+def column_labels(keys: list[str]) -> list[str]:
+    """Each key's last part (`learning_rate` for `optimizer.learning_rate`) where no other key
+    ends the same: the dashboard's narrow columns broke `model.history_dropout` mid-word."""
+    ends = [key.rsplit(".", 1)[-1] for key in keys]
+    return [end if ends.count(end) == 1 else key for key, end in zip(keys, ends, strict=True)]
 
 
 def experiment_run(trials_dir: Path) -> Path:
@@ -120,15 +133,39 @@ def _merged_domain(dists: list[optuna.distributions.BaseDistribution]) -> hp.Dom
     return hp.Discrete(values) if values and len({type(v) for v in values}) == 1 else None
 
 
-def write_study_baselines(trials_dir: Path, study: optuna.Study, ks: list[int],
-                          max_epochs: int) -> None:
+def write_study_baselines(trials_dir: Path, study: optuna.Study, metric: str) -> None:
     """The baselines of the study (shared by every trial) as runs `baselines/<name>`, flat
-    over the epochs, so they draw on the same charts as the trials' `epoch/val_top_k`."""
+    over the epochs the trials ran, so they draw on the same charts as the trials' curves."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return
-    baselines = TrialRecord.of(complete[0]).baselines
-    metrics = {name: b.get("metrics", {}) for name, b in baselines.items()}
+    first = TrialRecord.of(complete[0])
+    metrics = {name: b.get("metrics", {}) for name, b in first.baselines.items()}
+    ks = first.config.get("train", {}).get("top_ks", [])
     epochs = max([TrialRecord.of(t).epochs or 1 for t in complete] + [1])
-    write_baselines(trials_dir / BASELINES_DIR, metrics, tuple(ks),
-                    list(range(1, min(epochs, max_epochs) + 1)))
+    write_baselines(trials_dir / BASELINES_DIR, metrics, tuple(ks), metric,
+                    list(range(1, epochs + 1)))
+
+
+COLOURS = 7  # TensorBoard's default run palette: an eighth run repeats the first colour
+PORT = 6006  # TensorBoard's default; the printed command names it, so the address is right
+
+
+def best_runs_url(study: optuna.Study, metric: str, port: int = PORT) -> str | None:
+    """A TensorBoard address that colours the study's best complete trials and its strongest
+    baseline (by validation), a colour each, and every other run grey: over every trial (29
+    runs in a 20-trial study) its seven colours repeat and the best trials look alike. It is
+    the dashboard's own "colour runs by regex" setting, carried in the address. None without
+    a complete trial."""
+    best = ranked(study)
+    if not best:
+        return None
+    baselines = TrialRecord.of(best[0]).baselines
+    strongest = max(baselines, key=lambda n: baselines[n].get("metrics", {}).get(metric, -1.0),
+                    default=None)
+    runs = [str(t.number) for t in best[:COLOURS - (strongest is not None)]]
+    if strongest is not None:
+        runs.append(f"{BASELINES_DIR}/{strongest}")
+    # One group (one colour) per run, in rank order: the palette's first colours go to the best.
+    regex = "^(" + "|".join(re.escape(r) for r in runs) + ")$"
+    return f"http://localhost:{port}/?runColorGroup=regex:{quote(regex, safe='')}#timeseries"

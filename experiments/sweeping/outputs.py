@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,41 @@ from experiments.sweeping.study_table import study_table
 from experiments.sweeping.trials import TrialRecord, best_first, ranked
 from recsys.files import atomic_path, write_text_atomic
 from recsys.metrics import KINDS, SPLITS, Metric
+
+
+@dataclass(frozen=True)
+class StudyOutputs:
+    best: Path | None  # best/ (None: no complete trial)
+    report: Path  # report/index.html
+    tensorboard: str | None  # the address colouring the best trials (None: none complete)
+
+
+def write_study_outputs(study: optuna.Study, study_dir: Path, metric: str,
+                        chosen: optuna.trial.FrozenTrial | None) -> StudyOutputs:
+    """Everything a study leaves beside its storage, written one way at the end of a sweep and
+    by `experiments.report`: the baselines' TensorBoard runs, best/ (from `chosen`, the trial
+    the sweep exported) and report/; returns them with the TensorBoard address of the best.
+    OSError (a full disk) propagates: each file is whole or absent."""
+    from experiments.sweeping.export import export_best
+    from experiments.sweeping.hparams import best_runs_url, write_study_baselines
+
+    folder = StudyFolder(study_dir)
+    write_study_baselines(folder.trials, study, metric)
+    best = export_best(study, study_dir, chosen)
+    report = write_report(study, folder.report, metric)
+    return StudyOutputs(best, report, best_runs_url(study, metric))
+
+
+def tensorboard_line(study_dir: Path, address: str | None) -> str:
+    """How to open the study's trials in TensorBoard, and the address that colours the best."""
+    from experiments.cli.console import command
+    from experiments.sweeping.hparams import PORT
+
+    line = (f"TensorBoard: {command('tensorboard')} --logdir {StudyFolder(study_dir).trials} "
+            f"--port {PORT}")
+    if address is not None:
+        line += f"; the best trials a colour each, the rest grey: {address}"
+    return line
 
 
 def png_figure(study: optuna.Study, name: str, metric: str) -> Any:

@@ -25,10 +25,15 @@ import sqlalchemy.exc
 from experiments.cli.console import command
 from experiments.sweeping.claim import TrialClaim
 from experiments.sweeping.confirm import confirm_winners, format_confirm_table
-from experiments.sweeping.export import best_trial, export_best, record_export
-from experiments.sweeping.hparams import write_hparams_config, write_study_baselines
+from experiments.sweeping.export import best_trial, record_export
+from experiments.sweeping.hparams import write_hparams_config
 from experiments.sweeping.objective import Objective
-from experiments.sweeping.outputs import KeepBestVectors, write_report
+from experiments.sweeping.outputs import (
+    KeepBestVectors,
+    StudyOutputs,
+    tensorboard_line,
+    write_study_outputs,
+)
 from experiments.sweeping.plan import SweepPlan
 from experiments.sweeping.processes import (
     DEADLINE_ENV,
@@ -344,25 +349,25 @@ def finish_study(study: optuna.Study, plan: SweepPlan, start: float,
                   "command again to finish it", flush=True)
             return EXIT_INTERRUPTED
     try:
-        write_study_baselines(plan.folder.trials, study, plan.ks, plan.base.train.epochs)
-        record_export(study, chosen or best_trial(study))
-        best_dir = export_best(study, study_dir, chosen)
-        report = write_report(study, plan.folder.report, search.metric)
+        exported = chosen or best_trial(study)
+        record_export(study, exported)
+        outputs = write_study_outputs(study, study_dir, search.metric, exported)
     except OSError as exc:  # e.g. a full disk: the study itself is complete and stored
         print(f"error: cannot write best/ and report/ into {str(study_dir)!r} "
               f"({exc.strerror}); the study is complete: once there is room, run "
               f"{command('experiments.report')} study={search.study_name} to write them",
               file=sys.stderr)
         return 1
-    print_outcome(study, plan, best_dir, report, chosen)
+    print_outcome(study, plan, outputs, chosen)
     print(f"wall time: {time.perf_counter() - start:.0f} s")
     return 0
 
 
-def print_outcome(study: optuna.Study, plan: SweepPlan, best_dir: Path | None, report: Path,
+def print_outcome(study: optuna.Study, plan: SweepPlan, outputs: StudyOutputs,
                   chosen: optuna.trial.FrozenTrial | None) -> None:
-    """The study table, then where everything is and the command that uses it."""
-    study_dir = plan.study_dir
+    """The study table, then where everything is and the command that uses it. `chosen`:
+    the confirmed winner (None without confirmation)."""
+    study_dir, best_dir = plan.study_dir, outputs.best
     print(study_table(study, plan.search.metric))
     best = chosen or best_trial(study)
     for verdict in TrialRecord.of(best).verdicts() if best else []:
@@ -376,7 +381,6 @@ def print_outcome(study: optuna.Study, plan: SweepPlan, best_dir: Path | None, r
         print(f"the best trial ran on another machine ({TrialRecord.of(best).worker if best else '?'}): "
               f"best/ holds its config and metrics; its model is there, or train it here with "
               f"the command above")
-    print(f"report: {report}  (open it in a browser; recommend with: "
+    print(f"report: {outputs.report}  (open it in a browser; recommend with: "
           f"{command('experiments.recommend')} {study_dir / 'best' / 'model'} <user id>)")
-    print(f"study folder: {study_dir}  (TensorBoard: {command('tensorboard')} --logdir "
-          f"{study_dir / 'trials'})")
+    print(tensorboard_line(study_dir, outputs.tensorboard))

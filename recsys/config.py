@@ -108,6 +108,16 @@ class DataConfig:
     cache_dir: str | None = "outputs/cache"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
+    def unused(self) -> dict[str, str]:
+        """Keys this configuration carries but does not read, and why (every option has every
+        key: a reader of `--cfg job` should not take them for settings in force)."""
+        unused = {}
+        if self.path:
+            unused["data.synthetic"] = "data.path is set: the file is read, nothing generated"
+        if self.header:
+            unused["data.column_names"] = "data.header=true: the file's first line names them"
+        return unused
+
     def __post_init__(self) -> None:
         require(bool(self.path) or self.name == "synthetic", "data.path", self.path,
                  f"the path of a ratings file for data={self.name}")

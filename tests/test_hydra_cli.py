@@ -32,6 +32,8 @@ def test_help_lists_groups_keys_and_their_comments(tmp_path: Path) -> None:
     out = proc.stdout
     assert "data: amazon_electronics, movielens, movielens_100k, synthetic" in out
     assert "optimizer: adagrad, adam, sgd" in out
+    groups = out.split("== Flags ==")[0]
+    assert "schema" not in groups  # the internal type-checking groups are not choices
     # The chosen options' files, comments included (data=movielens was chosen).
     assert "# data=movielens  (conf/data/movielens.yaml)" in out
     assert "seed: 42                    # fixes initialization and data order" in out
@@ -49,6 +51,16 @@ def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path: Path) -> 
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["model"]["embedding_dim"] == 8 and cfg["optimizer"]["name"] == "adagrad"
     assert "hydra" not in cfg and not (tmp_path / "outputs").exists()
+    assert "# unused" not in proc.stdout  # the embedded data reads every key it prints
+    # keys every option carries but this one ignores are named after the config
+    movielens = command("experiments.train", "--cfg", "job", "data=movielens",
+                        "data.path=r.csv", cwd=tmp_path)
+    assert movielens.stdout.splitlines()[-2:] == [
+        "# unused: data.synthetic (data.path is set: the file is read, nothing generated)",
+        "# unused: data.column_names (data.header=true: the file's first line names them)"]
+    hydra_only = command("experiments.train", "--cfg", "hydra", "data=movielens",
+                         "data.path=r.csv", cwd=tmp_path)
+    assert "# unused" not in hydra_only.stdout
     bad = command("experiments.train", "--cfg", "job", "model.embedding_dimm=8", cwd=tmp_path)
     assert bad.returncode != 0 and "embedding_dimm" in bad.stderr
 

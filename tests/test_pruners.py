@@ -67,9 +67,9 @@ def test_no_reference_no_cut_and_the_config_builds_it() -> None:
     assert isinstance(pruner, BestCurvePruner) and (pruner.ratio, pruner.n_warmup_steps) == (0.8, 4)
 
 
-def test_eta_is_a_typical_recent_trial_times_the_trials_left() -> None:
-    """The first trial (baselines, start-up) is left out; the median of the last five others,
-    times the trials left, over the workers."""
+def test_eta_is_the_mean_trial_times_the_trials_left_without_the_start_up() -> None:
+    """The first trial counts by its training seconds (its baselines and start-up are paid
+    once); the mean of the trials so far, times the trials left, over the workers."""
     from datetime import datetime, timedelta
 
     from experiments.sweeping.run import Progress
@@ -78,15 +78,17 @@ def test_eta_is_a_typical_recent_trial_times_the_trials_left() -> None:
     progress = Progress(15, "val_top_100", 0.0, n_workers=1)
     assert progress.eta(0) == "?"
     t0 = datetime(2026, 1, 1)
-    for number, seconds in enumerate([30, 16, 9, 3, 3]):
+    for number, seconds in enumerate([90, 16, 9, 3, 3]):
         trial = optuna.trial.FrozenTrial(
             number=number, state=optuna.trial.TrialState.COMPLETE, value=0.5,
             datetime_start=t0, datetime_complete=t0 + timedelta(seconds=seconds), params={},
-            distributions={}, user_attrs={}, system_attrs={}, intermediate_values={},
-            trial_id=number)
+            distributions={}, user_attrs={"train_seconds": 19.0} if number == 0 else {},
+            system_attrs={}, intermediate_values={}, trial_id=number)
         study.add_trial(trial)
         progress(study, study.trials[-1])
-    assert progress.eta(5) == "60s"  # median(16, 9, 3, 3) = 6 s x 10 trials left
+        if number == 0:
+            assert progress.eta(1) == "4min"  # 19 s x 14 left, not 90 s x 14 (21 min)
+    assert progress.eta(5) == "2min"  # 100 s: mean(19, 16, 9, 3, 3) = 10 s x 10 trials left
     assert Progress(15, "m", 0.0, n_workers=2).eta(5) == "?"
     progress.n_workers = 2
-    assert progress.eta(5) == "30s" and progress.eta(15) == "0s"
+    assert progress.eta(5) == "50s" and progress.eta(15) == "0s"

@@ -33,7 +33,12 @@ from experiments.cli.compose import (
     unparsable,
     without_group_choices,
 )
-from experiments.cli.console import VERBOSE_ENV, commented_settings, printable
+from experiments.cli.console import (
+    VERBOSE_ENV,
+    commented_settings,
+    printable,
+    unused_settings,
+)
 from experiments.cli.hydra_internals import args_parser, run_hydra
 from experiments.cli.rundir import claim_new_dir, make_run_dir, write_hydra_record
 from experiments.cli.secrets import mask_secrets, typed_passwords
@@ -99,6 +104,8 @@ def run_command(argv: Sequence[str] | None, config_name: str, set_up: SetUp, *,
                     code = _hydra(config_dir, name, args, task, verbose)
                 if "--help" in args or "-h" in args:
                     print(commented_settings(config_dir, name, _overrides_only(args)))
+                elif code == 0 and _prints_job_config(args):
+                    print(unused_settings(config_dir, name, _overrides_only(args)), end="")
                 return code
             # A plain run: composed once, here, and never handed to Hydra again.
             cfg = compose_config(name, args, config_dir)  # our one-line errors
@@ -216,6 +223,16 @@ def _pop_config_flag(argv: list[str]) -> tuple[list[str], Path | None]:
                         "a config: expected a mapping such as a run's or a study's "
                         "config.yaml") from None
     return rest, path
+
+
+def _prints_job_config(args: list[str]) -> bool:
+    """`--cfg job` or `--cfg all` (`-c`, `--cfg=job`): the printed config holds `data`."""
+    for i, arg in enumerate(args):
+        flag, _, value = arg.partition("=")
+        if flag in ("--cfg", "-c"):
+            value = value or (args[i + 1] if i + 1 < len(args) else "")
+            return value in ("job", "all")
+    return False
 
 
 def _overrides_only(args: list[str]) -> list[str]:

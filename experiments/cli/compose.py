@@ -41,7 +41,7 @@ def _find_conf() -> Path:
 
 CONF_DIR = _find_conf()
 schema.register()  # conf/'s options extend these structured configs
-resolvers.register()
+resolvers.register(CONF_DIR)
 TRAIN_GROUPS = tuple(GROUP_TYPES)  # the training config's groups, as recsys.config types them
 
 

@@ -155,6 +155,19 @@ def epoch_lines(epochs: int, metric: str) -> Any:
     return EpochLines()
 
 
+def unused_settings(config_dir: Path, config_name: str, overrides: list[str]) -> str:
+    """After `--cfg job`: a YAML comment per key the printed config holds but does not use."""
+    from experiments.cli.compose import compose_config, job_config
+    from recsys.config import DataConfig, build
+
+    try:
+        data = build(DataConfig, job_config(compose_config(config_name, overrides,
+                                                           config_dir))["data"], "data")
+    except Exception:  # noqa: BLE001 - the config printed; a note about it is optional
+        return ""
+    return "".join(f"# unused: {key} ({why})\n" for key, why in data.unused().items())
+
+
 def commented_settings(config_dir: Path, config_name: str, overrides: list[str]) -> str:
     """`--help`'s settings: each chosen option's YAML file as written, comments included."""
     from experiments.cli.compose import compose_config

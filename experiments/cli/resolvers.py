@@ -30,7 +30,20 @@ def study_name_for(data_name: str, path: str | None, base: str = "default") -> s
     return name[:200]
 
 
-def register() -> None:
+def config_groups(conf_dir: Path) -> str:
+    """`group: option, option` per group a user picks from in conf/ (the help page's list):
+    Hydra's own $APP_CONFIG_GROUPS also listed the internal `schema` groups."""
+    lines = []
+    for group in sorted(p for p in conf_dir.iterdir() if p.is_dir() and p.name != "hydra"):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if options:
+            lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def register(conf_dir: Path) -> None:
     """Idempotent: Hydra's compose API and `hydra.main` both read the same registry."""
     if not OmegaConf.has_resolver("study_name_for"):
         OmegaConf.register_new_resolver("study_name_for", study_name_for)
+    if not OmegaConf.has_resolver("config_groups"):
+        OmegaConf.register_new_resolver("config_groups", lambda: config_groups(conf_dir))

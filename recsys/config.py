@@ -407,6 +407,7 @@ class EvalConfig:
     ials_regularization: tuple[float, ...] = (10.0, 100.0, 1000.0)
     ials_alpha: tuple[float, ...] = (10.0, 40.0)
     ials_iterations: int = 15
+    ials_tune_iterations: int = 5  # the grid is compared at this many; the chosen is refitted
     ials_max_pairs: int = 20_000_000  # skipped above this many training pairs (time)
     # transitions: the latest items read (the latest weighs 1, each earlier one half) and the
     # weight of item-cosine beside the counts, each combination tried on validation
@@ -441,6 +442,9 @@ class EvalConfig:
                     f"eval.{key}", list(grid), "a non-empty list of numbers > 0")
         require(self.ials_iterations >= 1, "eval.ials_iterations", self.ials_iterations,
                 "an integer >= 1")
+        require(1 <= self.ials_tune_iterations <= self.ials_iterations,
+                "eval.ials_tune_iterations", self.ials_tune_iterations,
+                f"an integer in [1, eval.ials_iterations={self.ials_iterations}]")
         require(self.ials_max_pairs >= 1, "eval.ials_max_pairs", self.ials_max_pairs,
                 "a positive integer")
         require(self.ease_tune_items >= 0, "eval.ease_tune_items", self.ease_tune_items,

@@ -6,7 +6,10 @@ Per data set, in one process and on one prepared split:
 - new: `recsys.baselines.run_baselines` (sparse Gram, sorted neighbours, λ tuned on the most
   rated items, one float32 Cholesky inverse at the chosen λ);
 - float32 against float64 at the chosen λ: the share of validation pairs ranked identically,
-  and the largest difference in validation top-100.
+  and the largest difference in validation top-100;
+- iALS: its grid compared at eval.ials_iterations sweeps per fit (old) against
+  eval.ials_tune_iterations sweeps and one refit of the chosen combination (new): the chosen
+  values, seconds and test top-100 side by side.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import scipy.linalg
 from experiments.benchmarks.common import TEST_10, TEST_100
 from experiments.benchmarks.search import DataSet
 from experiments.cli.compose import compose_run
-from recsys.baselines import gram_matrix, interaction_matrix, run_baselines
+from recsys.baselines import gram_matrix, interaction_matrix, run_baselines, tune_ials
 from recsys.cache import load_prepared
 from recsys.evaluation import HeldOut, Ranker
 from recsys.metrics import ranking_metrics
@@ -96,7 +99,10 @@ def baselines_table(data_sets: list[DataSet], overrides: list[str]) -> str:
     rows = ["data set                 items   path  item-kNN k  s      EASE λ (tuned on)          "
             "s      test@100 kNN/EASE  test@10 kNN/EASE",
             "-" * 118]
-    notes = []
+    notes, ials = [], ["iALS: grid at every sweep (old) vs grid at eval.ials_tune_iterations "
+                       "and one full refit (new)",
+                       "data set                 items   path  chosen                        "
+                       "s      test@100", "-" * 80]
     for ds in data_sets:
         _, cfg = compose_run([*ds.overrides, *overrides])
         prepared, _ = load_prepared(cfg.data)
@@ -117,9 +123,17 @@ def baselines_table(data_sets: list[DataSet], overrides: list[str]) -> str:
                     f"{k.metrics[TEST_10]:.4f}/{e.metrics[TEST_10]:.4f}")
         lam = float(e.param.split("=")[1].split()[0])
         same, diff = float_agreement(setup.ranker, setup.val, lam)
+        quick = replace(cfg.eval, interval_resamples=0)
+        for path, ev in (("old", replace(quick, ials_tune_iterations=quick.ials_iterations)),
+                         ("new", quick)):
+            r = tune_ials(setup.ranker, setup.ranker, interaction_matrix(setup.ranker),
+                          setup.val, setup.test, setup.ks, ev, monitor)
+            ials.append(f"{ds.label if path == 'old' else '':<22} "
+                        f"{n if path == 'old' else '':>7}   {path}   {r.param:<29} "
+                        f"{sum(r.seconds.values()):<6.1f} {r.metrics[TEST_100]:.4f}")
         notes.append(f"{ds.label}: EASE float32 vs float64 at lambda={lam:g}: {same:.2%} of "
                      f"validation pairs ranked identically, val top-100 differs by {diff:.4f}; "
                      f"new parts (s): kNN {k.seconds}, EASE {e.seconds}")
     return "\n".join(["baselines: old (dense kNN, LU inverse per lambda) vs new (sparse Gram, "
                       "lambda tuned on the most-rated items, one Cholesky inverse)", *rows, "",
-                      *notes])
+                      *ials, "", *notes])

@@ -40,6 +40,24 @@ def test_optuna_trial_ids_storage_and_heartbeat_table(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0].heartbeat is not None
 
 
+@pytest.mark.parametrize("make", [lambda: optuna.samplers.TPESampler(seed=1, n_startup_trials=2),
+                                  lambda: optuna.samplers.RandomSampler(seed=1)])
+def test_optuna_samplers_draw_from_the_random_states_we_reseed(make) -> None:
+    """Reseeding the states `sampler_random_states` returns replays the sampler's draws: they
+    are the ones it draws from (start-up and TPE phases alike)."""
+
+    def draws(sampler: optuna.samplers.BaseSampler) -> list[float]:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+        return [t.params["x"] for t in study.trials]
+
+    sampler = make()
+    first = draws(sampler)
+    for state in optuna_internals.sampler_random_states(sampler):
+        state.seed(1)
+    assert draws(sampler) == first
+
+
 def test_keras_adam_moment_slots_are_the_ones_its_step_updates() -> None:
     variable = tf.Variable(np.ones((4, 2), np.float32))
     optimizer = tf.keras.optimizers.Adam(0.1)

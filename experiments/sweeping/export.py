@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.study import FINISHED
-from experiments.sweeping.trials import TrialRecord
+from experiments.sweeping.trials import TrialRecord, complete_trials
 from recsys.errors import UserError
 from recsys.serving import VECTORS_FILE, export_saved_model
 
@@ -27,7 +27,7 @@ EXPORTED_ATTR = "exported"  # the study's user attribute: which trial best/ hold
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = complete_trials(study)
     if not complete:
         return None
     return study.best_trial

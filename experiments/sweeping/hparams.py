@@ -26,7 +26,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
 from experiments.sweeping.space import Param
-from experiments.sweeping.trials import TrialRecord, ranked
+from experiments.sweeping.trials import TrialRecord, complete_trials, ranked
 from recsys.events import BASELINES_DIR, write_baselines
 from recsys.metrics import SPLITS, Metric, top
 
@@ -136,7 +136,7 @@ def _merged_domain(dists: list[optuna.distributions.BaseDistribution]) -> hp.Dom
 def write_study_baselines(trials_dir: Path, study: optuna.Study, metric: str) -> None:
     """The baselines of the study (shared by every trial) as runs `baselines/<name>`, flat
     over the epochs the trials ran, so they draw on the same charts as the trials' curves."""
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = complete_trials(study)
     if not complete:
         return
     first = TrialRecord.of(complete[0])

@@ -1,12 +1,14 @@
 """Every access to Optuna's private internals, in one place, for what no public API gives:
-a trial's storage id, the storage behind Optuna's cache, and the age of a trial's last
-heartbeat. `tests/test_internals.py` pins each one against the installed Optuna: a version
-that moves one fails there, loudly, instead of silently here."""
+a trial's storage id, the storage behind Optuna's cache, the age of a trial's last
+heartbeat, and the random states a sampler draws from. `tests/test_internals.py` pins each
+one against the installed Optuna: a version that moves one fails there, loudly, instead of
+silently here."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import optuna
 
 
@@ -31,3 +33,11 @@ def heartbeat_model() -> Any:
     from optuna.storages._rdb import models
 
     return models.TrialHeartbeatModel
+
+
+def sampler_random_states(sampler: optuna.samplers.BaseSampler) -> list[np.random.RandomState]:
+    """The random states a TPE or random sampler draws from (TPE: its own, and its start-up
+    RandomSampler's), reseeded per trial by `study.py`'s samplers."""
+    if isinstance(sampler, optuna.samplers.TPESampler):
+        return [sampler._rng.rng, sampler._random_sampler._rng.rng]
+    return [sampler._rng.rng]

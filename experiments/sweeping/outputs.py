@@ -17,7 +17,7 @@ from experiments.sweeping.confirm import summary as confirm_summary
 from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.report_page import write_index
 from experiments.sweeping.study_table import study_table
-from experiments.sweeping.trials import TrialRecord, best_first, ranked
+from experiments.sweeping.trials import TrialRecord, best_first, complete_trials, ranked
 from recsys.files import atomic_path, write_text_atomic
 from recsys.metrics import KINDS, SPLITS, Metric
 
@@ -84,7 +84,7 @@ def write_report(study: optuna.Study, report_dir: Path, metric: str) -> Path:
     warnings.filterwarnings("ignore", message="Some regimes for parameter")
     # Optuna's matplotlib history of a study without values has no legend to draw.
     warnings.filterwarnings("ignore", message="No artists with labels found")
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = complete_trials(study)
     notes: list[str] = []
     enough_for_importances = len(complete) >= 2 and any(
         len({t.params.get(name) for t in complete}) > 1 for name in complete[0].params)

@@ -12,7 +12,9 @@ starter that keeps within `ratio` of the best curve runs on, and may end best.
 from __future__ import annotations
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
+
+from experiments.sweeping.trials import complete_trials
 
 
 class BestCurvePruner(optuna.pruners.BasePruner):
@@ -35,7 +37,7 @@ class BestCurvePruner(optuna.pruners.BasePruner):
 def best_curve_value(study: optuna.Study, step: int) -> float | None:
     """The best complete trial's best intermediate value up to `step` (its peak when its
     curve ended earlier); None before any complete trial reported one."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in complete_trials(study)
                 if t.intermediate_values and t.value is not None]
     if not complete:
         return None

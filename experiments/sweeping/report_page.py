@@ -28,7 +28,7 @@ from experiments.sweeping.time_to_quality import (
     first_past,
     study_seconds,
 )
-from experiments.sweeping.trials import TrialRecord, ranked
+from experiments.sweeping.trials import TrialRecord, complete_trials, ranked
 from recsys.files import write_text_atomic
 from recsys.metrics import Metric
 
@@ -105,7 +105,7 @@ def whole_ticks(fig: go.Figure, first: int, last: int) -> None:
 def parallel_figure(study: optuna.Study, metric: str) -> go.Figure | None:
     """One axis per config key (conditional parameters merged), log10 for log-scale ranges,
     categories as labelled ticks; complete trials coloured by the metric."""
-    trials = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    trials = complete_trials(study)
     if len(trials) < 2:
         return None
     columns: dict[str, list[Any]] = {}
@@ -213,7 +213,7 @@ def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure:
 
 
 def importances_figure(study: optuna.Study, metric: str) -> go.Figure | None:
-    complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    complete = complete_trials(study)
     if len(complete) < 2 or not any(len({t.params.get(n) for t in complete}) > 1
                                     for n in complete[0].params):
         return None
@@ -281,7 +281,7 @@ def other_trials_html(study: optuna.Study, metric: str, study_dir: Path) -> str:
 def paired_html(study: optuna.Study) -> str:
     """The best trial against the strongest baseline at each compared metric, on test,
     paired by user."""
-    complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    complete = complete_trials(study)
     if not complete:
         return ""
     best = study.best_trial

@@ -55,7 +55,7 @@ from experiments.sweeping.study import (
     storage_lost,
 )
 from experiments.sweeping.study_table import format_params, study_table
-from experiments.sweeping.trials import TrialRecord
+from experiments.sweeping.trials import TrialRecord, complete_trials
 from recsys.cache import HeldData
 
 EXIT_INTERRUPTED = 130
@@ -337,7 +337,7 @@ def finish_study(study: optuna.Study, plan: SweepPlan, start: float,
     """After the trials: confirm the winners, write TensorBoard baselines, best/ and report/,
     and print the table and the next steps."""
     search, study_dir = plan.search, plan.study_dir
-    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+    if not complete_trials(study):
         why = (f" before search.timeout={search.timeout:g} s ran out" if search.timeout
                else "")
         print(f"error: no trial completed{why}: there is no best config, model or report yet; "

@@ -19,7 +19,13 @@ from sqlalchemy.engine import make_url
 
 from experiments.cli.compose import TRAIN_GROUPS
 from experiments.cli.secrets import mask_secrets
-from experiments.sweeping.optuna_internals import backend_of, heartbeat_model, storage_of, trial_id
+from experiments.sweeping.optuna_internals import (
+    backend_of,
+    heartbeat_model,
+    sampler_random_states,
+    storage_of,
+    trial_id,
+)
 from experiments.sweeping.pruners import BestCurvePruner
 from experiments.sweeping.search_config import (
     FidelityConfig,
@@ -305,7 +311,7 @@ class SeededTPESampler(_PerTrialSeed, optuna.samplers.TPESampler):
 
     def _random_states(self) -> list[np.random.RandomState]:
         # TPE draws candidates from its own state and start-up trials from a RandomSampler's.
-        return [self._rng.rng, self._random_sampler._rng.rng]
+        return sampler_random_states(self)
 
 
 class SeededRandomSampler(_PerTrialSeed, optuna.samplers.RandomSampler):
@@ -314,7 +320,7 @@ class SeededRandomSampler(_PerTrialSeed, optuna.samplers.RandomSampler):
         self._base_seed = seed
 
     def _random_states(self) -> list[np.random.RandomState]:
-        return [self._rng.rng]
+        return sampler_random_states(self)
 
 
 def make_sampler(cfg: SamplerConfig) -> optuna.samplers.BaseSampler:

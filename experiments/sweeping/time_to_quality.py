@@ -14,7 +14,7 @@ from datetime import datetime
 
 import optuna
 
-from experiments.sweeping.trials import TrialRecord
+from experiments.sweeping.trials import TrialRecord, complete_trials
 from recsys.metrics import Metric
 
 MINUTES = (1, 2, 5, 10, 20)
@@ -97,7 +97,7 @@ def at(points: list[Point], seconds: float) -> Point | None:
 
 def baseline_value(study: optuna.Study, name: str, metric: str) -> float | None:
     """A baseline's validation value on the study's metric, as its trials recorded it."""
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+    for t in complete_trials(study):
         value = TrialRecord.of(t).baselines.get(name, {}).get("metrics", {}).get(metric)
         if value is not None:
             return float(value)

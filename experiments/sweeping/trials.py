@@ -73,7 +73,11 @@ def best_first(items: Iterable[T], value: Callable[[T], float], study: optuna.St
                   reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
 
 
+def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's complete trials, in number order (not copied: read them, do not change)."""
+    return study.get_trials(deepcopy=False, states=COMPLETE)
+
+
 def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The complete trials, best first in the study's direction."""
-    return best_first(study.get_trials(deepcopy=False, states=COMPLETE), lambda t: t.value,
-                      study)
+    return best_first(complete_trials(study), lambda t: t.value, study)

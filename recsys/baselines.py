@@ -38,13 +38,11 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from recsys.cache import DAMAGED
-from recsys.config import EvalConfig
+from recsys.config import BASELINE_NAMES, EvalConfig
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
 from recsys.files import atomic_path, write_text_atomic
 from recsys.metrics import ranking_metrics
 
-NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE",
-         "ials": "iALS", "transitions": "transitions"}
 MIN_TUNING_PAIRS = 100  # fewer validation pairs among the most-rated items: tune on all items
 Note = Callable[[str], None]
 # (ranker, users) -> the users' scores for every item, from the histories the ranker holds
@@ -159,7 +157,7 @@ def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ..
     gram, gram_seconds = None, 0.0
     for name in [n for n in cfg.baselines if n != "popularity"]:
         if skipped := skip_reason(name, ranker, x, cfg):
-            results[name] = BaselineResult(NAMES[name], skipped=skipped)
+            results[name] = BaselineResult(BASELINE_NAMES[name], skipped=skipped)
             continue
         if name != "ials" and gram is None:  # item-kNN and EASE share one Gram matrix
             start = time.perf_counter()
@@ -383,7 +381,7 @@ def tuning_subset(ranker: Ranker, gram: sp.csr_matrix, val: HeldOut, m: int,
 def _finish(name: str, val_ranks: np.ndarray, test_ranks: np.ndarray, val: HeldOut,
             test: HeldOut, ks: tuple[int, ...], resamples: int, param: str = "") -> BaselineResult:
     return BaselineResult(
-        NAMES[name],
+        BASELINE_NAMES[name],
         metrics={**ranking_metrics(val_ranks, ks, "val_"),
                  **ranking_metrics(test_ranks, ks, "test_")},
         intervals={**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),

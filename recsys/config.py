@@ -31,7 +31,10 @@ SPLITS: tuple[str, ...] = typing.get_args(Split)
 BAD_LINE_POLICIES: tuple[str, ...] = typing.get_args(BadLinePolicy)
 NEGATIVES: tuple[str, ...] = typing.get_args(Negatives)
 USER_TOWERS: tuple[str, ...] = typing.get_args(UserTower)
-BASELINES = ("popularity", "itemknn", "ease", "ials", "transitions")
+# Each baseline's key (eval.baselines) and the name tables print: spelled here only.
+BASELINE_NAMES = {"popularity": "popularity", "itemknn": "item-kNN (cosine)", "ease": "EASE",
+                  "ials": "iALS", "transitions": "transitions"}
+BASELINES = tuple(BASELINE_NAMES)
 TestHistory = Literal["train", "train+validation"]
 TEST_HISTORIES: tuple[str, ...] = typing.get_args(TestHistory)
 PER_USER_SPLITS = ("leave_one_out", "user_temporal")

@@ -80,3 +80,16 @@ def test_a_wrong_type_is_refused_by_the_schema_while_composing(override: str,
     with pytest.raises(UserError) as refused:
         compose_config("sweep", [override])
     assert str(refused.value) == message
+
+
+def test_the_search_defaults_are_the_dataclass_defaults() -> None:
+    """conf/search/default.yaml's settings are SearchConfig's defaults; only the space (params,
+    conditional_params, enqueue_trials) is the YAML's own."""
+    from experiments.cli.compose import job_config
+    from experiments.sweeping.search_config import SearchConfig
+
+    composed = SearchConfig.from_dict(job_config(compose_config("sweep", []))["search"])
+    space = ("params", "conditional_params", "enqueue_trials")
+    assert dataclasses.replace(composed, **{k: getattr(SearchConfig(), k) for k in space}) == \
+        SearchConfig()
+    assert composed.params and composed.enqueue_trials  # the YAML does define a space

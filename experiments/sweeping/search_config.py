@@ -73,6 +73,12 @@ class FidelityConfig:
                  self.min_rung_pairs, "an integer >= 1")
 
 
+# A study maximizes: every metric (top-k accuracy, NDCG@k, MRR) is better higher, and trials
+# early-stop and the baselines tune by the larger value. There is no search.direction: its
+# only valid value would be this one.
+DIRECTION = "maximize"
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     study_name: str = "default"
@@ -80,7 +86,6 @@ class SearchConfig:
     storage: str = "sqlite:///outputs/sweeps/default/study.db"
     n_trials: int = 20
     timeout: float | None = None
-    direction: Literal["maximize", "minimize"] = "maximize"
     metric: str = top(100).name
     n_workers: int = 1
     heartbeat_interval: int = 30
@@ -103,11 +108,6 @@ class SearchConfig:
                          ("keep_vectors", 1)):
             require(getattr(self, key) >= low, f"search.{key}", getattr(self, key),
                      f"an integer >= {low}")
-        # Every metric (top-k accuracy, NDCG@k, MRR) is better higher: trials early-stop and
-        # the baselines tune by the larger value, so a minimizing study would export its worst.
-        require(self.direction == "maximize", "search.direction", self.direction,
-                "maximize: every metric (val_top_<k>, val_ndcg_<k>, val_mrr) is better "
-                "higher (drop the key)")
         require(self.timeout is None or self.timeout > 0, "search.timeout", self.timeout,
                  "null or a number of seconds > 0")
         name = self.study_name

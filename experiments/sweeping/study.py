@@ -28,6 +28,7 @@ from experiments.sweeping.optuna_internals import (
 )
 from experiments.sweeping.pruners import BestCurvePruner
 from experiments.sweeping.search_config import (
+    DIRECTION,
     FidelityConfig,
     PrunerConfig,
     SamplerConfig,
@@ -356,7 +357,7 @@ def open_study(storage: optuna.storages.BaseStorage, search: SearchConfig,
     for a new study). `fingerprint` (see `base_fingerprint`) is stored on creation; a resume
     or a worker whose fingerprint differs is refused, naming the keys. `rungs` > 1: a
     multi-fidelity study, pruned between rungs (make_pruner)."""
-    name, metric, direction = search.study_name, search.metric, search.direction
+    name, metric, direction = search.study_name, search.metric, DIRECTION
     sampler = make_sampler(search.sampler)
     pruner = make_pruner(search.pruner, max_resource, search.fidelity if rungs > 1 else None)
     try:

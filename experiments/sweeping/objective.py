@@ -28,7 +28,7 @@ from experiments.sweeping.trials import INTERRUPTED, record
 from recsys.cache import HeldData
 from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged, UserError
-from recsys.training import build, fit, run
+from recsys.training import RunResult, build, fit, run
 
 
 class PruneOnEpoch(tf.keras.callbacks.Callback):
@@ -69,59 +69,17 @@ class Objective:
         print(text, flush=True)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Suggest, compose, run, record: the trial's numbers on success; on any failure its
+        state and reason are recorded (`record_end`) and the exception goes on to Optuna."""
         start = time.perf_counter()
-        # First thing, in this order: a heartbeat (Optuna's heartbeat thread writes its first
-        # one concurrently, and a worker killed before it lands left a trial that no stale
-        # check sees), then the mark. A RUNNING trial without the mark is one whose worker
-        # died before it started (see study.fail_dead_trials); one with it has a heartbeat.
-        study = getattr(trial, "study", None)  # None: a FixedTrial
-        storage = storage_of(study) if study is not None else None
-        if getattr(storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
-            storage.record_heartbeat(trial_id(trial))
-        record(trial, started=trial.number, worker=f"{socket.gethostname()}:{os.getpid()}",
-               reason="")  # a heartbeat retry copies the failed trial's attributes, its reason too
+        mark_started(trial)
         run_dir = self.folder.trial(trial.number)
         pruning = PruneOnEpoch(trial, self.metric)
-        chosen: dict[str, Any] = {}
+        chosen: dict[str, Any] = {}  # filled once suggested: a failure after it names them
         try:  # every failure, suggesting and writing the run folder included, records its reason
-            try:
-                overrides, chosen = suggest(trial, self.space)
-            except ValueError as exc:  # a choice list changed under allow_changed_base
-                raise UserError(f"the search space cannot be suggested from ({exc}): Optuna "
-                                "keeps one distribution per parameter for a whole study, so a "
-                                "changed choice list needs a new search.study_name") from None
-            config = self.compose(chosen)
-            tree = config.to_dict()
-            # The config: for best/ on a machine other than this one.
-            record(trial, overrides=overrides, config=tree, run_dir=str(run_dir))
-            write_run_config(run_dir, tree, overrides)
-            if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
-                self.climb(trial, config, pruning)
-                result = run(config, run_dir, prepared=self.data.get(config.data),
-                             baseline_curves=False, note=self.note)
-            else:
-                result = run(config, run_dir, callbacks=[pruning],
-                             prepared=self.data.get(config.data), baseline_curves=False,
-                             note=self.note)
-            if result.write_error:  # a full disk: the trial fails with the reason
-                raise OSError(result.write_error)
-        except optuna.TrialPruned as exc:
-            self.session(trial, run_dir, chosen, "pruned",
-                         (pruning.epochs, {self.metric: pruning.last[self.metric]})
-                         if pruning.last else None)
-            record(trial, seconds=time.perf_counter() - start, epochs=pruning.epochs,
-                   reason=str(exc))
-            raise
-        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, or the main process gone: run it again
-            self.session(trial, run_dir, chosen, "failed")
-            note_interrupted(trial, time.perf_counter() - start, pruning.epochs)
-            raise
-        except Exception as exc:  # recorded on the trial; the study goes on (run.py: catch)
-            self.session(trial, run_dir, chosen, "failed")
-            expected = isinstance(exc, (TrainingDiverged, OSError, UserError))
-            reason = str(exc).strip() if expected else f"{type(exc).__name__}: {exc}".strip()
-            record(trial, seconds=time.perf_counter() - start, epochs=pruning.epochs + 1,
-                   reason=(reason.splitlines() or [type(exc).__name__])[0])
+            result = self.run_trial(trial, run_dir, pruning, chosen)
+        except BaseException as exc:
+            self.record_end(trial, exc, run_dir, chosen, pruning, time.perf_counter() - start)
             raise
         self.session(trial, run_dir, chosen, "complete")
         record(trial, seconds=time.perf_counter() - start,
@@ -130,6 +88,50 @@ class Objective:
                popularity=result.popularity, intervals=result.intervals,
                baselines=result.baselines, evaluation=result.evaluation, comparison=result.comparison)
         return result.metrics[self.metric]
+
+    def run_trial(self, trial: optuna.Trial, run_dir: Path, pruning: PruneOnEpoch,
+                  chosen: dict[str, Any]) -> RunResult:
+        try:
+            overrides, suggested = suggest(trial, self.space)
+        except ValueError as exc:  # a choice list changed under allow_changed_base
+            raise UserError(f"the search space cannot be suggested from ({exc}): Optuna "
+                            "keeps one distribution per parameter for a whole study, so a "
+                            "changed choice list needs a new search.study_name") from None
+        chosen.update(suggested)
+        config = self.compose(chosen)
+        tree = config.to_dict()
+        # The config: for best/ on a machine other than this one.
+        record(trial, overrides=overrides, config=tree, run_dir=str(run_dir))
+        write_run_config(run_dir, tree, overrides)
+        prepared = self.data.get(config.data)
+        if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
+            self.climb(trial, config, pruning)
+            result = run(config, run_dir, prepared=prepared, baseline_curves=False,
+                         note=self.note)
+        else:
+            result = run(config, run_dir, callbacks=[pruning], prepared=prepared,
+                         baseline_curves=False, note=self.note)
+        if result.write_error:  # a full disk: the trial fails with the reason
+            raise OSError(result.write_error)
+        return result
+
+    def record_end(self, trial: optuna.Trial, exc: BaseException, run_dir: Path,
+                   chosen: dict[str, Any], pruning: PruneOnEpoch, seconds: float) -> None:
+        """Why a trial did not complete: its HParams state and its record's reason."""
+        if isinstance(exc, optuna.TrialPruned):
+            self.session(trial, run_dir, chosen, "pruned",
+                         (pruning.epochs, {self.metric: pruning.last[self.metric]})
+                         if pruning.last else None)
+            record(trial, seconds=seconds, epochs=pruning.epochs, reason=str(exc))
+        elif isinstance(exc, KeyboardInterrupt):  # Ctrl-C, SIGTERM, the main process gone:
+            self.session(trial, run_dir, chosen, "failed")  # it is run again
+            note_interrupted(trial, seconds, pruning.epochs)
+        elif isinstance(exc, Exception):  # recorded on the trial; the study goes on (run.py)
+            self.session(trial, run_dir, chosen, "failed")
+            expected = isinstance(exc, (TrainingDiverged, OSError, UserError))
+            reason = str(exc).strip() if expected else f"{type(exc).__name__}: {exc}".strip()
+            record(trial, seconds=seconds, epochs=pruning.epochs + 1,
+                   reason=(reason.splitlines() or [type(exc).__name__])[0])
 
     def climb(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:
         """Train (`fit` alone: no final evaluation, no files) on each rung's fraction of the
@@ -161,6 +163,19 @@ class Objective:
         with contextlib.suppress(Exception):  # an unwritable run folder: its reason is kept
             write_trial_hparams(run_dir, study, trial.number, chosen, state, last,
                                 continuous_keys(self.space))
+
+
+def mark_started(trial: optuna.Trial) -> None:
+    """First thing, in this order: a heartbeat (Optuna's heartbeat thread writes its first one
+    concurrently, and a worker killed before it lands left a trial that no stale check sees),
+    then the mark. A RUNNING trial without the mark is one whose worker died before it
+    started (see study.fail_dead_trials); one with it has a heartbeat."""
+    study = getattr(trial, "study", None)  # None: a FixedTrial
+    storage = storage_of(study) if study is not None else None
+    if getattr(storage, "get_heartbeat_interval", lambda: None)():  # RDB with heartbeats
+        storage.record_heartbeat(trial_id(trial))
+    record(trial, started=trial.number, worker=f"{socket.gethostname()}:{os.getpid()}",
+           reason="")  # a heartbeat retry copies the failed trial's attributes, its reason too
 
 
 def continuous_keys(space: list[Param]) -> frozenset[str]:

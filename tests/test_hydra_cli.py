@@ -44,6 +44,13 @@ def test_help_lists_groups_keys_and_their_comments(tmp_path: Path) -> None:
     assert "n_trials" in sweep.stdout  # conf/search/default.yaml with its comments
 
 
+def test_shell_completion_is_hydras_own(tmp_path: Path) -> None:
+    """`-sc install=bash`: its word is Hydra's, not an override to compose."""
+    proc = command("experiments.sweep", "-sc", "install=bash", cwd=tmp_path)
+    assert proc.returncode == 0 and "hydra_bash_completion()" in proc.stdout, proc.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path: Path) -> None:
     proc = command("experiments.train", "--cfg", "job", "model.embedding_dim=8",
                    "optimizer=adagrad", cwd=tmp_path)

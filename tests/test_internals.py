@@ -102,3 +102,16 @@ def test_hydra_args_parser_and_entry_are_where_the_adapter_looks() -> None:
 
     names = set(inspect.signature(hydra_internals._run_hydra).parameters)
     assert {"args", "args_parser", "task_function", "config_path", "config_name"} <= names
+
+
+def test_hydra_flags_are_read_from_its_parser() -> None:
+    """app.py's flag sets come from Hydra's parser: which flags take a value, which take one
+    only when it is one of theirs."""
+    from experiments.cli import hydra_internals
+    from experiments.cli.app import OPTIONAL_VALUE, VALUED
+
+    actions = hydra_internals.flag_actions()
+    assert {"--cfg", "-c", "--multirun", "-m", "--info", "-i", "-sc"} <= set(actions)
+    assert {"--cfg", "-c", "--config-dir", "--experimental-rerun"} <= VALUED
+    assert "-sc" not in VALUED and "-m" not in VALUED  # switches
+    assert {"defaults", "searchpath"} <= OPTIONAL_VALUE["--info"] == OPTIONAL_VALUE["-i"]

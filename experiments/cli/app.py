@@ -39,17 +39,21 @@ from experiments.cli.console import (
     printable,
     unused_settings,
 )
-from experiments.cli.hydra_internals import args_parser, run_hydra
+from experiments.cli.hydra_internals import args_parser, flag_actions, run_hydra
 from experiments.cli.rundir import claim_new_dir, make_run_dir, write_hydra_record
 from experiments.cli.secrets import mask_secrets, typed_passwords
 from recsys.errors import UserError
 
 EXIT_USER_ERROR = 2
-# Hydra's command-line flags (hydra/_internal/utils.py: get_args_parser), short and long.
-HYDRA_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--resolve",
-               "--package", "-p", "--run", "-r", "--multirun", "-m", "--shell-completion",
-               "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-               "--experimental-rerun", "--info", "-i"}
+# Hydra's command-line flags, short and long, read from its own parser: which take a value,
+# and which take one only when it is one of theirs (`--info [all|config|...]`).
+FLAG_ACTIONS = flag_actions()
+HYDRA_FLAGS = set(FLAG_ACTIONS)
+VALUED = {f for f, a in FLAG_ACTIONS.items() if a.nargs is None}
+OPTIONAL_VALUE = {f: set(a.choices or ()) for f, a in FLAG_ACTIONS.items() if a.nargs == "?"}
+# Shell completion reads its words (install=bash, uninstall=bash, query=...) as overrides of
+# its own: handed to Hydra untouched, never composed.
+COMPLETION = {"--shell-completion", "-sc"}
 
 # Flags with which Hydra prints (the composed config, its search path, help) and runs nothing.
 PRINT_ONLY = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
@@ -78,6 +82,8 @@ def run_command(argv: Sequence[str] | None, config_name: str, set_up: SetUp, *,
             if saved is not None:
                 config_dir, name = saved_config_dir(saved, args, Path(scratch)), saved.stem
                 args = without_group_choices(args) if config_dir != saved.parent else args
+            if COMPLETION & set(args):
+                return _hydra(config_dir, name, args, lambda cfg, run_dir: 0, verbose)
             if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
                 overrides = _overrides_only(args)
                 if unreadable := unparsable(overrides):  # not Hydra's lexer wall
@@ -164,19 +170,14 @@ def _hydra(config_dir: Path, config_name: str, args: list[str],
     return next((c for c in codes if c != 0), 0)
 
 
-VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-          "--config-dir", "-cd", "--shell-completion", "-sc", "--experimental-rerun"}
-INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-
 def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     """(the overrides, Hydra's flags with their values), as argparse will read them: `--info`
     takes a value only when the next word is one of its own."""
     flags, overrides, i = [], [], 0
     while i < len(args):
         arg = args[i]
-        valued = arg in VALUED or (arg in ("--info", "-i") and args[i + 1:i + 2] and
-                                   args[i + 1] in INFO_VALUES)
+        valued = arg in VALUED or (arg in OPTIONAL_VALUE and args[i + 1:i + 2] and
+                                   args[i + 1] in OPTIONAL_VALUE[arg])
         if valued and i + 1 < len(args):
             flags += args[i:i + 2]
             i += 2

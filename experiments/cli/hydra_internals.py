@@ -19,6 +19,13 @@ def args_parser() -> argparse.ArgumentParser:
     return get_args_parser()
 
 
+def flag_actions() -> dict[str, argparse.Action]:
+    """Each of Hydra's flags (short and long) and what its parser does with it: `nargs` None
+    takes the next word, "?" takes it when it is one of `choices` (`--info`), 0 none."""
+    return {flag: action for action in args_parser()._actions
+            for flag in action.option_strings}
+
+
 def run_hydra(args: argparse.Namespace, parser: argparse.ArgumentParser, task: Any,
               config_path: str, config_name: str) -> None:
     """What `hydra.main` does with parsed arguments: compose, set up the run folder, run."""

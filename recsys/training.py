@@ -1,4 +1,4 @@
-"""One training run, as steps a reader can name: `build` (data, model, step, ranking rule),
+"""One training run, as steps a reader can name: `make_setup` (data, model, step, ranking rule),
 `evaluate_baselines`, `fit` (epochs, divergence, early stopping), `evaluate` (every held-out
 pair, intervals), `save_run` (files). `run` calls them in that order."""
 
@@ -89,13 +89,13 @@ def run(cfg: RunConfig, run_dir: str | Path | None = None,
     each baseline as a flat TensorBoard curve of its own under the run's folder (False when
     the caller writes them once for many runs). `note(text)`: progress lines for the console
     (the baselines' first computation). Training alone, without the final evaluation and
-    files: `fit(cfg, build(cfg, prepared))`.
+    files: `fit(cfg, make_setup(cfg, prepared))`.
     """
     t0 = time.perf_counter()
     cache_info = {"cache": "given"}
     if prepared is None:
         prepared, cache_info = load_prepared(cfg.data)
-    setup = build(cfg, prepared)
+    setup = make_setup(cfg, prepared)
     t_data = time.perf_counter()
     baselines = evaluate_baselines(cfg, setup, note)
     t_baselines = time.perf_counter()  # booked apart from training
@@ -141,7 +141,7 @@ class Setup:
     test_queries: QueryEncoder | None = None
 
 
-def build(cfg: RunConfig, prepared: PreparedData) -> Setup:
+def make_setup(cfg: RunConfig, prepared: PreparedData) -> Setup:
     configure_threads(cfg.train)
     data = select_training(prepared, cfg.data.sample_fraction)
     tf.keras.utils.set_random_seed(cfg.train.seed)

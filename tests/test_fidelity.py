@@ -55,12 +55,12 @@ def test_per_epoch_validation_fits_the_score_budget() -> None:
 
 def test_a_rung_is_fit_alone_on_the_validation_subsample(tmp_path: Path) -> None:
     from recsys.cache import load_prepared
-    from recsys.training import build, fit, run
+    from recsys.training import fit, make_setup, run
 
     _, config = compose_run([f"data.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC,
                              "train.epochs=2", "train.val_subsample=200",
                              "train.early_stopping_patience=null"])
-    history, epoch = fit(config, build(config, load_prepared(config.data)[0]))  # a rung's run
+    history, epoch = fit(config, make_setup(config, load_prepared(config.data)[0]))  # a rung's run
     assert epoch == 2 and "test_top_100" not in history[-1]
     assert history[-1]["val_top_100"] * 200 == pytest.approx(round(history[-1]["val_top_100"]
                                                                    * 200))  # 200 pairs

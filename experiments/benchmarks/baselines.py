@@ -27,7 +27,7 @@ from recsys.baselines import gram_matrix, interaction_matrix, run_baselines, tun
 from recsys.cache import load_prepared
 from recsys.evaluation import HeldOut, Ranker
 from recsys.metrics import ranking_metrics
-from recsys.training import build
+from recsys.training import make_setup
 
 
 def old_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ...],
@@ -106,7 +106,7 @@ def baselines_table(data_sets: list[DataSet], overrides: list[str]) -> str:
     for ds in data_sets:
         _, cfg = compose_run([*ds.overrides, *overrides])
         prepared, _ = load_prepared(cfg.data)
-        setup = build(cfg, prepared)
+        setup = make_setup(cfg, prepared)
         args = (setup.ranker, setup.val, setup.test, setup.ks)
         monitor = cfg.train.monitor_metric
         old = old_baselines(*args, cfg.eval.knn_neighbors, cfg.eval.ease_lambdas, monitor)

@@ -90,7 +90,7 @@ def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
     then the final full evaluation, in this process."""
     from experiments.cli.compose import compose_run
     from recsys.cache import load_prepared
-    from recsys.training import build, fit, run
+    from recsys.training import fit, make_setup, run
 
     _, config = compose_run([*overrides, f"train.batch_size={batch}", "train.epochs=1",
                              f"data.sample_fraction={scale!r}",
@@ -115,7 +115,7 @@ def run_variant(batch: int, scale: float, overrides: list[str], run_dir: Path,
         full = time.perf_counter() - start
     if scale != 1.0:  # a cheap rung, as a multi-fidelity study runs it: fit alone
         start = time.perf_counter()
-        setup = build(config, prepared)
+        setup = make_setup(config, prepared)
         data_seconds = time.perf_counter() - start
         h = fit(config, setup)[0][0]
         return {"epoch_seconds": h["epoch_seconds"], "val_epoch_seconds": h["eval_seconds"],

@@ -28,7 +28,7 @@ from experiments.sweeping.trials import INTERRUPTED, record
 from recsys.cache import HeldData
 from recsys.config import RunConfig
 from recsys.errors import TrainingDiverged, UserError
-from recsys.training import RunResult, build, fit, run
+from recsys.training import RunResult, fit, make_setup, run
 
 
 class PruneOnEpoch(tf.keras.callbacks.Callback):
@@ -81,7 +81,7 @@ class Objective:
         except BaseException as exc:
             self.record_end(trial, exc, run_dir, chosen, pruning, time.perf_counter() - start)
             raise
-        self.session(trial, run_dir, chosen, "complete")
+        self.write_hparams_session(trial, run_dir, chosen, "complete")
         record(trial, seconds=time.perf_counter() - start,
                train_seconds=result.seconds["train"], epochs=result.epochs_run,
                best_epoch=result.epoch, rss_mb=resident_mb(), metrics=result.metrics,
@@ -105,7 +105,7 @@ class Objective:
         write_run_config(run_dir, tree, overrides)
         prepared = self.data.get(config.data)
         if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
-            self.climb(trial, config, pruning)
+            self.train_lower_rungs(trial, config, pruning)
             result = run(config, run_dir, prepared=prepared, baseline_curves=False,
                          note=self.note)
         else:
@@ -119,21 +119,21 @@ class Objective:
                    chosen: dict[str, Any], pruning: PruneOnEpoch, seconds: float) -> None:
         """Why a trial did not complete: its HParams state and its record's reason."""
         if isinstance(exc, optuna.TrialPruned):
-            self.session(trial, run_dir, chosen, "pruned",
+            self.write_hparams_session(trial, run_dir, chosen, "pruned",
                          (pruning.epochs, {self.metric: pruning.last[self.metric]})
                          if pruning.last else None)
             record(trial, seconds=seconds, epochs=pruning.epochs, reason=str(exc))
         elif isinstance(exc, KeyboardInterrupt):  # Ctrl-C, SIGTERM, the main process gone:
-            self.session(trial, run_dir, chosen, "failed")  # it is run again
+            self.write_hparams_session(trial, run_dir, chosen, "failed")  # it is run again
             note_interrupted(trial, seconds, pruning.epochs)
         elif isinstance(exc, Exception):  # recorded on the trial; the study goes on (run.py)
-            self.session(trial, run_dir, chosen, "failed")
+            self.write_hparams_session(trial, run_dir, chosen, "failed")
             expected = isinstance(exc, (TrainingDiverged, OSError, UserError))
             reason = str(exc).strip() if expected else f"{type(exc).__name__}: {exc}".strip()
             record(trial, seconds=seconds, epochs=pruning.epochs + 1,
                    reason=(reason.splitlines() or [type(exc).__name__])[0])
 
-    def climb(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:
+    def train_lower_rungs(self, trial: optuna.Trial, config: RunConfig, pruning: PruneOnEpoch) -> None:
         """Train (`fit` alone: no final evaluation, no files) on each rung's fraction of the
         trial's data below the last; report the kept epoch's metric on the per-epoch
         validation subsample at the rung's step and stop the trial where successive halving
@@ -143,7 +143,7 @@ class Objective:
             fraction = config.data.sample_fraction * scale
             rung_config = replace(config, data=replace(config.data, sample_fraction=fraction))
             rung_start = time.perf_counter()
-            history, epoch = fit(rung_config, build(rung_config, self.data.get(config.data)))
+            history, epoch = fit(rung_config, make_setup(rung_config, self.data.get(config.data)))
             value = history[epoch - 1][self.metric]  # the kept epoch, on the val subsample
             pruning.epochs = len(history)
             records.append({"rung": rung + 1, "sample_fraction": fraction, "value": value,
@@ -156,7 +156,7 @@ class Objective:
                     f"pruned after rung {rung + 1} of {n} (data.sample_fraction="
                     f"{fraction:.3g}): {self.metric}={value:.4f} on the validation subsample")
 
-    def session(self, trial: optuna.Trial, run_dir: Path, chosen: dict[str, Any], state: str,
+    def write_hparams_session(self, trial: optuna.Trial, run_dir: Path, chosen: dict[str, Any], state: str,
                 last: tuple[int, dict[str, float]] | None = None) -> None:
         """The trial in TensorBoard's HParams dashboard, once its state is known."""
         study = getattr(getattr(trial, "study", None), "study_name", None) or "trial"

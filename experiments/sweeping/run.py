@@ -213,11 +213,11 @@ def run_study(storage: optuna.storages.BaseStorage, plan: SweepPlan, start: floa
     deadline = time.time() + search.timeout if search.timeout else None
     if n_workers == 1 and not search.trials_per_process:
         def run_trials() -> None:
-            trials_here(study, plan, start, deadline, data)  # never retires
+            run_trials_in_process(study, plan, start, deadline, data)  # never retires
     else:
         def run_trials() -> int | None:
             return trials_in_workers(study, plan, n_workers, deadline)
-    code = guarded(study, plan, run_trials)
+    code = run_or_exit_code(study, plan, run_trials)
     return code if code is not None else finish_study(study, plan, start, data)
 
 
@@ -228,7 +228,7 @@ def run_worker(storage: optuna.storages.BaseStorage, plan: SweepPlan,
     set_up_process()
     study, _ = plan.open_study(storage)  # exactly as the main process: same sampler, pruner
     deadline = float(os.environ[DEADLINE_ENV]) if os.environ.get(DEADLINE_ENV) else None
-    retired = guarded(study, plan, lambda: trials_here(
+    retired = run_or_exit_code(study, plan, lambda: run_trials_in_process(
         study, plan, time.perf_counter(), deadline, data, plan.search.trials_per_process),
         worker=True)
     return EXIT_RETIRED if retired is True else (retired or 0)
@@ -270,7 +270,7 @@ def begin_study(study: optuna.Study, plan: SweepPlan, done: int | None, n_worker
     write_hparams_config(plan.folder.trials, plan.space, plan.ks, metric)
 
 
-def trials_here(study: optuna.Study, plan: SweepPlan, start: float, deadline: float | None,
+def run_trials_in_process(study: optuna.Study, plan: SweepPlan, start: float, deadline: float | None,
                 data: HeldData | None = None, max_trials: int = 0) -> bool:
     """Run trials in this process (`worker_loop`); True when it retired after max_trials."""
     search = plan.search
@@ -305,7 +305,7 @@ def trials_in_workers(study: optuna.Study, plan: SweepPlan, n_workers: int,
     return None
 
 
-def guarded(study: optuna.Study, plan: SweepPlan, run: Callable[[], Any],
+def run_or_exit_code(study: optuna.Study, plan: SweepPlan, run: Callable[[], Any],
             worker: bool = False) -> Any:
     """`run()`'s result, or the exit code of a study that stopped: too many failures in a
     row, a lost storage (one line, from the first worker that lost it), or an interrupt (how

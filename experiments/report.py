@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
 from experiments.cli.console import pipe_safe
-from experiments.sweeping.folder import StudyFolder, claim_folder, ensure_writable
+from experiments.sweeping.folder import BestFolder, StudyFolder, claim_folder, ensure_writable
 from experiments.sweeping.search_config import SearchConfig
 from recsys.errors import UserError
 
@@ -67,16 +67,16 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         except OSError as exc:
             raise UserError(f"cannot write best/ and report/ into {search.dir!r}: "
                             f"{exc.strerror}; set search.dir to a writable study folder") from None
-        best = outputs.best
+        best = BestFolder(outputs.best) if outputs.best else None
         if best:
-            print(f"best: {best}  (config, metrics"
-                  f"{', model' if (best / 'model').exists() else ''})")
-        if best and not (best / "model").exists():
+            print(f"best: {best.root}  (config, metrics"
+                  f"{', model' if best.model.exists() else ''})")
+        if best and not best.model.exists():
             from experiments.cli.console import command
 
-            print(f"note: {best / 'model'} is missing: the best trial's vectors.npz is not in "
+            print(f"note: {best.model} is missing: the best trial's vectors.npz is not in "
                   f"its folder (moved, deleted or on another machine). Train it again with "
-                  f"{command('experiments.train')} --config {best / 'config.yaml'}")
+                  f"{command('experiments.train')} --config {best.config}")
         from experiments.sweeping.study_table import study_table
 
         print(study_table(study, metric))

@@ -8,6 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# A run folder's files, named once (the vectors: recsys.serving.VECTORS_FILE).
+CONFIG_FILE = "config.yaml"  # the whole composed config: `train --config` re-runs it
+METRICS_FILE = "metrics.json"  # the run's numbers beside its baselines
+
 
 @contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:

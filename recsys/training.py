@@ -21,7 +21,7 @@ from recsys.config import RunConfig, TrainConfig
 from recsys.errors import TrainingDiverged
 from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, split_by_user, subsample
 from recsys.events import RunWriter
-from recsys.files import write_text_atomic
+from recsys.files import METRICS_FILE, write_text_atomic
 from recsys.history import UserHistory
 from recsys.memory import check_fits
 from recsys.metrics import Metric, ranking_metrics
@@ -388,8 +388,8 @@ def save_run(cfg: RunConfig, setup: Setup, result: RunResult, writer: RunWriter 
             writer.final(result.epoch, result.metrics)
             writer.close()
         if run_dir:
-            write_json(Path(run_dir) / "metrics.json", result.to_json())
-            saved.append("metrics.json")
+            write_json(Path(run_dir) / METRICS_FILE, result.to_json())
+            saved.append(METRICS_FILE)
         if run_dir and cfg.train.save_vectors:
             save_vectors(setup.queries, setup.model, setup.data,
                          Path(run_dir) / VECTORS_FILE, cfg.train.vectors_dtype)

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.cli.secrets import mask_secrets
 from recsys.errors import UserError
-from recsys.files import write_text_atomic
+from recsys.files import CONFIG_FILE, write_text_atomic
 
 
 def write_run_config(run_dir: Path, tree: dict[str, Any], overrides: Sequence[str]) -> Path:
@@ -19,7 +19,7 @@ def write_run_config(run_dir: Path, tree: dict[str, Any], overrides: Sequence[st
     made it, beside Hydra's own `.hydra/` copies."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(tree)))
+        write_text_atomic(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(tree)))
         write_text_atomic(run_dir / "overrides.yaml",
                           OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     except OSError as exc:

@@ -14,10 +14,11 @@ import optuna
 from omegaconf import OmegaConf
 
 from experiments.sweeping.confirm import summary as confirm_summary
-from experiments.sweeping.folder import StudyFolder
+from experiments.sweeping.folder import BestFolder, StudyFolder
 from experiments.sweeping.study import FINISHED
 from experiments.sweeping.trials import TrialRecord, complete_trials
 from recsys.errors import UserError
+from recsys.files import CONFIG_FILE, METRICS_FILE
 from recsys.serving import VECTORS_FILE, export_saved_model
 
 MAX_K = 100
@@ -79,23 +80,24 @@ def export_best(study: optuna.Study, study_dir: Path,
     run_dir = Path(stored.run_dir)
     # On several machines the best trial may have run elsewhere: its run folder is not here,
     # but its config and metrics are in the storage (the model needs a re-run here).
-    local = (run_dir / "metrics.json").is_file()
+    local = (run_dir / METRICS_FILE).is_file()
     if not local and not stored.config:
         return None
     target = StudyFolder(study_dir).best
     tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=study_dir))
+    new, old_best = BestFolder(tmp), BestFolder(target)
     try:
         tmp.chmod(study_dir.stat().st_mode & 0o777)  # mkdtemp's 0700: like the study folder
         # The storage's record, not the run folder's copy: a file edited or lost after the
         # trial ran would put another config beside this trial's parameters and metrics.
-        (tmp / "config.yaml").write_text(
+        new.config.write_text(
             OmegaConf.to_yaml(OmegaConf.create(stored.config)) if stored.config
-            else (run_dir / "config.yaml").read_text())
-        (tmp / "params.json").write_text(json.dumps({
+            else (run_dir / CONFIG_FILE).read_text())
+        new.params.write_text(json.dumps({
             "trial": trial.number, "params": trial.params,
             "overrides": stored.overrides, "worker": stored.worker, "run_dir": str(run_dir),
         }, indent=2))
-        metrics = (_json_object(run_dir / "metrics.json") if local else None) or {
+        metrics = (_json_object(run_dir / METRICS_FILE) if local else None) or {
             "metrics": stored.metrics, "popularity": stored.popularity,
             "epoch": stored.best_epoch, "epochs_run": stored.epochs}
         metrics["trial"] = trial.number
@@ -103,18 +105,18 @@ def export_best(study: optuna.Study, study_dir: Path,
         if confirmed:  # mean ± sd over the trial and its re-runs with other seeds
             metrics["confirmation"] = confirmed
         metrics["study_trials_finished"] = len(study.get_trials(deepcopy=False, states=FINISHED))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        new.metrics.write_text(json.dumps(metrics, indent=2))
         if (run_dir / VECTORS_FILE).exists():
             try:
-                export_saved_model(run_dir / VECTORS_FILE, tmp / "model", max_k=MAX_K)
+                export_saved_model(run_dir / VECTORS_FILE, new.model, max_k=MAX_K)
             except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:  # e.g. truncated
                 raise UserError(f"{run_dir / VECTORS_FILE} cannot be read ({type(exc).__name__}"
                                 f"): best/model is not rebuilt; re-run the best trial with "
-                                f"--config {target / 'config.yaml'}") from None
+                                f"--config {old_best.config}") from None
         elif _same_trial_model(target, trial.number):
             # The trial's vectors are gone (its folder moved or deleted): keep the model that
             # was exported from them, rather than leave best/ without one.
-            shutil.copytree(target / "model", tmp / "model")
+            shutil.copytree(old_best.model, new.model)
         old = study_dir / f".best.old.{os.getpid()}"
         if target.exists():
             target.rename(old)
@@ -136,5 +138,6 @@ def _json_object(path: Path) -> dict[str, Any] | None:
 
 
 def _same_trial_model(best_dir: Path, number: int) -> bool:
-    params = _json_object(best_dir / "params.json") or {}
-    return params.get("trial") == number and (best_dir / "model" / "saved_model.pb").is_file()
+    best = BestFolder(best_dir)
+    params = _json_object(best.params) or {}
+    return params.get("trial") == number and (best.model / "saved_model.pb").is_file()

@@ -26,7 +26,31 @@ from sqlalchemy.engine import make_url
 
 from experiments.cli.secrets import mask_secrets
 from recsys.errors import UserError
-from recsys.files import write_text_atomic
+from recsys.files import CONFIG_FILE, METRICS_FILE, write_text_atomic
+
+
+@dataclass(frozen=True)
+class BestFolder:
+    """best/: the exported trial's files."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
 
 # Temporary files a killed writer can leave behind (all written as temp file + rename).
 LEFTOVER_PATTERNS = (".best.*", "trials/*/.*.tmp*", "report/.*.tmp*")

@@ -26,6 +26,7 @@ from experiments.cli.console import command
 from experiments.sweeping.claim import TrialClaim
 from experiments.sweeping.confirm import confirm_winners, format_confirm_table
 from experiments.sweeping.export import best_trial, record_export
+from experiments.sweeping.folder import BestFolder
 from experiments.sweeping.hparams import write_hparams_config
 from experiments.sweeping.objective import Objective
 from experiments.sweeping.outputs import (
@@ -378,13 +379,14 @@ def print_outcome(study: optuna.Study, plan: SweepPlan, outputs: StudyOutputs,
         print(f"paired test of trial {best.number}: the model {verdict}")
     if plan.search.confirm.top_n:
         print(format_confirm_table(study, chosen.number if chosen else None))
-    if best_dir:
-        print(f"best config: {best_dir / 'config.yaml'}  (re-run it with: "
-              f"{command('experiments.train')} --config {best_dir / 'config.yaml'})")
-    if best_dir and not (best_dir / "model").exists():
+    best_files = BestFolder(best_dir) if best_dir else None
+    if best_files:
+        print(f"best config: {best_files.config}  (re-run it with: "
+              f"{command('experiments.train')} --config {best_files.config})")
+    if best_files and not best_files.model.exists():
         print(f"the best trial ran on another machine ({TrialRecord.of(best).worker if best else '?'}): "
               f"best/ holds its config and metrics; its model is there, or train it here with "
               f"the command above")
     print(f"report: {outputs.report}  (open it in a browser; recommend with: "
-          f"{command('experiments.recommend')} {study_dir / 'best' / 'model'} <user id>)")
+          f"{command('experiments.recommend')} {BestFolder(plan.folder.best).model} <user id>)")
     print(tensorboard_line(study_dir, outputs.tensorboard))

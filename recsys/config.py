@@ -7,17 +7,14 @@ before any data is read or any model is built.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import difflib
-import math
-import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from recsys.errors import UserError
 from recsys.metrics import selectable, top
+from recsys.typed import build, plain, require, unknown_setting, with_value
 
 # Each choice list is spelled once, as the type of its field; the tuples that checks and
 # messages list are read back from it.
@@ -42,17 +39,6 @@ PER_USER_SPLITS = ("leave_one_out", "user_temporal")
 
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds
 SEED_RANGE = f"an integer in [0, {MAX_SEED}] (2**32 - 1)"
-
-
-def invalid(key: str, value: Any, valid: str) -> UserError:
-    """The one line for a bad setting: the key, its value as typed and what it takes."""
-    shown = str(value).lower() if isinstance(value, bool) else repr(value)
-    return UserError(f"{key}={shown} is invalid: expected {valid}")
-
-
-def require(ok: bool, key: str, value: Any, valid: str) -> None:
-    if not ok:
-        raise invalid(key, value, valid)
 
 
 @dataclass(frozen=True)
@@ -481,7 +467,7 @@ class RunConfig:
         groups = tuple(GROUP_TYPES)
         unknown = sorted(set(tree) - set(groups))
         if unknown:
-            raise _unknown_setting("", unknown[0], set(groups))
+            raise unknown_setting("", unknown[0], list(groups))
         return cls(**{g: build(GROUP_TYPES[g], tree.get(g, {}), g) for g in groups})
 
     def uses_catalog_loss(self, n_items: int, batch: int | None = None) -> bool:
@@ -509,14 +495,14 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The plain tree `from_dict` reads back: what a run's config.yaml holds."""
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def with_values(self, values: dict[str, Any]) -> RunConfig:
         """This config with dotted keys set (`{"model.embedding_dim": 64}`: a trial's
         suggested values), each checked as `from_dict` checks it."""
         config = self
         for key, value in values.items():
-            config = _with_value(config, key.split("."), value, "")
+            config = with_value(config, key.split("."), value, "")
         return config
 
     def check_data(self, n_users: int, n_items: int, most_seen: int = 0) -> None:
@@ -554,112 +540,3 @@ class RunConfig:
 GROUP_TYPES: dict[str, type] = {"data": DataConfig, "model": ModelConfig,
                                  "optimizer": OptimizerConfig, "train": TrainConfig,
                                  "eval": EvalConfig}
-T = TypeVar("T")
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _plain(v) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _with_value(section: Any, path: list[str], value: Any, prefix: str) -> Any:
-    """`section` with the field at `path` replaced (its sections rebuilt, so each one's
-    checks run again)."""
-    name, key = path[0], f"{prefix}.{path[0]}" if prefix else path[0]
-    known = {f.name for f in dataclasses.fields(section)}
-    if name not in known:
-        raise _unknown_setting(prefix, name, known)
-    if len(path) > 1:
-        inner = getattr(section, name)
-        if not dataclasses.is_dataclass(inner):
-            raise UserError(f"{'.'.join([key, *path[1:]])} is not a known setting: {key} is a "
-                            "value, not a section")
-        return dataclasses.replace(section, **{name: _with_value(inner, path[1:], value, key)})
-    hint = typing.get_type_hints(type(section))[name]
-    return dataclasses.replace(section, **{name: _typed(value, hint, key)})
-
-
-def _unknown_setting(prefix: str, key: str, known: set[str]) -> UserError:
-    if not prefix:  # e.g. `+foo=1`: a typo that would otherwise change nothing
-        return UserError(f"{key} is not a known setting: the config has the groups "
-                         f"{', '.join(GROUP_TYPES)}")
-    close = difflib.get_close_matches(str(key), sorted(known), n=3)
-    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-    return UserError(f"{prefix}.{key} is not a known setting{hint}: valid keys are "
-                     f"{sorted(known)}")
-
-
-def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
-    """Construct a config dataclass from plain values, checking each against its field's type:
-    booleans must be booleans, numbers numbers (finite), lists lists, choices one of theirs,
-    and unknown keys are errors that list the valid ones. Nested dataclasses are built too."""
-    if values is not None and not isinstance(values, dict):
-        raise UserError(f"{prefix}={values!r} is invalid: expected a mapping of settings")
-    if hasattr(cls, "variant"):  # a group whose options carry different keys
-        cls = cls.variant(values or {})
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in (values or {}).items():
-        if key not in known:
-            raise _unknown_setting(prefix, key, known)
-        kwargs[key] = _typed(value, hints[key], f"{prefix}.{key}")
-    return cls(**kwargs)
-
-
-def _typed(value: Any, hint: Any, key: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):  # `X | None`
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            require(value is not None, key, value, describe(inner[0]))
-            return _typed(value, inner[0], key)
-        for option in inner:  # `bool | Literal["auto"]`: the first type that fits
-            with contextlib.suppress(UserError):
-                return _typed(value, option, key)
-        require(False, key, value, describe(hint))
-    if origin is Literal:
-        require(value in args and not isinstance(value, bool), key, value,
-                 " or ".join(str(a) for a in args))
-        return value
-    if origin is tuple:
-        require(isinstance(value, (list, tuple)), key, value, describe(hint))
-        return tuple(_typed(v, args[0], key) for v in value)
-    if dataclasses.is_dataclass(hint):
-        return build(hint, value, key)  # type: ignore[arg-type]
-    if hint is bool:
-        require(isinstance(value, bool), key, value, "true or false")
-    elif hint is int:
-        require(isinstance(value, int) and not isinstance(value, bool), key, value,
-                 "an integer")
-    elif hint is float:
-        require(isinstance(value, (int, float)) and not isinstance(value, bool)
-                 and math.isfinite(value), key, value, "a finite number")
-    elif hint is str:  # `data.path=2024` arrives as a number: it is still a name
-        require(isinstance(value, (str, int, float)) and not isinstance(value, bool), key,
-                 value, "a string")
-        return str(value)
-    return value
-
-
-def describe(hint: Any) -> str:
-    """A field type in words, as the checks' messages name it ("an integer", "a or b")."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        inner = [describe(a) for a in typing.get_args(hint) if a is not type(None)]
-        return " or ".join(["null", *inner] if type(None) in typing.get_args(hint) else inner)
-    if origin is Literal:
-        return " or ".join(str(a) for a in typing.get_args(hint))
-    if origin is tuple:
-        inner = typing.get_args(hint)[0]
-        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(
-            inner, str(inner))
-    return {bool: "true or false", int: "an integer", float: "a finite number",
-            str: "a string"}.get(hint, str(hint))

@@ -54,8 +54,9 @@ def test_optimizer_lazy_trains_a_model(tmp_path) -> None:
 
 
 def test_lazy_auto_follows_the_table_size() -> None:
-    from recsys.config import LAZY_ADAM_ROWS, OptimizerConfig, build
+    from recsys.config import LAZY_ADAM_ROWS, OptimizerConfig
     from recsys.errors import UserError
+    from recsys.typed import build
 
     auto = build(OptimizerConfig, {"name": "adam", "lazy": "auto"}, "optimizer")
     assert not auto.use_lazy(LAZY_ADAM_ROWS - 1) and auto.use_lazy(LAZY_ADAM_ROWS)

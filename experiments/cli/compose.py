@@ -28,8 +28,9 @@ from experiments.cli.hydra_internals import (
     sweep_in_mapping,
 )
 from experiments.cli.secrets import mask_secrets, typed_passwords
-from recsys.config import GROUP_TYPES, RunConfig, invalid
+from recsys.config import GROUP_TYPES, RunConfig
 from recsys.errors import UserError
+from recsys.typed import invalid
 
 
 def _find_conf() -> Path:

@@ -158,7 +158,8 @@ def epoch_lines(epochs: int, metric: str) -> Any:
 def unused_settings(config_dir: Path, config_name: str, overrides: list[str]) -> str:
     """After `--cfg job`: a YAML comment per key the printed config holds but does not use."""
     from experiments.cli.compose import compose_config, job_config
-    from recsys.config import DataConfig, build
+    from recsys.config import DataConfig
+    from recsys.typed import build
 
     try:
         data = build(DataConfig, job_config(compose_config(config_name, overrides,

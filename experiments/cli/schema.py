@@ -92,7 +92,7 @@ def _plain(value: Any) -> Any:
 def expected(key: str) -> str | None:
     """What a dotted key takes, in the words of the dataclass checks (`model.embedding_dim`:
     "an integer"; `train.top_ks`: "a list of integers"); None for a key no schema types."""
-    from recsys.config import describe
+    from recsys.typed import describe
 
     group, *path = key.split(".")
     for cls in _options().get(group, {}).values():

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from recsys.config import MAX_SEED, SEED_RANGE, build, require
+from recsys.config import MAX_SEED, SEED_RANGE
 from recsys.errors import UserError
 from recsys.metrics import top
+from recsys.typed import build, require
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,39 @@ def test_an_orphan_that_ignores_sigterm_still_ends() -> None:
             os.kill(orphan, signal.SIGKILL)
 
 
+# An orphan that takes SIGTERM as every worker does, then hangs while the interpreter shuts
+# down: daemon threads (the parent watch among them) are frozen by then.
+ORPHAN_HELD_AT_EXIT = """
+import os, time
+from experiments.sweeping import processes
+processes.ORPHAN_GRACE_S = 1.0
+processes.stop_with_parent()
+processes.stop_on_signals()
+
+class HeldExit:
+    def __del__(self):
+        time.sleep(120)
+
+held = HeldExit()
+print(os.getpid(), flush=True)
+time.sleep(120)
+"""
+
+
+def test_an_orphan_whose_exit_hangs_after_its_threads_are_frozen_still_ends() -> None:
+    """The kernel's timer, armed when SIGTERM reaches an orphan, ends it where no Python
+    thread runs any more."""
+    middle = subprocess.run([sys.executable, "-c", ORPHAN_PARENT, ORPHAN_HELD_AT_EXIT],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    orphan = int(middle.stdout.split()[0])
+    try:
+        wait_for(lambda: not Path(f"/proc/{orphan}").exists() or
+                 "Z" in Path(f"/proc/{orphan}/stat").read_text().split()[2], timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_a_rerun_that_waits_for_a_dead_trial_says_so(tmp_path: Path) -> None:
     """The study's one slot is held by a killed sweep's trial: the rerun waits out the grace

@@ -27,7 +27,23 @@ STOP = threading.Event()
 
 def request_stop(signum: int, frame: object) -> None:
     STOP.set()
+    if orphaned() and hasattr(signal, "alarm"):
+        arm_kernel_timer()
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def orphaned() -> bool:
+    """A worker whose main process is gone."""
+    parent = os.environ.get(PARENT_ENV)
+    return bool(parent) and os.getppid() != int(parent)
+
+
+def arm_kernel_timer() -> None:
+    """End this process in ORPHAN_GRACE_S seconds by the kernel's own timer (SIGALRM, left at
+    its default action: terminate). A watching thread cannot promise it: once the interpreter
+    starts shutting down it freezes every daemon thread, and an exit held up after that (a
+    library's teardown) left an orphan running past its killed parent for over a minute."""
+    signal.alarm(int(ORPHAN_GRACE_S) + 1)
 
 
 def stop_on_signals() -> None:
@@ -99,6 +115,8 @@ def stop_with_parent() -> None:
     parent = os.environ.get(PARENT_ENV)
     if not parent:
         return
+    if hasattr(signal, "SIGALRM"):  # its default action (terminate) is arm_kernel_timer's
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != int(parent):  # it died before prctl took effect
@@ -116,5 +134,7 @@ def _end_orphan(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(0.5)
     STOP.set()
+    if hasattr(signal, "alarm"):
+        arm_kernel_timer()
     time.sleep(ORPHAN_GRACE_S)
     os._exit(EXIT_ORPHANED)

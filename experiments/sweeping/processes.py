@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 EXIT_RETIRED = 75  # a worker that ran search.trials_per_process trials: start a fresh one
 EXIT_STORAGE_LOST = 3  # a worker lost the study storage (the first one to lose it said why)
@@ -121,8 +122,53 @@ def stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != int(parent):  # it died before prctl took effect
             os.kill(os.getpid(), signal.SIGTERM)
+        start_watchdog(int(parent))
     threading.Thread(target=_end_orphan, args=(int(parent),), daemon=True,
                      name="parent-watch").start()
+
+
+def start_watchdog(parent: int) -> None:
+    """A process of its own that kills this worker ORPHAN_GRACE_S seconds after the main
+    process is gone. Nothing inside the worker can promise that: a Python handler or thread
+    needs the interpreter, and an orphan that held it (a long call into a library) or had
+    begun shutting down (which freezes daemon threads) outlived its killed parent by over a
+    minute. Double-forked, so it belongs to no one who must reap it; it ends with the worker."""
+    worker = os.getpid()
+    first = os.fork()
+    if first:
+        os.waitpid(first, 0)  # the middle process exits at once: nothing left to reap
+        return
+    try:
+        if os.fork() == 0:
+            _watch(worker, parent)
+    finally:
+        os._exit(0)
+
+
+def _watch(worker: int, parent: int) -> None:
+    """In the watchdog process: poll the worker's parent; once it is not the main process,
+    give the worker's own orderly exit ORPHAN_GRACE_S seconds, then SIGKILL it. Ends as soon
+    as the worker ends."""
+
+    def state() -> tuple[str, int] | None:  # (state, parent pid); None: gone or a zombie
+        try:
+            fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return None if fields[0] == "Z" else (fields[0], int(fields[1]))
+
+    try:
+        os.setsid()  # a Ctrl-C at the terminal is for the study's processes, not for this
+        while (now := state()) is not None and now[1] == parent:
+            time.sleep(0.5)
+        deadline = time.monotonic() + ORPHAN_GRACE_S
+        while state() is not None:
+            if time.monotonic() >= deadline:
+                os.kill(worker, signal.SIGKILL)
+                return
+            time.sleep(0.5)
+    except Exception:  # noqa: BLE001 - a watchdog never raises into anything
+        return
 
 
 def _end_orphan(parent: int) -> None:

@@ -283,9 +283,10 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_an_orphan_that_ignores_sigterm_still_ends() -> None:
-    """The watch behind PDEATHSIG: a worker whose orderly exit hangs ends within its grace."""
-    middle = subprocess.run([sys.executable, "-c", ORPHAN_PARENT, ORPHAN_CHILD], cwd=REPO,
+def assert_orphan_ends(child: str) -> None:
+    """Start `child` under a middle process that is then SIGKILLed; the orphan must end within
+    30 s."""
+    middle = subprocess.run([sys.executable, "-c", ORPHAN_PARENT, child], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     orphan = int(middle.stdout.split()[0])
     try:
@@ -294,6 +295,11 @@ def test_an_orphan_that_ignores_sigterm_still_ends() -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(orphan, signal.SIGKILL)
+
+
+def test_an_orphan_that_ignores_sigterm_still_ends() -> None:
+    """The watch behind PDEATHSIG: a worker whose orderly exit hangs ends within its grace."""
+    assert_orphan_ends(ORPHAN_CHILD)
 
 
 # An orphan that takes SIGTERM as every worker does, then hangs while the interpreter shuts
@@ -318,15 +324,7 @@ time.sleep(120)
 def test_an_orphan_whose_exit_hangs_after_its_threads_are_frozen_still_ends() -> None:
     """The kernel's timer, armed when SIGTERM reaches an orphan, ends it where no Python
     thread runs any more."""
-    middle = subprocess.run([sys.executable, "-c", ORPHAN_PARENT, ORPHAN_HELD_AT_EXIT],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
-    orphan = int(middle.stdout.split()[0])
-    try:
-        wait_for(lambda: not Path(f"/proc/{orphan}").exists() or
-                 "Z" in Path(f"/proc/{orphan}/stat").read_text().split()[2], timeout=30)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(orphan, signal.SIGKILL)
+    assert_orphan_ends(ORPHAN_HELD_AT_EXIT)
 
 
 @pytest.mark.slow

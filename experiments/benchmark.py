@@ -131,11 +131,11 @@ def check_arguments(args: argparse.Namespace) -> str:
         if not colon or not label.strip() or not overrides.strip():
             return (f"--dataset {spec!r} is invalid: expected 'LABEL: OVERRIDES', e.g. "
                     "'ml-100k: data=movielens_100k data.path=/data/u.data'")
-    from recsys.config import SPLITS
+    from recsys.config import SPLIT_STRATEGIES
     from recsys.metrics import selectable
 
-    if args.split is not None and args.split not in SPLITS:
-        return f"--split {args.split!r} is invalid: expected one of {', '.join(SPLITS)}"
+    if args.split is not None and args.split not in SPLIT_STRATEGIES:
+        return f"--split {args.split!r} is invalid: expected one of {', '.join(SPLIT_STRATEGIES)}"
 
     metrics = selectable((1, 5, 10, 50, 100))
     if args.metric not in metrics:
@@ -156,10 +156,11 @@ def check_arguments(args: argparse.Namespace) -> str:
 
 
 def names(chosen: str | None) -> list[str] | None:
-    """A --pruners / --variants list: ';'-separated where a name holds a comma."""
+    """A --pruners / --variants list: ';'-separated where a name holds a comma (", ")."""
     if not chosen:
         return None
-    return [n.strip() for n in chosen.split(";" if ";" in chosen else ",")]
+    return [n.strip() for n in chosen.split(";" if ";" in chosen or ", " in chosen else ",")
+            if n.strip()]
 
 
 # One function per mode: (parsed flags, Hydra overrides) -> the printed table. Each imports

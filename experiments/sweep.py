@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from experiments.cli.app import Job, run_command
 from experiments.cli.compose import job_config
 from experiments.cli.console import load_data, pipe_safe, quiet_tensorflow, warn_about_data
-from experiments.sweeping.fidelity import describe
+from experiments.sweeping.fidelity import rungs_line
 from experiments.sweeping.folder import claim_folder, mark_study_folder
 from experiments.sweeping.outputs import remove_leftovers
 from experiments.sweeping.plan import plan_sweep
@@ -41,7 +41,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
     plan = plan.with_rungs(prepared.stats["train_pool"])  # large data: multi-fidelity
     if len(plan.rungs) > 1:
         pairs = prepared.stats["train_pool"] * plan.base.data.sample_fraction
-        print(describe(plan.rungs, pairs, plan.search.fidelity), flush=True)
+        print(rungs_line(plan.rungs, pairs, plan.search.fidelity), flush=True)
     storage = claim_folder(plan.study_dir, plan.search)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines report the study
     opened = plan.open_study(storage)  # a mismatched stored study is refused here

@@ -308,7 +308,7 @@ def choose(ranker: Ranker, val: HeldOut, ks: tuple[int, ...], monitor: str,
     best = None
     for label, scores in candidates:
         val_ranks = ranker.ranks(val, scores)
-        value = ranking_metrics(val_ranks, ks, "val_")[monitor]
+        value = ranking_metrics(val_ranks, ks, "val")[monitor]
         if best is None or value > best[0]:
             best = (value, label, scores, val_ranks)
     assert best is not None, "an empty grid"  # EvalConfig refuses one
@@ -343,7 +343,7 @@ def tune_ease(ranker: Ranker, tested: Ranker, gram: sp.csr_matrix, val: HeldOut,
     for lam in cfg.ease_lambdas:
         w = ease_weights(on_gram, lam)
         score = ranking_metrics(on_ranker.ranks(on_val, lambda r, u, w=w: r.seen[u] @ w), ks,
-                                "val_")[monitor]
+                                "val")[monitor]
         if best is None or score > best[0]:
             best = (score, lam, w)
     _, lam, weights = best
@@ -382,10 +382,10 @@ def _finish(name: str, val_ranks: np.ndarray, test_ranks: np.ndarray, val: HeldO
             test: HeldOut, ks: tuple[int, ...], resamples: int, param: str = "") -> BaselineResult:
     return BaselineResult(
         BASELINE_NAMES[name],
-        metrics={**ranking_metrics(val_ranks, ks, "val_"),
-                 **ranking_metrics(test_ranks, ks, "test_")},
-        intervals={**bootstrap_intervals(val_ranks, val.users, ks, "val_", resamples),
-                   **bootstrap_intervals(test_ranks, test.users, ks, "test_", resamples)},
+        metrics={**ranking_metrics(val_ranks, ks, "val"),
+                 **ranking_metrics(test_ranks, ks, "test")},
+        intervals={**bootstrap_intervals(val_ranks, val.users, ks, "val", resamples),
+                   **bootstrap_intervals(test_ranks, test.users, ks, "test", resamples)},
         param=param, test_ranks=np.asarray(test_ranks, np.int64))
 
 

@@ -24,7 +24,7 @@ BadLinePolicy = Literal["error", "skip"]
 Negatives = Literal["in_batch", "mixed", "catalog"]
 UserTower = Literal["id", "history", "id+history", "sequence"]
 OPTIMIZERS: tuple[str, ...] = typing.get_args(Optimizer)
-SPLITS: tuple[str, ...] = typing.get_args(Split)
+SPLIT_STRATEGIES: tuple[str, ...] = typing.get_args(Split)
 BAD_LINE_POLICIES: tuple[str, ...] = typing.get_args(BadLinePolicy)
 NEGATIVES: tuple[str, ...] = typing.get_args(Negatives)
 USER_TOWERS: tuple[str, ...] = typing.get_args(UserTower)
@@ -132,7 +132,8 @@ class DataConfig:
         held_out = self.val_fraction + self.test_fraction
         require(held_out < 1, "data.val_fraction + data.test_fraction", round(held_out, 6),
                  "a sum below 1 so that training data remains")
-        require(self.split in SPLITS, "data.split", self.split, " or ".join(SPLITS))
+        require(self.split in SPLIT_STRATEGIES, "data.split", self.split,
+                " or ".join(SPLIT_STRATEGIES))
         require(self.on_bad_lines in BAD_LINE_POLICIES, "data.on_bad_lines", self.on_bad_lines,
                  " or ".join(BAD_LINE_POLICIES))
         if self.separator in ("\\t", "tab"):  # a shell and Hydra pass '\t' as two characters

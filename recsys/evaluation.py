@@ -146,18 +146,18 @@ class Ranker:
         return counts
 
 
-def split_by_user(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...], prefix: str,
+def split_by_user(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...], split: str,
                   group: str) -> dict[str, float]:
     """Top-k over the pairs of users with training pairs ("known", ranked by the scorer) or
     without ("unknown", ranked by popularity), and how many pairs that is: how much of a
     number comes from each group."""
     rows = users > 0 if group == "known" else users == 0
-    return {f"{prefix}pairs": int(rows.sum()),
-            **(top_k_accuracy(ranks[rows], ks, prefix) if rows.any() else {})}
+    return {f"{split}_pairs": int(rows.sum()),
+            **(top_k_accuracy(ranks[rows], ks, split) if rows.any() else {})}
 
 
 def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...],
-                        prefix: str = "", resamples: int = 500,
+                        split: str, resamples: int = 500,
                         seed: int = 0) -> dict[str, list[float]]:
     """95% percentile intervals of every metric (top-k, NDCG@k, MRR), resampling users with their pairs (a
     Poisson bootstrap: each user weighs Poisson(1) per resample, so memory stays one chunk
@@ -169,7 +169,7 @@ def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...
     _, unit_index = np.unique(unit, return_inverse=True)
     n_units = int(unit_index.max()) + 1
     pairs = np.bincount(unit_index, minlength=n_units).astype(np.float64)
-    values = per_pair_metrics(ranks, ks)
+    values = per_pair_metrics(ranks, ks, split)
     hits = np.stack([np.bincount(unit_index, weights=v, minlength=n_units)
                      for v in values.values()], axis=1)  # units x metrics
     rng = np.random.default_rng(seed)
@@ -180,5 +180,4 @@ def bootstrap_intervals(ranks: np.ndarray, users: np.ndarray, ks: tuple[int, ...
             np.float64)
         estimates.append((weights @ hits) / np.maximum(weights @ pairs, 1.0)[:, None])
     low, high = np.percentile(np.concatenate(estimates), [2.5, 97.5], axis=0)
-    return {f"{prefix}{name}": [float(lo), float(hi)]
-            for name, lo, hi in zip(values, low, high, strict=True)}
+    return {m.name: [float(lo), float(hi)] for m, lo, hi in zip(values, low, high, strict=True)}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from recsys.metrics import metric_names, top
+from recsys.metrics import Metric, every_metric, top
 
 BASELINES_DIR = "baselines"
 # Per-epoch validation curves (and the baselines' flat lines on the same charts). TensorBoard's
@@ -20,11 +20,10 @@ CURVES = "epoch"
 OTHER_CURVES = "epoch_other"
 
 
-def curve_tag(metric: str, selected: str) -> str:
-    """`top_100` -> `epoch/val_top_100` when the run selects on `val_top_100`, else
+def curve_tag(metric: Metric, selected: str) -> str:
+    """val_top_100 -> `epoch/val_top_100` when the run selects on `val_top_100`, else
     `epoch_other/val_top_100`: a validation metric's per-epoch tag."""
-    name = f"val_{metric}"
-    return f"{CURVES if name == selected else OTHER_CURVES}/{name}"
+    return f"{CURVES if metric.name == selected else OTHER_CURVES}/{metric.name}"
 
 
 class RunWriter:
@@ -53,9 +52,9 @@ class RunWriter:
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("train/loss", logs["loss"])
             tf.summary.scalar("time/epoch_seconds", logs["epoch_seconds"])
-            for name in metric_names(self.ks):
-                if f"val_{name}" in logs:
-                    tf.summary.scalar(curve_tag(name, self.selected), logs[f"val_{name}"])
+            for metric in every_metric(self.ks):
+                if metric.name in logs:
+                    tf.summary.scalar(curve_tag(metric, self.selected), logs[metric.name])
         self.writer.flush()
         if self.baseline_curves:
             write_baselines(self.logdir / BASELINES_DIR, baselines, self.ks, self.selected,
@@ -88,10 +87,9 @@ def write_baselines(folder: Path, baselines: dict[str, dict[str, float]], ks: tu
             writers[name] = tf.summary.create_file_writer(str(folder / name))
         for step in steps:
             with writers[name].as_default(step=step):
-                for metric in metric_names(ks):
-                    if f"val_{metric}" in metrics:
-                        tf.summary.scalar(curve_tag(metric, selected),
-                                          metrics[f"val_{metric}"])
+                for metric in every_metric(ks):
+                    if metric.name in metrics:
+                        tf.summary.scalar(curve_tag(metric, selected), metrics[metric.name])
         writers[name].flush()
     if own:
         for writer in writers.values():

@@ -24,7 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     import tensorflow as tf
 
-SPLITS = ("val", "test")
+EVAL_SETS = ("val", "test")  # what a metric is measured on (validation selects, test reports)
 KINDS = ("top", "ndcg", "mrr")  # top_k: hit rate; ndcg_k; mrr (no cut-off)
 
 
@@ -82,9 +82,21 @@ def top(k: int, split: str = "val") -> Metric:
     return Metric(split, "top", k)
 
 
+def reported_beside(selection: str) -> str:
+    """The test metric reported beside a selection metric: `val_ndcg_10` -> `test_ndcg_10`."""
+    return Metric.parse(selection).on("test").name
+
+
+def every_metric(ks: tuple[int, ...] | list[int], split: str = "val") -> list[Metric]:
+    """Every metric a run reports on `split`, in display order: top-k, NDCG@k, MRR."""
+    ks = sorted(ks)
+    return [Metric(split, "top", k) for k in ks] + [Metric(split, "ndcg", k) for k in ks] \
+        + [Metric(split, "mrr")]
+
+
 def selectable(ks: tuple[int, ...] | list[int]) -> list[str]:
     """The metrics a run can select on: each name `ranking_metrics` gives on validation."""
-    return [f"val_{name}" for name in metric_names(ks)]
+    return [m.name for m in every_metric(ks)]
 
 
 @functools.cache
@@ -142,13 +154,14 @@ def exact_ranks(query_embeddings: np.ndarray | tf.Tensor, item_embeddings: np.nd
     return np.concatenate([o.numpy() for o in out]) if out else np.zeros(0, np.int32)
 
 
-def top_k_accuracy(ranks: np.ndarray, ks: tuple[int, ...], prefix: str = "") -> dict[str, float]:
-    """Fraction of pairs with rank < k."""
+def top_k_accuracy(ranks: np.ndarray, ks: tuple[int, ...], split: str) -> dict[str, float]:
+    """Fraction of pairs with rank < k, under each `top(k, split)` name."""
     n = max(len(ranks), 1)
-    return {f"{prefix}top_{k}": float(np.sum(ranks < k) / n) for k in ks}
+    return {top(k, split).name: float(np.sum(ranks < k) / n) for k in ks}
 
 
-def per_pair_metrics(ranks: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
+def per_pair_metrics(ranks: np.ndarray, ks: tuple[int, ...], split: str = "test",
+                     ) -> dict[Metric, np.ndarray]:
     """Each metric's value for every held-out pair (its mean over pairs is the metric).
 
     One relevant item per pair (a held-out (user, item) pair), so:
@@ -158,23 +171,18 @@ def per_pair_metrics(ranks: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.nda
     """
     ranks = np.asarray(ranks, np.float64)
     gain = 1.0 / np.log2(ranks + 2.0)
-    out = {f"top_{k}": (ranks < k).astype(np.float64) for k in ks}
-    out |= {f"ndcg_{k}": np.where(ranks < k, gain, 0.0) for k in ks}
-    out["mrr"] = 1.0 / (ranks + 1.0)
-    return out
+    value = {"top": lambda k: (ranks < k).astype(np.float64),
+             "ndcg": lambda k: np.where(ranks < k, gain, 0.0),
+             "mrr": lambda _: 1.0 / (ranks + 1.0)}
+    return {m: value[m.kind](m.k) for m in every_metric(ks, split)}
 
 
-def metric_names(ks: tuple[int, ...] | list[int]) -> list[str]:
-    """Every metric `ranking_metrics` reports, without prefix, in display order."""
-    ks = sorted(ks)
-    return [f"top_{k}" for k in ks] + [f"ndcg_{k}" for k in ks] + ["mrr"]
-
-
-def ranking_metrics(ranks: np.ndarray, ks: tuple[int, ...], prefix: str = "") -> dict[str, float]:
-    """Top-k accuracy, NDCG@k and MRR of the ranks (see `per_pair_metrics`)."""
+def ranking_metrics(ranks: np.ndarray, ks: tuple[int, ...], split: str) -> dict[str, float]:
+    """Top-k accuracy, NDCG@k and MRR of the ranks (see `per_pair_metrics`), by name
+    (`val_top_100`): the form of `metrics.json` and every results dict."""
     n = max(len(ranks), 1)
-    return {f"{prefix}{name}": float(values.sum() / n)
-            for name, values in per_pair_metrics(ranks, ks).items()}
+    return {m.name: float(values.sum() / n)
+            for m, values in per_pair_metrics(ranks, ks, split).items()}
 
 
 def popularity_ranks(item_counts: np.ndarray, true_items: np.ndarray,

@@ -219,22 +219,21 @@ class TwoTowerModel(tfrs.Model):
         if self.cfg.temperature != 1.0:
             scores /= self.cfg.temperature
             positive /= self.cfg.temperature
-        own = tf.one_hot(items, self.n_items, on_value=True, off_value=False)
-        if self.cfg.negatives == "catalog":
-            log_weight = tf.zeros([self.n_items])
-        else:
-            correct = self.cfg.logq_correction
-            q_batch = self._in_batch_q(tf.range(self.n_items)) if correct else 1.0
-            weight = self._counts(items) / q_batch
-            if self.cfg.negatives == "mixed":
-                q_sampled = self._sampled_q(tf.size(items)) if correct else 1.0
-                weight += self._counts(self.sampled_items(seed)) / q_sampled
-            log_weight = tf.math.log(weight)
-            if correct:
-                positive -= tf.math.log(tf.gather(q_batch, items))
-            if not self.cfg.remove_accidental_hits:
-                own = tf.zeros_like(own)
-        scores = tf.where(own, positive[:, None], scores + log_weight[None, :])
+        if self.cfg.negatives == "catalog":  # every item once: the positive is its own column
+            loss = tf.reduce_sum(tf.reduce_logsumexp(scores, axis=1) - positive)
+            return loss + self.l2_penalty(queries, tf.gather(all_items, items))
+        correct = self.cfg.logq_correction
+        q_batch = self._in_batch_q(tf.range(self.n_items)) if correct else 1.0
+        weight = self._counts(items) / q_batch
+        if self.cfg.negatives == "mixed":
+            q_sampled = self._sampled_q(tf.size(items)) if correct else 1.0
+            weight += self._counts(self.sampled_items(seed)) / q_sampled
+        scores += tf.math.log(weight)[None, :]
+        if correct:
+            positive -= tf.math.log(tf.gather(q_batch, items))
+        if self.cfg.remove_accidental_hits:  # a row's own item column holds the positive alone
+            own = tf.one_hot(items, self.n_items, on_value=True, off_value=False)
+            scores = tf.where(own, positive[:, None], scores)
         loss = tf.reduce_sum(tf.reduce_logsumexp(scores, axis=1) - positive)
         return loss + self.l2_penalty(queries, tf.gather(all_items, items))
 

@@ -104,13 +104,14 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def compare(model_ranks: np.ndarray, baseline_ranks: dict[str, np.ndarray], users: np.ndarray,
-            ks: tuple[int, ...], metrics: list[str], resamples: int = 1000) -> list[Paired]:
-    """The model against every baseline on each of `metrics` (names such as `top_100`,
-    `ndcg_10`, `mrr`), on the same test pairs; Holm across the baselines per metric."""
-    model_values = per_pair_metrics(model_ranks, ks)
-    other_values = {name: per_pair_metrics(ranks, ks) for name, ranks in baseline_ranks.items()}
+            ks: tuple[int, ...], metrics: list[Metric], resamples: int = 1000) -> list[Paired]:
+    """The model against every baseline on each of `metrics` (on test: `metric.on("test")`),
+    on the same test pairs; Holm across the baselines per metric."""
+    model_values = per_pair_metrics(model_ranks, ks, "test")
+    other_values = {name: per_pair_metrics(ranks, ks, "test")
+                    for name, ranks in baseline_ranks.items()}
     out: list[Paired] = []
-    for metric in metrics:
+    for metric in (m.on("test") for m in metrics):
         rows = []
         for name, values in other_values.items():
             difference, interval, p, n = paired_difference(
@@ -118,7 +119,7 @@ def compare(model_ranks: np.ndarray, baseline_ranks: dict[str, np.ndarray], user
             rows.append((name, float(model_values[metric].mean()),
                          float(values[metric].mean()), difference, interval, p, n))
         adjusted = holm([r[5] for r in rows]) if rows else []
-        out += [Paired(name, f"test_{metric}", m, o, d, i, p, padj, n, len(rows), resamples)
+        out += [Paired(name, metric.name, m, o, d, i, p, padj, n, len(rows), resamples)
                 for (name, m, o, d, i, p, n), padj in zip(rows, adjusted, strict=True)]
     return out
 

@@ -92,18 +92,18 @@ def typed_value(value: Any, hint: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
-            require(value is not None, key, value, describe(inner[0]))
+            require(value is not None, key, value, expected_form(inner[0]))
             return typed_value(value, inner[0], key)
         for option in inner:  # `bool | Literal["auto"]`: the first type that fits
             with contextlib.suppress(UserError):
                 return typed_value(value, option, key)
-        require(False, key, value, describe(hint))
+        require(False, key, value, expected_form(hint))
     if origin is Literal:
         require(value in args and not isinstance(value, bool), key, value,
                  " or ".join(str(a) for a in args))
         return value
     if origin is tuple:
-        require(isinstance(value, (list, tuple)), key, value, describe(hint))
+        require(isinstance(value, (list, tuple)), key, value, expected_form(hint))
         return tuple(typed_value(v, args[0], key) for v in value)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, key)  # type: ignore[arg-type]
@@ -122,11 +122,11 @@ def typed_value(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
-def describe(hint: Any) -> str:
+def expected_form(hint: Any) -> str:
     """A field type in words, as the checks' messages name it ("an integer", "a or b")."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        inner = [describe(a) for a in typing.get_args(hint) if a is not type(None)]
+        inner = [expected_form(a) for a in typing.get_args(hint) if a is not type(None)]
         return " or ".join(["null", *inner] if type(None) in typing.get_args(hint) else inner)
     if origin is Literal:
         return " or ".join(str(a) for a in typing.get_args(hint))

@@ -122,11 +122,11 @@ def direct_choice(r: Ranker, x: np.ndarray, build, grid, val: HeldOut, test: Hel
                          direct_rank(COUNTS.astype(float), t, r.tie_order, set())
                          for u, t in zip(held.users, held.items, strict=True)])
 
-    scores = {v: ranking_metrics(ranks(val, build(x, v)), ks, "val_")[monitor] for v in grid}
+    scores = {v: ranking_metrics(ranks(val, build(x, v)), ks, "val")[monitor] for v in grid}
     chosen = max(grid, key=lambda v: scores[v])
     w = build(x, chosen)
-    return chosen, {**ranking_metrics(ranks(val, w), ks, "val_"),
-                    **ranking_metrics(ranks(test, w), ks, "test_")}
+    return chosen, {**ranking_metrics(ranks(val, w), ks, "val"),
+                    **ranking_metrics(ranks(test, w), ks, "test")}
 
 
 VAL = HeldOut(np.array([1, 3, 0, 2]), np.array([3, 0, 1, 1]))
@@ -176,7 +176,7 @@ def test_ease_lambda_tuned_on_the_most_rated_items_then_solved_on_all(monkeypatc
         ranks = [direct_rank((x[:, items] @ w)[u], t, sub.tie_order, set()) if u > 0 else
                  direct_rank(COUNTS[items].astype(float), t, sub.tie_order, set())
                  for u, t in zip(sub_val.users, sub_val.items, strict=True)]
-        return ranking_metrics(np.array(ranks), (1, 2), "val_")["val_mrr"]
+        return ranking_metrics(np.array(ranks), (1, 2), "val")["val_mrr"]
 
     chosen = max(grid, key=sub_mrr)
     assert chosen != direct_choice(r, x, direct_ease, grid, VAL, TEST, "val_mrr")[0]
@@ -205,7 +205,7 @@ def test_bootstrap_interval_covers_the_true_value_about_95_percent_of_the_time()
         users = np.repeat(np.arange(1, n_users + 1), pairs)
         hits = rng.random(len(users)) < np.repeat(p, pairs)
         ranks = np.where(hits, 0, 5)  # a hit at k=1 or not
-        low, high = bootstrap_intervals(ranks, users, (1,), resamples=300, seed=run)["top_1"]
+        low, high = bootstrap_intervals(ranks, users, (1,), "val", resamples=300, seed=run)["val_top_1"]
         covered += low <= true_value <= high
     assert 0.9 <= covered / runs <= 0.99, covered / runs
 
@@ -223,11 +223,11 @@ def test_metrics_split_by_known_and_unknown_users_add_up_to_the_whole() -> None:
 
     ranks = np.array([0, 5, 200, 1, 0, 300])
     users = np.array([1, 0, 2, 0, 3, 3])
-    known = split_by_user(ranks, users, (1, 10), "test_", "known")
-    unknown = split_by_user(ranks, users, (1, 10), "test_", "unknown")
+    known = split_by_user(ranks, users, (1, 10), "test", "known")
+    unknown = split_by_user(ranks, users, (1, 10), "test", "unknown")
     assert known == {"test_pairs": 4, "test_top_1": 0.5, "test_top_10": 0.5}
     assert unknown == {"test_pairs": 2, "test_top_1": 0.0, "test_top_10": 1.0}
-    whole = top_k_accuracy(ranks, (1, 10), "test_")
+    whole = top_k_accuracy(ranks, (1, 10), "test")
     for k in (1, 10):
         mixed = (known[f"test_top_{k}"] * 4 + unknown[f"test_top_{k}"] * 2) / 6
         assert mixed == pytest.approx(whole[f"test_top_{k}"])
@@ -262,8 +262,8 @@ def test_ials_chooses_on_validation_as_a_direct_fit_does() -> None:
                                  direct_rank(counts.astype(float), t, r.tie_order, set())
                                  for u, t in zip(held.users, held.items, strict=True)])
                  for name, held in (("val", val), ("test", test))}
-        return ({**ranking_metrics(ranks["val"], (5, 10), "val_"),
-                 **ranking_metrics(ranks["test"], (5, 10), "test_")}, ranks["val"], scores)
+        return ({**ranking_metrics(ranks["val"], (5, 10), "val"),
+                 **ranking_metrics(ranks["test"], (5, 10), "test")}, ranks["val"], scores)
 
     fits = {(f, g): direct(f, g)[0] for f in (4, 8) for g in (0.1, 10.0)}
     chosen = max(fits, key=lambda key: fits[key]["val_top_10"])  # the first of equals

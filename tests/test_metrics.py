@@ -19,15 +19,15 @@ def test_exact_top_k_equals_factorized_top_k() -> None:
     items = rng.integers(-3, 4, size=(300, 8)).astype(np.float32)
     true = rng.integers(0, 300, size=500)
     ks = (1, 5, 10, 50, 100)
-    ours = top_k_accuracy(exact_ranks(users, items, true, batch_size=128), ks)
+    ours = top_k_accuracy(exact_ranks(users, items, true, batch_size=128), ks, "val")
 
     candidates = tf.data.Dataset.from_tensor_slices(items).batch(64)
     metric = tfrs.metrics.FactorizedTopK(candidates=candidates, ks=ks)
     metric.update_state(tf.constant(users), tf.constant(items[true]))
     theirs = {m.name: float(m.result()) for m in metric.metrics}
     for k in ks:
-        assert abs(ours[f"top_{k}"] - theirs[f"factorized_top_k/top_{k}_categorical_accuracy"]) < 1e-6
-    assert 0 < ours["top_1"] < ours["top_10"] < ours["top_100"] < 1
+        assert abs(ours[f"val_top_{k}"] - theirs[f"factorized_top_k/top_{k}_categorical_accuracy"]) < 1e-6
+    assert 0 < ours["val_top_1"] < ours["val_top_10"] < ours["val_top_100"] < 1
 
 
 def test_float_rounding_makes_factorized_top_k_under_report_not_over() -> None:
@@ -35,17 +35,18 @@ def test_float_rounding_makes_factorized_top_k_under_report_not_over() -> None:
     users = rng.normal(size=(2000, 32)).astype(np.float32)
     items = rng.normal(size=(300, 32)).astype(np.float32)
     true = rng.integers(0, 300, size=2000)
-    ours = top_k_accuracy(exact_ranks(users, items, true), (1, 5))
+    ours = top_k_accuracy(exact_ranks(users, items, true), (1, 5), "val")
     metric = tfrs.metrics.FactorizedTopK(
         candidates=tf.data.Dataset.from_tensor_slices(items).batch(64), ks=(1, 5))
     metric.update_state(tf.constant(users), tf.constant(items[true]))
     theirs = [float(m.result()) for m in metric.metrics]
-    assert ours["top_1"] >= theirs[0] - 1e-6 and ours["top_5"] >= theirs[1] - 1e-6
-    assert ours["top_5"] - theirs[1] < 0.01
+    assert ours["val_top_1"] >= theirs[0] - 1e-6 and ours["val_top_5"] >= theirs[1] - 1e-6
+    assert ours["val_top_5"] - theirs[1] < 0.01
 
 
 def test_top_k_accuracy_counts_ranks_below_k() -> None:
-    assert top_k_accuracy(np.array([0, 3, 5, 200]), (1, 10)) == {"top_1": 0.25, "top_10": 0.75}
+    assert top_k_accuracy(np.array([0, 3, 5, 200]), (1, 10), "val") \
+        == {"val_top_1": 0.25, "val_top_10": 0.75}
 
 
 def test_popularity_ranks_follow_counts_with_stable_ties() -> None:
@@ -59,7 +60,7 @@ def test_ndcg_and_mrr_follow_their_definitions_for_one_relevant_item() -> None:
     from recsys.metrics import ranking_metrics
 
     ranks = np.array([0, 1, 4, 9, 10, 250])
-    got = ranking_metrics(ranks, (1, 10), "val_")
+    got = ranking_metrics(ranks, (1, 10), "val")
     assert got["val_top_10"] == 4 / 6 and got["val_top_1"] == 1 / 6
     ndcg10 = sum(1 / np.log2(r + 2) for r in ranks if r < 10) / 6
     assert got["val_ndcg_10"] == pytest.approx(ndcg10)
@@ -73,8 +74,8 @@ def test_intervals_cover_every_metric() -> None:
 
     rng = np.random.default_rng(0)
     ranks, users = rng.integers(0, 50, 400), rng.integers(1, 80, 400)
-    bounds = bootstrap_intervals(ranks, users, (1, 10), "test_", resamples=200)
-    for key, value in ranking_metrics(ranks, (1, 10), "test_").items():
+    bounds = bootstrap_intervals(ranks, users, (1, 10), "test", resamples=200)
+    for key, value in ranking_metrics(ranks, (1, 10), "test").items():
         low, high = bounds[key]
         assert low <= value <= high and low < high, key
 
@@ -95,5 +96,5 @@ def test_a_metric_name_is_parsed_labelled_and_moved_between_splits_in_one_place(
     assert selectable((10, 1)) == ["val_top_1", "val_top_10", "val_ndcg_1", "val_ndcg_10",
                                    "val_mrr"]
     # Every name a run reports parses back to itself.
-    reported = ranking_metrics(np.array([0, 3, 50]), (1, 10), "test_")
+    reported = ranking_metrics(np.array([0, 3, 50]), (1, 10), "test")
     assert all(Metric.parse(name).name == name for name in reported)

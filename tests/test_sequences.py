@@ -21,7 +21,7 @@ from recsys.prepare import select_training
 from recsys.sequence_tower import SequenceEncoder
 from recsys.sequences import UserSequences, training_sequences
 from recsys.serving import export_saved_model, load_vectors
-from recsys.training import run
+from recsys.training import run, sequence_steps
 
 N_ITEMS = 40
 
@@ -92,6 +92,24 @@ def test_the_encoder_is_causal() -> None:
     # items in a narrower row (as a batch of shorter users gets) give the same outputs.
     narrow = encoder(tf.constant([[3, 4, 5, 6]]))
     np.testing.assert_allclose(narrow[0], a[0, 2:], atol=1e-5)
+
+
+def test_a_sequence_epoch_steps_through_every_user_once_with_similar_lengths() -> None:
+    """Bucketing: each user once an epoch, steps of about batch_size targets, and a step's
+    users of nearly equal length (its rows are as wide as the longest), in a new order each
+    epoch."""
+    rng = np.random.default_rng(0)
+    targets = np.r_[0, rng.choice([2, 3, 4, 5, 6, 8, 12, 20, 50], size=3000,
+                                  p=[.3, .2, .15, .1, .08, .07, .05, .03, .02])]
+    first = sequence_steps(targets, 256, np.random.default_rng(1))
+    users = np.concatenate(first)
+    assert sorted(users) == list(np.flatnonzero(targets))  # every user with a target, once
+    sizes = np.array([targets[s].sum() for s in first])
+    assert np.median(sizes) >= 256 - 50 and sizes.max() < 256 + 50
+    spread = [targets[s].max() - targets[s].min() for s in first]
+    assert np.median(spread) == 0 and max(spread) <= 50 - 20  # no 2-target user beside 50s
+    second = sequence_steps(targets, 256, np.random.default_rng(2))
+    assert [list(s) for s in second] != [list(s) for s in first]
 
 
 def test_transition_counts_match_a_direct_count() -> None:

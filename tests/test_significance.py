@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from recsys.metrics import ranking_metrics
+from recsys.metrics import Metric, ranking_metrics
 from recsys.significance import (
     Paired,
     compare,
@@ -75,12 +75,14 @@ def test_compare_reports_the_tables_difference_and_the_strongest_baselines_verdi
     users = rng.integers(1, 200, size=3000)
     model = rng.integers(0, 80, size=3000)  # better ranks than both baselines
     ranks = {"EASE": rng.integers(0, 150, size=3000), "popularity": rng.integers(0, 1000, 3000)}
-    rows = compare(model, ranks, users, (10, 100), ["top_100", "ndcg_10"], resamples=300)
+    rows = compare(model, ranks, users, (10, 100), [Metric("val", "top", 100), Metric("val", "ndcg", 10)],
+                   resamples=300)
     assert [(r.baseline, r.metric) for r in rows] == [
         ("EASE", "test_top_100"), ("popularity", "test_top_100"),
         ("EASE", "test_ndcg_10"), ("popularity", "test_ndcg_10")]
     ease = rows[0]
-    direct = ranking_metrics(model, (100,))["top_100"] - ranking_metrics(ranks["EASE"], (100,))["top_100"]
+    direct = ranking_metrics(model, (100,), "test")["test_top_100"] \
+        - ranking_metrics(ranks["EASE"], (100,), "test")["test_top_100"]
     assert ease.difference == pytest.approx(direct) and ease.p_holm >= ease.p_value
     assert ease.verdict().startswith(f"beats EASE at top_100: +{direct:.4f}, 95% [")
     # No resample crossed zero: the p-value printed is the bootstrap's floor, an upper bound.

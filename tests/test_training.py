@@ -298,10 +298,11 @@ def test_unknown_users_are_ranked_by_popularity_known_ones_by_the_model() -> Non
     items = np.array([3, 0, 1, 4, 5])
     ranker = Ranker(np.array([1, 2]), np.array([0, 2]), 5, 6, counts, exclude_seen=False)
     got = top_k_accuracy(model_ranks(QueryEncoder(model, None, 16), model, ranker,
-                                HeldOut(users, items), 16), (1, 2, 6))
+                                HeldOut(users, items), 16), (1, 2, 6), "val")
     ranks = popularity_ranks(counts, items, ranker.tie_order)
     known = users > 0
     ranks[known] = exact_ranks(model.user_vectors(tf.constant(users[known])),
                                model.item_embeddings(), items[known], tie_order=ranker.tie_order)
-    assert got == top_k_accuracy(ranks, (1, 2, 6))
-    assert top_k_accuracy(popularity_ranks(counts, items[~known]), (1,))["top_1"] == 1 / 3
+    assert got == top_k_accuracy(ranks, (1, 2, 6), "val")
+    assert top_k_accuracy(popularity_ranks(counts, items[~known]), (1,), "val")["val_top_1"] \
+        == 1 / 3

@@ -26,7 +26,7 @@ from experiments.cli.compose import compose_run
 from recsys.baselines import gram_matrix, interaction_matrix, run_baselines, tune_ials
 from recsys.cache import load_prepared
 from recsys.evaluation import HeldOut, Ranker
-from recsys.metrics import ranking_metrics
+from recsys.metrics import ranking_metrics, top
 from recsys.training import make_setup
 
 
@@ -64,11 +64,11 @@ def old_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ..
         for value in grid:
             w = make(value)
             score = ranking_metrics(ranker.ranks(val, lambda r, u, w=w: x[u] @ w), ks,
-                                    "val_")[monitor]
+                                    "val")[monitor]
             if best is None or score > best[0]:
                 best = (score, value, w)
         _, value, w = best
-        test_metrics = ranking_metrics(ranker.ranks(test, lambda r, u, w=w: x[u] @ w), ks, "test_")
+        test_metrics = ranking_metrics(ranker.ranks(test, lambda r, u, w=w: x[u] @ w), ks, "test")
         label = f"k={value}" if name.startswith("item") else f"lambda={value:g}"
         out[name] = (label, test_metrics[TEST_100], test_metrics[TEST_10],
                      time.perf_counter() - began)
@@ -91,7 +91,7 @@ def float_agreement(ranker: Ranker, val: HeldOut, lam: float) -> tuple[float, fl
         b = -p / np.diag(p)[None, :]
         np.fill_diagonal(b, 0.0)
         ranks.append(ranker.ranks(val, lambda r, u, b=b: x[u] @ b))
-    tops = [ranking_metrics(r, (100,), "")["top_100"] for r in ranks]
+    tops = [ranking_metrics(r, (100,), "val")[top(100).name] for r in ranks]
     return float(np.mean(ranks[0] == ranks[1])), abs(tops[0] - tops[1])
 
 

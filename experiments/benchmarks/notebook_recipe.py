@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from recsys.metrics import top
+
 
 class NotebookModel(tfrs.Model):
     def __init__(self, user_ids: np.ndarray, item_ids: np.ndarray, dim: int,
@@ -63,5 +65,5 @@ def train_and_evaluate(train: dict[str, np.ndarray], test: dict[str, np.ndarray]
     model.fit(train_ds, epochs=epochs, verbose=0, callbacks=[timer])
     result = model.evaluate(test_ds, return_dict=True, verbose=0)
     return {"epoch_seconds": timer.times,
-            **{f"test_top_{k}": float(result[f"factorized_top_k/top_{k}_categorical_accuracy"])
+            **{top(k, "test").name: float(result[f"factorized_top_k/top_{k}_categorical_accuracy"])
                for k in (1, 5, 10, 50, 100)}}

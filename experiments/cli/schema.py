@@ -92,7 +92,7 @@ def _plain(value: Any) -> Any:
 def expected(key: str) -> str | None:
     """What a dotted key takes, in the words of the dataclass checks (`model.embedding_dim`:
     "an integer"; `train.top_ks`: "a list of integers"); None for a key no schema types."""
-    from recsys.typed import describe
+    from recsys.typed import expected_form
 
     group, *path = key.split(".")
     for cls in _options().get(group, {}).values():
@@ -104,5 +104,5 @@ def expected(key: str) -> str | None:
             hint = fields[part]
         else:
             if path:
-                return describe(hint)
+                return expected_form(hint)
     return None

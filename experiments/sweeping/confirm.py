@@ -20,7 +20,7 @@ import optuna
 from experiments.sweeping.folder import StudyFolder
 from experiments.sweeping.search_config import ConfirmConfig
 from experiments.sweeping.trials import TrialRecord, best_first, ranked
-from recsys.metrics import Metric
+from recsys.metrics import reported_beside
 
 if TYPE_CHECKING:
     from recsys.cache import HeldData
@@ -41,7 +41,7 @@ def confirm_winners(study: optuna.Study, cfg: ConfirmConfig, metric: str, study_
     best = ranked(study)[:cfg.top_n]
     if not best:
         return None
-    test_metric = Metric.parse(metric).on("test").name
+    test_metric = reported_beside(metric)
     record: dict[str, Any] = dict(study.user_attrs.get("confirm", {}))
     for trial in best:
         key, stored = str(trial.number), TrialRecord.of(trial)

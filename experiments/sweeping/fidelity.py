@@ -33,7 +33,7 @@ def rung_step(rung: int, cfg: FidelityConfig) -> int:
     return cfg.reduction_factor ** rung
 
 
-def describe(scales: tuple[float, ...], pairs: float, cfg: FidelityConfig) -> str:
+def rungs_line(scales: tuple[float, ...], pairs: float, cfg: FidelityConfig) -> str:
     """One line for the console: what the rungs train on and how trials advance."""
     shown = ", ".join(f"{int(round(s * pairs)):,}" for s in scales)
     return (f"multi-fidelity study ({len(scales)} rungs, search.fidelity): trials train on "

@@ -28,7 +28,7 @@ from tensorboard.plugins.hparams import summary as hparams_summary
 from experiments.sweeping.space import Param
 from experiments.sweeping.trials import TrialRecord, complete_trials, ranked
 from recsys.events import BASELINES_DIR, write_baselines
-from recsys.metrics import SPLITS, Metric, top
+from recsys.metrics import EVAL_SETS, Metric, reported_beside, top
 
 STATES = ("complete", "pruned", "failed")
 STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_FAILURE,
@@ -90,10 +90,10 @@ def write_hparams_config(trials_dir: Path, space: list[Param], ks: list[int],
     hparams.append(hp.HParam(STATE, hp.Discrete(list(STATES))))
     # One naming style: every metric is shown by its own name (val_top_100, test_ndcg_10).
     # The dashboard ticks the first five: the study's metric and its test value among them.
-    names = [metric, Metric.parse(metric).on("test").name, *(top(k).name for k in ks),
+    names = [metric, reported_beside(metric), *(top(k).name for k in ks),
              top(max(ks), "test").name,
-             *(Metric(split, "ndcg", 10).name for split in SPLITS if 10 in ks),
-             *(Metric(split, "mrr").name for split in SPLITS)]
+             *(Metric(split, "ndcg", 10).name for split in EVAL_SETS if 10 in ks),
+             *(Metric(split, "mrr").name for split in EVAL_SETS)]
     metrics = [hp.Metric(f"selected/{name}", display_name=name)
                for name in dict.fromkeys(names)]
     # In the popularity baseline's run, which every study has: TensorBoard's HParams reads the

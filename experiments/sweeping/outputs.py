@@ -19,7 +19,7 @@ from experiments.sweeping.report_page import write_index
 from experiments.sweeping.study_table import study_table
 from experiments.sweeping.trials import TrialRecord, best_first, complete_trials, ranked
 from recsys.files import atomic_path, write_text_atomic
-from recsys.metrics import KINDS, SPLITS, Metric
+from recsys.metrics import EVAL_SETS, KINDS, Metric
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def trials_frame(study: optuna.Study, metric: str) -> Any:
 
 def metric_order(m: Metric, first: Metric) -> tuple[Any, ...]:
     """The study's metric, its test value, then val before test, by kind and cut-off."""
-    return (m.base != first.base, SPLITS.index(m.split), KINDS.index(m.kind), m.k or 0)
+    return (m.base != first.base, EVAL_SETS.index(m.split), KINDS.index(m.kind), m.k or 0)
 
 
 def summary_markdown(study: optuna.Study, metric: str, notes: list[str], top: int = 10) -> str:

@@ -30,7 +30,7 @@ from experiments.sweeping.time_to_quality import (
 )
 from experiments.sweeping.trials import TrialRecord, complete_trials, ranked
 from recsys.files import write_text_atomic
-from recsys.metrics import Metric
+from recsys.metrics import reported_beside
 
 PRUNED = optuna.trial.TrialState.PRUNED
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -78,7 +78,7 @@ def time_figure(study: optuna.Study, metric: str) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=xs, y=[*ys, ys[-1]], mode="lines+markers", name=name,
                                  line={"shape": "hv"},
                                  text=[f"trial {p.trial}" for p in points] + [""]))
-    test_metric = Metric.parse(metric).on("test").name
+    test_metric = reported_beside(metric)
     ease = baseline_value(study, "ease", metric)
     if ease is not None:
         fig.add_hline(y=ease, line_dash="dash", line_color="#c00",

@@ -15,7 +15,7 @@ from datetime import datetime
 import optuna
 
 from experiments.sweeping.trials import TrialRecord, complete_trials
-from recsys.metrics import Metric
+from recsys.metrics import reported_beside
 
 MINUTES = (1, 2, 5, 10, 20)
 IDLE_SECONDS = 60.0  # no trial running for longer than this: the study was stopped (the
@@ -75,7 +75,7 @@ def best_so_far(study: optuna.Study, metric: str) -> list[Point]:
     for t in complete:
         if points and sign * t.value <= sign * points[-1].val:
             continue
-        test = TrialRecord.of(t).metrics.get(Metric.parse(metric).on("test").name, float("nan"))
+        test = TrialRecord.of(t).metrics.get(reported_beside(metric), float("nan"))
         points.append(Point(clock.seconds(t.datetime_complete), t.number, t.value, test))
     return points
 

@@ -23,3 +23,26 @@ def test_notebook_variant_and_ours_agree_on_the_same_task(tmp_path: Path) -> Non
     # and both well above chance (top-100 of a 300-item catalog by chance is ~0.33).
     assert abs(notebook["test_top_100"] - ours["test_top_100"]) < 0.05
     assert ours["test_top_100"] > 0.4 and ours["test_top_100"] > ours["popularity_test_top_100"]
+
+
+def test_the_baselines_table_is_what_a_run_computes(tmp_path: Path) -> None:
+    """One row per baseline with the value a run chooses and its test top-100, and a total."""
+    from experiments.benchmarks.baselines import baselines_table
+    from experiments.benchmarks.search import DataSet
+    from experiments.cli.compose import compose_run
+    from recsys.cache import load_prepared
+    from recsys.training import run
+
+    overrides = [f"data.cache_dir={tmp_path}", *TINY_SYNTHETIC, "eval.ials_factors=[16]",
+                 "eval.ials_regularization=[1.0]", "eval.ials_alpha=[10.0]"]
+    table = baselines_table([DataSet("tiny", [])], overrides)
+    rows = {line.split()[2]: line.split() for line in table.splitlines()
+            if line.startswith("tiny ")}
+    assert {"item-kNN", "EASE", "iALS"} <= set(rows), table
+    result = run(compose_run([*overrides, "train.epochs=1"])[1],
+                 prepared=load_prepared(compose_run(overrides)[1].data)[0])
+    ease = result.baselines["ease"]
+    assert ease["param"].split()[0] in rows["EASE"]
+    assert f"{ease['metrics']['test_top_100']:.4f}" in rows["EASE"]
+    total = next(line for line in table.splitlines() if line.split()[:1] == ["all"])
+    assert float(total.split()[1]) > 0

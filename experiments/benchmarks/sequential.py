@@ -16,8 +16,9 @@ PROTOCOL = ["experiment=sequential", "train.epochs=60"]
 TOWERS: dict[str, list[str]] = {
     "history tower": ["model.user_tower=history"],
     "sequence, in-batch": ["model.user_tower=sequence", "model.embedding_dim=64"],
-    "sequence, catalog softmax": ["model.user_tower=sequence", "model.embedding_dim=64",
-                                  "model.negatives=catalog"],
+    # The default study's start point for the sequence tower (conf/search/default.yaml)
+    "sequence, catalog softmax": ["model.user_tower=sequence", "model.embedding_dim=128",
+                                  "model.sequence_dropout=0.5", "model.negatives=catalog"],
 }
 COLUMNS = [Metric("test", kind, k) for kind in ("top", "ndcg") for k in (5, 10, 20)]
 # ICLRec (Chen et al., WWW 2022), the authors' README, Amazon Toys 5-core under this protocol

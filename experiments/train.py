@@ -47,7 +47,7 @@ def set_up(cfg: DictConfig, overrides: list[str]) -> Job:
         try:
             result = run(config, run_dir, prepared=prepared,
                          callbacks=[epoch_lines(config.train.epochs, metric)],
-                         note=lambda text: print(text, flush=True))
+                         progress=lambda text: print(text, flush=True))
         except TrainingDiverged as exc:
             print(f"error: {exc}; run directory: {run_dir}", file=sys.stderr)
             return 1

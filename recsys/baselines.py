@@ -44,7 +44,7 @@ from recsys.files import atomic_path, write_text_atomic
 from recsys.metrics import ranking_metrics
 
 MIN_TUNING_PAIRS = 100  # fewer validation pairs among the most-rated items: tune on all items
-Note = Callable[[str], None]
+Progress = Callable[[str], None]  # prints a progress line
 # (ranker, users) -> the users' scores for every item, from the histories the ranker holds
 # (training items; plus validation items for test under eval.test_history=train+validation)
 Scores = Callable[[Ranker, np.ndarray], np.ndarray]
@@ -141,14 +141,14 @@ def ease_weights(gram: sp.csr_matrix | np.ndarray, lam: float) -> np.ndarray:
 
 
 def run_baselines(ranker: Ranker, val: HeldOut, test: HeldOut, ks: tuple[int, ...],
-                  cfg: EvalConfig, monitor: str, note: Note | None = None,
+                  cfg: EvalConfig, monitor: str, progress: Progress | None = None,
                   test_ranker: Ranker | None = None) -> dict[str, BaselineResult]:
     """Popularity (always) and `cfg.baselines`: val/test metrics and intervals, each
     baseline's k or λ chosen on `monitor` (the run's own selection metric, e.g. val_ndcg_10)
-    from `cfg.knn_neighbors` / `cfg.ease_lambdas`. `note(text)`: a line per baseline done.
+    from `cfg.knn_neighbors` / `cfg.ease_lambdas`. `progress(text)`: a line per baseline done.
     Everything is fitted on `ranker`'s (training) pairs; test pairs are ranked from
     `test_ranker`'s histories (default: the same)."""
-    say = note or (lambda text: None)
+    say = progress or (lambda text: None)
     tested = test_ranker or ranker
     results = {"popularity": _finish("popularity", ranker.popularity_ranks(val),
                                      tested.popularity_ranks(test), val, test, ks,

@@ -79,7 +79,7 @@ def configure_threads(cfg: TrainConfig) -> None:
 def run(cfg: RunConfig, run_dir: str | Path | None = None,
         callbacks: list[tf.keras.callbacks.Callback] | None = None,
         prepared: PreparedData | None = None, baseline_curves: bool = True,
-        note: Callable[[str], None] | None = None) -> RunResult:
+        progress: Callable[[str], None] | None = None) -> RunResult:
     """Train and evaluate one configuration; write metrics.json, vectors.npz and TensorBoard
     events to `run_dir` (None: no files). `prepared` skips loading when the caller already has
     the data.
@@ -87,7 +87,7 @@ def run(cfg: RunConfig, run_dir: str | Path | None = None,
     Callbacks see `on_epoch_end(epoch, logs)` with `loss` and `val_top_k` in logs; setting
     `model.stop_training = True` (or raising) ends training early. `baseline_curves`: write
     each baseline as a flat TensorBoard curve of its own under the run's folder (False when
-    the caller writes them once for many runs). `note(text)`: progress lines for the console
+    the caller writes them once for many runs). `progress(text)`: progress lines for the console
     (the baselines' first computation). Training alone, without the final evaluation and
     files: `fit(cfg, make_setup(cfg, prepared))`.
     """
@@ -97,7 +97,7 @@ def run(cfg: RunConfig, run_dir: str | Path | None = None,
         prepared, cache_info = load_prepared(cfg.data)
     setup = make_setup(cfg, prepared)
     t_data = time.perf_counter()
-    baselines = evaluate_baselines(cfg, setup, note)
+    baselines = evaluate_baselines(cfg, setup, progress)
     t_baselines = time.perf_counter()  # booked apart from training
     run_dir = str(run_dir) if run_dir is not None else None
     writer = RunWriter(run_dir, setup.ks, cfg.train.monitor_metric, baseline_curves) \
@@ -201,15 +201,15 @@ def user_histories(cfg: RunConfig, data: TrialData,
 
 
 def evaluate_baselines(cfg: RunConfig, setup: Setup,
-                       note: Callable[[str], None] | None) -> dict[str, Any]:
+                       progress: Callable[[str], None] | None) -> dict[str, Any]:
     """Popularity, item-kNN and EASE on the run's pairs: computed once per data set and
     evaluation settings, then read from the cache beside the prepared data."""
     def compute() -> dict:
-        if note and cfg.eval.baselines:  # a minute on a large catalog: say so first
-            note(f"computing {' and '.join(cfg.eval.baselines)} once for this data set "
-                 f"({setup.data.n_items:,} items; cached for later runs and trials)...")
+        if progress and cfg.eval.baselines:  # a minute on a large catalog: say so first
+            progress(f"computing {' and '.join(cfg.eval.baselines)} once for this data set "
+                     f"({setup.data.n_items:,} items; cached for later runs and trials)...")
         return run_baselines(setup.ranker, setup.val, setup.test, setup.ks, cfg.eval,
-                             cfg.train.monitor_metric, note, setup.test_ranker)
+                             cfg.train.monitor_metric, progress, setup.test_ranker)
 
     key = {"eval": asdict(cfg.eval), "ks": setup.ks, "version": 5,
            "monitor": cfg.train.monitor_metric, "sample_fraction": cfg.data.sample_fraction}

@@ -3,58 +3,32 @@
 Per data set, in one process and on one prepared split:
 - every baseline through `recsys.baselines.run_baselines` (what a run computes): the value
   chosen on validation, seconds by part, test top-100 and top-10, and the total;
-- EASE float32 against float64 at the chosen λ: the share of validation pairs ranked
-  identically, and the largest difference in validation top-100;
 - iALS: its grid compared at eval.ials_iterations sweeps per fit (old) against
   eval.ials_tune_iterations sweeps and one refit of the chosen combination (new): the chosen
   values, seconds and test top-100 side by side.
-(The dense item-kNN and LU-inverse EASE paths these replaced, and their figures: docs/speed.md.)
+(The dense item-kNN and LU-inverse EASE paths these replaced, and EASE in float32 against
+float64, with their figures: docs/speed.md.)
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-import scipy.linalg
-
 from experiments.benchmarks.common import TEST_10, TEST_100
 from experiments.benchmarks.search import DataSet
 from experiments.cli.compose import compose_run
-from recsys.baselines import gram_matrix, interaction_matrix, run_baselines, tune_ials
+from recsys.baselines import interaction_matrix, run_baselines, tune_ials
 from recsys.cache import load_prepared
-from recsys.evaluation import HeldOut, Ranker
-from recsys.metrics import ranking_metrics, top
 from recsys.training import make_setup
-
-
-def float_agreement(ranker: Ranker, val: HeldOut, lam: float) -> tuple[float, float]:
-    """Share of validation pairs ranked identically by float32 and float64 EASE at λ, and
-    the absolute difference of their validation top-100."""
-    x = interaction_matrix(ranker)
-    ranks = []
-    for dtype in (np.float32, np.float64):
-        potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), dtype=dtype)
-        g = np.asfortranarray(gram_matrix(x).toarray(), dtype)
-        g[np.diag_indices_from(g)] += lam
-        c, _ = potrf(g, lower=1, overwrite_a=1, clean=0)
-        p, _ = potri(c, lower=1, overwrite_c=1)
-        p = np.tril(p)
-        p += np.tril(p, -1).T
-        b = -p / np.diag(p)[None, :]
-        np.fill_diagonal(b, 0.0)
-        ranks.append(ranker.ranks(val, lambda r, u, b=b: x[u] @ b))
-    tops = [ranking_metrics(r, (100,), "val")[top(100).name] for r in ranks]
-    return float(np.mean(ranks[0] == ranks[1])), abs(tops[0] - tops[1])
 
 
 def baselines_table(data_sets: list[DataSet], overrides: list[str]) -> str:
     rows = [f"{'data set':<26} {'items':>6}  {'baseline':<18} {'chosen':<34} {'s':>6}  "
             f"{'test@100':>8} {'test@10':>8}  parts (s)", "-" * 130]
-    notes, ials = [], ["iALS: grid at every sweep (old) vs grid at eval.ials_tune_iterations "
-                       "and one full refit (new)",
-                       "data set                 items   path  chosen                        "
-                       "s      test@100", "-" * 80]
+    ials = ["iALS: grid at every sweep (old) vs grid at eval.ials_tune_iterations and one full "
+            "refit (new)",
+            "data set                 items   path  chosen                        s      test@100",
+            "-" * 80]
     for ds in data_sets:
         _, cfg = compose_run([*ds.overrides, *overrides])
         prepared, _ = load_prepared(cfg.data)
@@ -72,11 +46,6 @@ def baselines_table(data_sets: list[DataSet], overrides: list[str]) -> str:
                         f"{seconds:>6.1f}  {r.metrics[TEST_100]:>8.4f} {r.metrics[TEST_10]:>8.4f}"
                         f"  {', '.join(f'{k} {v:.1f}' for k, v in r.seconds.items())}")
         rows.append(f"{'':<26} {'':>6}  {'all':<18} {'':<34} {total:>6.1f}")
-        if "ease" in results and not results["ease"].skipped:
-            lam = float(results["ease"].param.split("=")[1].split()[0])
-            same, diff = float_agreement(setup.ranker, setup.val, lam)
-            notes.append(f"{ds.label}: EASE float32 vs float64 at lambda={lam:g}: {same:.2%} of "
-                         f"validation pairs ranked identically, val top-100 differs by {diff:.4f}")
         for path, ev in (("old", replace(quick, ials_tune_iterations=quick.ials_iterations)),
                          ("new", quick)):
             r = tune_ials(setup.ranker, setup.ranker, interaction_matrix(setup.ranker),
@@ -85,4 +54,4 @@ def baselines_table(data_sets: list[DataSet], overrides: list[str]) -> str:
                         f"{n if path == 'old' else '':>7}   {path}   {r.param:<29} "
                         f"{sum(r.seconds.values()):<6.1f} {r.metrics[TEST_100]:.4f}")
     return "\n".join(["baselines: each as a run computes it (recsys.baselines.run_baselines), "
-                      "chosen on validation", *rows, "", *ials, "", *notes])
+                      "chosen on validation", *rows, "", *ials])

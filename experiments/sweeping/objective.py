@@ -63,7 +63,7 @@ class Objective:
         self.rungs, self.fidelity = rungs, fidelity or FidelityConfig()
 
     @staticmethod
-    def note(text: str) -> None:
+    def progress(text: str) -> None:
         """A trial's progress line (the baselines' one-time computation): minutes of silence
         otherwise on a large catalog."""
         print(text, flush=True)
@@ -107,10 +107,10 @@ class Objective:
         if len(self.rungs) > 1:  # the cheap rungs first; the last is the trial's own run
             self.train_lower_rungs(trial, config, pruning)
             result = run(config, run_dir, prepared=prepared, baseline_curves=False,
-                         note=self.note)
+                         progress=self.progress)
         else:
             result = run(config, run_dir, callbacks=[pruning], prepared=prepared,
-                         baseline_curves=False, note=self.note)
+                         baseline_curves=False, progress=self.progress)
         if result.write_error:  # a full disk: the trial fails with the reason
             raise OSError(result.write_error)
         return result

@@ -126,17 +126,18 @@ class Ranker:
     def _rank_batch(self, scores: np.ndarray, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Per row: the items scored above the true one, plus its exact ties that come first
         in the fixed tie order, minus the user's seen items among those (when excluded). One
-        pass over the whole matrix; ties and seen items are few and handled where they are."""
+        pass over the whole matrix, and one more over the rows with ties only."""
         rows = np.arange(len(items))
         positive = scores[rows, items][:, None]
         counts = np.count_nonzero(scores > positive, axis=1)
         equal = scores == positive
         tied = np.flatnonzero(np.count_nonzero(equal, axis=1) > 1)  # not the true item alone
-        if len(tied):  # np.nonzero over the whole matrix cost 3x the comparison itself
-            sub, tie_items = np.nonzero(equal[tied])
-            tie_rows = tied[sub]
-            ahead = self.tie_order[tie_items] < self.tie_order[items[tie_rows]]
-            counts += np.bincount(tie_rows[ahead], minlength=len(items))
+        if len(tied):
+            # A dense mask, not np.nonzero: a sparse scorer (item-kNN, transitions) ties a
+            # missed item with most of the catalog at 0, and listing those ties cost 5-9x
+            # the comparison (item-kNN at 18k items: 13 s to rank the test pairs, not 1.5 s).
+            before = self.tie_order[None, :] < self.tie_order[items[tied]][:, None]
+            counts[tied] += np.count_nonzero(equal[tied] & before, axis=1)
         if self.exclude_seen:
             seen_rows, seen_items = self.seen[users].nonzero()
             seen, pos = scores[seen_rows, seen_items], positive[seen_rows, 0]

@@ -160,7 +160,7 @@ def top_k_accuracy(ranks: np.ndarray, ks: tuple[int, ...], split: str) -> dict[s
     return {top(k, split).name: float(np.sum(ranks < k) / n) for k in ks}
 
 
-def per_pair_metrics(ranks: np.ndarray, ks: tuple[int, ...], split: str = "test",
+def per_pair_metrics(ranks: np.ndarray, ks: tuple[int, ...], split: str,
                      ) -> dict[Metric, np.ndarray]:
     """Each metric's value for every held-out pair (its mean over pairs is the metric).
 

@@ -18,9 +18,10 @@ def format_run_table(result: RunResult, monitor: str = "") -> str:
     metrics = every_metric(ks)
     lines = [f"{'metric':<10} {'val model':>10} {'val pop':>10} {'test model':>11} {'test pop':>10}"]
     m, p = result.metrics, result.popularity
-    for val, test in ((metric.name, metric.on("test").name) for metric in metrics):
+    for metric in metrics:
+        val, test = metric.name, metric.on("test").name
         if val in m:
-            lines.append(f"{Metric.parse(val).label:<10} {m[val]:>10.4f} "
+            lines.append(f"{metric.label:<10} {m[val]:>10.4f} "
                          f"{p.get(val, float('nan')):>10.4f} "
                          f"{m[test]:>11.4f} {p.get(test, float('nan')):>10.4f}")
     s = result.seconds
@@ -84,11 +85,11 @@ def baseline_table(metrics: dict[str, float], intervals: dict[str, list[float]],
 def test_metrics_table(metrics: dict[str, float], baselines: dict[str, dict[str, Any]],
                        shown: list[Metric], label: str) -> list[str]:
     """Every test metric of the model and each baseline, one row each (intervals: metrics.json)."""
-    names = [n for n in (m.on("test").name for m in shown) if n in metrics]
-    rows = [f"{'test':<26}" + "".join(f"{Metric.parse(n).label:>9}" for n in names)]
+    shown = [m.on("test") for m in shown if m.on("test").name in metrics]
+    rows = [f"{'test':<26}" + "".join(f"{m.label:>9}" for m in shown)]
     scorers = [(label, metrics)] + [(b["name"], b["metrics"]) for b in baselines.values()
                                     if not b.get("skipped")]
     for title, values in scorers:
         rows.append(f"{title[:26]:<26}" + "".join(
-            f"{values[n]:>9.4f}" if n in values else f"{'-':>9}" for n in names))
+            f"{values[m.name]:>9.4f}" if m.name in values else f"{'-':>9}" for m in shown))
     return rows

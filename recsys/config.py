@@ -389,6 +389,9 @@ class EvalConfig:
     test_history: TestHistory = "train"
     baselines: tuple[str, ...] = ("itemknn", "ease", "ials", "transitions")  # + popularity
     baseline_max_items: int = 20_000  # item-kNN and EASE keep a dense item x item matrix
+    # Each baseline's grid is compared on at most this many validation pairs (one fixed draw);
+    # the chosen value is then reported on all of them and on test (None: every pair)
+    baseline_tune_pairs: int | None = 10_000
     knn_neighbors: tuple[int, ...] = (10, 50, 200)  # item-kNN's k, tuned on validation
     ease_lambdas: tuple[float, ...] = (100.0, 500.0, 2500.0)  # EASE's λ, tuned likewise
     ease_tune_items: int = 4000  # λ is tuned on this many most-rated items (0: every item)
@@ -410,6 +413,9 @@ class EvalConfig:
             require(name in BASELINES, "eval.baselines", name, " or ".join(BASELINES))
         require(self.baseline_max_items > 0, "eval.baseline_max_items",
                 self.baseline_max_items, "a positive integer")
+        v = self.baseline_tune_pairs
+        require(v is None or (isinstance(v, int) and v > 0), "eval.baseline_tune_pairs", v,
+                "a positive integer, or null for every validation pair")
         require(all(k > 0 for k in self.knn_neighbors), "eval.knn_neighbors",
                 list(self.knn_neighbors), "a list of positive integers")
         require(all(lam > 0 for lam in self.ease_lambdas), "eval.ease_lambdas",

@@ -73,23 +73,36 @@ def paired_difference(model: np.ndarray, other: np.ndarray, users: np.ndarray,
     bootstrap interval over users, the same bootstrap's two-sided p-value, and the number of
     users."""
     diff = np.asarray(model, np.float64) - np.asarray(other, np.float64)
-    if len(diff) == 0:
-        return 0.0, (0.0, 0.0), 1.0, 0
+    return paired_differences(diff[:, None], users, resamples, seed)[0]
+
+
+def paired_differences(diffs: np.ndarray, users: np.ndarray, resamples: int = 1000,
+                       seed: int = 0) -> list[tuple[float, tuple[float, float], float, int]]:
+    """`paired_difference` for each column of `diffs` (pairs x comparisons), all resampled
+    with the same draws of user weights: drawing Poisson weights was most of the cost, and
+    one draw per comparison gave these same weights each time (same seed, same users)."""
+    diffs = np.asarray(diffs, np.float64)
+    if len(diffs) == 0:
+        return [(0.0, (0.0, 0.0), 1.0, 0)] * diffs.shape[1]
     unit = units(users)
     n_units = int(unit.max()) + 1
     pairs = np.bincount(unit, minlength=n_units).astype(np.float64)
-    sums = np.bincount(unit, weights=diff, minlength=n_units)
+    sums = np.stack([np.bincount(unit, weights=column, minlength=n_units)
+                     for column in diffs.T], axis=1)  # units x comparisons
     rng = np.random.default_rng(seed)
     estimates = []
     chunk = max(1, min(resamples, 20_000_000 // n_units))
     for start in range(0, resamples, chunk):
         weights = rng.poisson(1.0, size=(min(chunk, resamples - start), n_units)).astype(float)
-        estimates.append((weights @ sums) / np.maximum(weights @ pairs, 1.0))
-    resampled = np.concatenate(estimates)
-    lo, hi = np.percentile(resampled, [2.5, 97.5])
-    far_side = min(np.count_nonzero(resampled <= 0), np.count_nonzero(resampled >= 0))
-    p = min(1.0, 2 * (far_side + 1) / (len(resampled) + 1))
-    return float(diff.mean()), (float(lo), float(hi)), p, n_units
+        estimates.append((weights @ sums) / np.maximum(weights @ pairs, 1.0)[:, None])
+    resampled = np.concatenate(estimates)  # resamples x comparisons
+    out = []
+    for column, values in zip(diffs.T, resampled.T, strict=True):
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        far_side = min(np.count_nonzero(values <= 0), np.count_nonzero(values >= 0))
+        p = min(1.0, 2 * (far_side + 1) / (len(values) + 1))
+        out.append((float(column.mean()), (float(lo), float(hi)), p, n_units))
+    return out
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -110,14 +123,15 @@ def compare(model_ranks: np.ndarray, baseline_ranks: dict[str, np.ndarray], user
     model_values = per_pair_metrics(model_ranks, ks, "test")
     other_values = {name: per_pair_metrics(ranks, ks, "test")
                     for name, ranks in baseline_ranks.items()}
+    tested = [m.on("test") for m in metrics]
+    columns = [(metric, name) for metric in tested for name in other_values]
+    results = dict(zip(columns, paired_differences(
+        np.stack([model_values[m] - other_values[n][m] for m, n in columns], axis=1)
+        if columns else np.zeros((len(users), 0)), users, resamples), strict=True))
     out: list[Paired] = []
-    for metric in (m.on("test") for m in metrics):
-        rows = []
-        for name, values in other_values.items():
-            difference, interval, p, n = paired_difference(
-                model_values[metric], values[metric], users, resamples)
-            rows.append((name, float(model_values[metric].mean()),
-                         float(values[metric].mean()), difference, interval, p, n))
+    for metric in tested:
+        rows = [(name, float(model_values[metric].mean()), float(values[metric].mean()),
+                 *results[metric, name]) for name, values in other_values.items()]
         adjusted = holm([r[5] for r in rows]) if rows else []
         out += [Paired(name, metric.name, m, o, d, i, p, padj, n, len(rows), resamples)
                 for (name, m, o, d, i, p, n), padj in zip(rows, adjusted, strict=True)]

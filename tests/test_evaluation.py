@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from recsys.baselines import (
+    TUNE_SEED,
     ease_weights,
     gram_matrix,
     interaction_matrix,
@@ -15,7 +16,7 @@ from recsys.baselines import (
     top_neighbours,
 )
 from recsys.config import EvalConfig
-from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals
+from recsys.evaluation import HeldOut, Ranker, bootstrap_intervals, subsample
 from recsys.metrics import exact_ranks, ranking_metrics, top_k_accuracy
 
 # users 1..3 (0 is the unknown-user slot), items 0..4
@@ -149,6 +150,23 @@ def test_baselines_report_the_direct_metrics_and_choose_on_validation(monitor: s
     assert results["ease"].metrics == pytest.approx(ease_metrics)
     assert results["popularity"].param == ""
     assert set(results["ease"].seconds) == {"gram", "tune", "solve", "rank"}
+
+
+def test_a_grid_is_compared_on_the_tuning_draw_and_reported_on_every_pair() -> None:
+    """eval.baseline_tune_pairs=2 of 4 validation pairs: item-kNN's k is the one a direct
+    computation chooses on that fixed draw (here not the one all four pairs choose), and its
+    validation metrics are over all four pairs."""
+    r = ranker(False)
+    cfg = EvalConfig(baselines=("itemknn",), baseline_max_items=100, knn_neighbors=(1, 5),
+                     interval_resamples=0, baseline_tune_pairs=2)
+    result = run_baselines(r, VAL, TEST, (1, 2), cfg, monitor="val_mrr")["itemknn"]
+    x = interaction_matrix(r).toarray()
+    draw = subsample(VAL, 2, TUNE_SEED)
+    chosen = direct_choice(r, x, direct_knn, (1, 5), draw, TEST, "val_mrr")[0]
+    assert chosen != direct_choice(r, x, direct_knn, (1, 5), VAL, TEST, "val_mrr")[0]
+    assert result.param == f"k={chosen}"
+    _, metrics = direct_choice(r, x, direct_knn, (chosen,), VAL, TEST, "val_mrr")
+    assert result.metrics == pytest.approx(metrics)
 
 
 def test_ease_lambda_tuned_on_the_most_rated_items_then_solved_on_all(monkeypatch) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from recsys.metrics import Metric, ranking_metrics
+from recsys.metrics import Metric, per_pair_metrics, ranking_metrics
 from recsys.significance import (
     Paired,
     compare,
@@ -107,3 +107,23 @@ def test_a_verdict_needs_the_test_and_the_interval_to_agree() -> None:
     assert row.verdict().startswith("is not distinguishable from iALS at ndcg_10: -0.0003")
     row = Paired("iALS", "test_top_100", 0.50, 0.47, 0.0294, (0.0208, 0.0388), 5e-18, 5e-18, 2772)
     assert row.verdict().startswith("beats iALS at top_100: +0.0294")
+
+
+def test_compare_gives_each_pair_of_scorers_its_own_paired_bootstrap() -> None:
+    """compare resamples every comparison with one draw of user weights; each row is what
+    paired_difference computes for that baseline and metric alone."""
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 300, size=2000)  # user 0: unknown, a unit per pair
+    model = rng.integers(0, 120, size=2000)
+    ranks = {"a": rng.integers(0, 150, size=2000), "b": rng.integers(0, 90, size=2000)}
+    metrics = [Metric("val", "top", 10), Metric("val", "ndcg", 10)]
+    rows = compare(model, ranks, users, (10,), metrics, resamples=200)
+    model_values = per_pair_metrics(model, (10,), "test")
+    for row in rows:
+        metric = Metric.parse(row.metric)
+        other = per_pair_metrics(ranks[row.baseline], (10,), "test")[metric]
+        difference, interval, p, n = paired_difference(model_values[metric], other, users, 200)
+        assert row.difference == pytest.approx(difference)
+        assert row.interval == pytest.approx(interval) and row.p_value == pytest.approx(p)
+        assert row.users == n == len(np.unique(users[users > 0])) + np.sum(users == 0)
+    assert len({r.interval for r in rows}) == 4  # four comparisons, four different intervals

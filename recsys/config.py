@@ -325,6 +325,10 @@ class TrainConfig:
     eval_batch_size: int = 4096
     seed: int = 42
     early_stopping_patience: int | None = 3  # None: keep the last epoch
+    # The learning rate is multiplied by this after `lr_plateau_patience` epochs without a
+    # better monitor (Keras's ReduceLROnPlateau); None: a constant rate.
+    lr_plateau_factor: float | None = None
+    lr_plateau_patience: int = 1
     jit_compile: bool = True  # XLA for id towers (a history tower's step runs without it)
     fast_loss: bool = True  # catalog-column form of the same loss when n_items <= batch_size
     threads: int = 0  # 0: let TensorFlow use every core
@@ -370,6 +374,11 @@ class TrainConfig:
         p = self.early_stopping_patience
         require(p is None or (isinstance(p, int) and p > 0), "train.early_stopping_patience",
                  p, "null or a positive integer")
+        f = self.lr_plateau_factor
+        require(f is None or 0 < f < 1, "train.lr_plateau_factor", f,
+                "null (a constant learning rate) or a number between 0 and 1")
+        require(isinstance(self.lr_plateau_patience, int) and self.lr_plateau_patience > 0,
+                "train.lr_plateau_patience", self.lr_plateau_patience, "a positive integer")
         require(self.threads >= 0, "train.threads", self.threads, "0 (auto) or a positive count")
         require(len(self.top_ks) > 0 and all(k > 0 for k in self.top_ks), "train.top_ks",
                  list(self.top_ks), "a non-empty list of positive integers")

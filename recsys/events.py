@@ -52,6 +52,8 @@ class RunWriter:
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("train/loss", logs["loss"])
             tf.summary.scalar("time/epoch_seconds", logs["epoch_seconds"])
+            if "learning_rate" in logs:
+                tf.summary.scalar("train/learning_rate", logs["learning_rate"])
             for metric in every_metric(self.ks):
                 if metric.name in logs:
                     tf.summary.scalar(curve_tag(metric, self.selected), logs[metric.name])

@@ -226,7 +226,8 @@ def fit(cfg: RunConfig, setup: Setup, callbacks: list[tf.keras.callbacks.Callbac
     model, data = setup.model, setup.data
     rng = np.random.default_rng(cfg.train.seed)
     n_steps = math.ceil(len(data.train_user) / cfg.train.batch_size)
-    callback_list = tf.keras.callbacks.CallbackList(callbacks or [], model=model,
+    callbacks = [*lr_schedule(cfg.train), *(callbacks or [])]
+    callback_list = tf.keras.callbacks.CallbackList(callbacks, model=model,
                                                     epochs=cfg.train.epochs, steps=n_steps)
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_weights, since_best = -math.inf, 0, None, 0
@@ -243,7 +244,8 @@ def fit(cfg: RunConfig, setup: Setup, callbacks: list[tf.keras.callbacks.Callbac
         val_metrics = ranking_metrics(model_ranks(setup.queries, model, setup.ranker,
                                              setup.val_epoch, cfg.train.eval_batch_size),
                                       setup.ks, "val")
-        logs = {"loss": loss, **val_metrics, "epoch_seconds": train_seconds,
+        logs = {"loss": loss, **val_metrics, "learning_rate": learning_rate(model),
+                "epoch_seconds": train_seconds,
                 "eval_seconds": time.perf_counter() - start - train_seconds}
         history.append({"epoch": epoch, **logs})
         if writer:
@@ -261,6 +263,22 @@ def fit(cfg: RunConfig, setup: Setup, callbacks: list[tf.keras.callbacks.Callbac
         model.set_weights(best_weights)
         return history, best_epoch
     return history, len(history)
+
+
+def lr_schedule(cfg: TrainConfig) -> list[tf.keras.callbacks.Callback]:
+    """Keras's ReduceLROnPlateau on the run's monitor when train.lr_plateau_factor is set:
+    a transformer tower that has stopped improving at one rate often improves again at half
+    of it (Amazon Toys, sequence tower: docs/sequential.md)."""
+    if cfg.lr_plateau_factor is None:
+        return []
+    return [tf.keras.callbacks.ReduceLROnPlateau(
+        monitor=cfg.monitor_metric, mode="max", factor=cfg.lr_plateau_factor,
+        patience=cfg.lr_plateau_patience, min_delta=0.0, verbose=0)]
+
+
+def learning_rate(model: tf.keras.Model) -> float:
+    """The optimizer's rate this epoch trained at."""
+    return float(tf.keras.backend.get_value(model.optimizer.learning_rate))
 
 
 def train_epoch(cfg: RunConfig, setup: Setup, epoch: int, rng: np.random.Generator,

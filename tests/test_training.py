@@ -89,6 +89,31 @@ def test_early_stopping_restores_best_epoch(tmp_path: Path) -> None:
     assert result.metrics["val_top_100"] == best
 
 
+def test_the_learning_rate_halves_after_each_epoch_without_a_better_monitor(
+        tmp_path: Path) -> None:
+    """train.lr_plateau_factor=0.5, patience 1: each epoch trains at the rate a direct
+    replay of the validation curve gives (halved after every epoch that did not beat the
+    best so far), and TensorBoard draws that rate."""
+    cfg = replace(tiny(tmp_path, epochs=8, lr_plateau_factor=0.5),
+                  optimizer=AdagradConfig(learning_rate=0.5))  # overfits: plateaus come early
+    result = run(cfg, tmp_path / "run")
+    rate, best, expected = 0.5, -np.inf, []
+    for epoch in result.history:
+        expected.append(rate)
+        if epoch["val_top_100"] > best:
+            best = epoch["val_top_100"]
+        else:
+            rate *= 0.5
+    rates = [h["learning_rate"] for h in result.history]
+    assert rates == pytest.approx(expected) and rates[-1] < 0.5
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0})
+    events.Reload()
+    drawn = [float(tf.make_ndarray(e.tensor_proto))
+             for e in events.Tensors("train/learning_rate")]
+    assert drawn == pytest.approx(expected)
+    assert run(tiny(tmp_path, epochs=3)).history[-1]["learning_rate"] == pytest.approx(0.1)
+
+
 def test_callbacks_can_stop_training(tmp_path: Path) -> None:
     seen: list[float] = []
 

@@ -78,31 +78,61 @@ def interaction_matrix(ranker: Ranker) -> sp.csr_matrix:
 def gram_matrix(x: sp.csr_matrix) -> sp.csr_matrix:
     """XᵀX, sparse: co-occurrence counts (exact in float32 up to 2²⁴ users per item pair).
     item-kNN reads it sparse; EASE takes it dense."""
-    gram = (x.T @ x).astype(np.float32).tocsr()
-    gram.sort_indices()
-    return gram
+    # Left with the product's column order: no reader needs it sorted, and sorting the
+    # nearly dense XᵀX of a popular catalog (136M entries at 18k items) cost more than the
+    # product itself.
+    return (x.T.tocsr() @ x).astype(np.float32, copy=False).tocsr()
 
 
 def top_neighbours(gram: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Each item's k most cosine-similar other items (a sparse row each): items that share no
     user score 0 and are left out, as they add nothing to a user's score. Ties at the k-th
-    value are broken by the lower item index."""
+    value are broken by the lower item index. A row with no more than k neighbours is kept
+    whole; longer rows are cut a block at a time in dense form (a partition, not a sort: on
+    popular catalogs XᵀX is nearly dense, 136M of 316M entries on an 18k-item set, and
+    sorting each row was most of item-kNN's time)."""
+    n = gram.shape[0]
     norms = np.sqrt(gram.diagonal()).astype(np.float32)
     norms[norms == 0] = 1.0
-    sim = sp.diags(1 / norms) @ gram @ sp.diags(1 / norms)
-    sim = sim.tocsr()
-    sim.setdiag(0.0)
-    sim.eliminate_zeros()
-    sim.sort_indices()
-    indptr, data = sim.indptr, sim.data
-    keep = np.zeros(len(data), bool)
-    for row in range(sim.shape[0]):
-        lo, hi = indptr[row], indptr[row + 1]
-        if hi - lo <= k:
-            keep[lo:hi] = True
-        else:  # stable: among equal values the lower item index (sorted indices) first
-            keep[lo + np.argsort(-data[lo:hi], kind="stable")[:k]] = True
-    return _rows_kept(sim, keep)
+    inverse = (1 / norms).astype(np.float32)
+    pieces = []  # (rows, columns, cosines)
+    lengths = np.diff(gram.indptr)
+    short, long = np.flatnonzero(lengths <= k), np.flatnonzero(lengths > k)
+    if len(short):
+        part = gram[short].tocoo()
+        pieces.append((short[part.row], part.col, part.data * inverse[short[part.row]]
+                       * inverse[part.col]))
+    block = max(1, 20_000_000 // max(n, 1))
+    for start in range(0, len(long), block):
+        rows = long[start:start + block]
+        # cosine as the sparse product computes it: (XᵀX[i, j] / |i|) / |j| in float32
+        sim = gram[rows].toarray() * inverse[rows, None] * inverse[None, :]
+        sim[np.arange(len(rows)), rows] = 0.0
+        r, c = np.nonzero(top_k_per_row(sim, k))
+        pieces.append((rows[r], c, sim[r, c]))
+    rows, cols, values = (np.concatenate(a) for a in zip(*pieces, strict=True)) if pieces \
+        else (np.zeros(0, np.int64),) * 3
+    keep = (rows != cols) & (values != 0)
+    out = sp.csr_matrix((values[keep].astype(np.float32), (rows[keep], cols[keep])),
+                        shape=(n, n))
+    out.sort_indices()
+    return out
+
+
+def top_k_per_row(sim: np.ndarray, k: int) -> np.ndarray:
+    """Mask of each row's k largest positive entries, ties at the k-th value to the lower
+    column index."""
+    if k >= sim.shape[1]:
+        return sim > 0
+    kth = np.partition(sim, sim.shape[1] - k, axis=1)[:, -k][:, None]  # k-th largest
+    above, tied = sim > kth, sim == kth
+    room = k - np.count_nonzero(above, axis=1)
+    keep = above | tied
+    over = np.flatnonzero(np.count_nonzero(tied, axis=1) > room)  # more ties than room
+    if len(over):
+        keep[over] = above[over] | (tied[over] & (np.cumsum(tied[over], axis=1)
+                                                  <= room[over, None]))
+    return keep & (sim > 0)
 
 
 def itemknn_weights(neighbours: sp.csr_matrix, k: int) -> sp.csr_matrix:

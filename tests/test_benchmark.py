@@ -46,4 +46,4 @@ def test_the_baselines_table_is_what_a_run_computes(tmp_path: Path) -> None:
     assert f"{ease['metrics']['test_top_100']:.4f}" in rows["EASE"]
     total = next(line for line in table.splitlines() if line.split()[:1] == ["all"])
     three = next(line for line in table.splitlines() if "kNN + EASE + iALS" in line)
-    assert 0 < float(three.split()[-1]) < float(total.split()[-1])  # transitions: the rest
+    assert 0 < float(three.split()[-1]) <= float(total.split()[-1])  # transitions: the rest

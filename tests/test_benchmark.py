@@ -47,3 +47,23 @@ def test_the_baselines_table_is_what_a_run_computes(tmp_path: Path) -> None:
     total = next(line for line in table.splitlines() if line.split()[:1] == ["all"])
     three = next(line for line in table.splitlines() if "kNN + EASE + iALS" in line)
     assert 0 < float(three.split()[-1]) <= float(total.split()[-1])  # transitions: the rest
+
+
+def test_the_sequential_table_shows_each_towers_paired_test_against_transitions(
+        tmp_path: Path) -> None:
+    """Under the protocol, a tower's row ends with its NDCG@10 difference from the
+    transitions baseline and the paired interval that a run of the same config computes."""
+    from experiments.benchmarks.search import DataSet
+    from experiments.benchmarks.sequential import PROTOCOL, TOWERS, sequential_table
+    from experiments.cli.compose import compose_run
+    from recsys.training import run
+
+    overrides = [f"data.cache_dir={tmp_path}", *TINY_SYNTHETIC, "train.epochs=1",
+                 "eval.baselines=[transitions]", "eval.interval_resamples=50"]
+    table = sequential_table([DataSet("tiny", [])], overrides, ["history tower"])
+    row = next(line for line in table.splitlines() if "history tower" in line)
+    _, cfg = compose_run([*PROTOCOL, *TOWERS["history tower"], *overrides])
+    paired = next(p for p in run(cfg).comparison
+                  if p["baseline"] == "transitions" and p["metric"] == "test_ndcg_10")
+    low, high = paired["interval"]
+    assert row.endswith(f"{paired['difference']:+.4f} [{low:+.4f}, {high:+.4f}]"), row

@@ -10,6 +10,7 @@ import sys
 import time
 
 from experiments.benchmarks.search import DataSet
+from recsys.config import BASELINE_NAMES
 from recsys.metrics import Metric
 
 PROTOCOL = ["experiment=sequential", "train.epochs=60"]
@@ -25,6 +26,19 @@ COLUMNS = [Metric("test", kind, k) for kind in ("top", "ndcg") for k in (5, 10, 
 PUBLISHED = {"toys": ("ICLRec (published)", [0.0598, 0.0834, 0.1138, 0.0404, 0.0480, 0.0557])}
 
 
+VERSUS = "NDCG@10 - transitions, paired 95%"
+
+
+def versus_transitions(comparison: list[dict]) -> str:
+    """The paired test against the transitions baseline at NDCG@10 (recsys.significance), as
+    `+0.0016 [-0.0004, +0.0036]`; empty when it was not computed."""
+    for row in comparison:
+        if row["baseline"] == BASELINE_NAMES["transitions"] and row["metric"] == "test_ndcg_10":
+            low, high = row["interval"]
+            return f"{row['difference']:+.4f} [{low:+.4f}, {high:+.4f}]"
+    return ""
+
+
 def sequential_table(data_sets: list[DataSet], overrides: list[str],
                      towers: list[str] | None = None) -> str:
     from experiments.cli.compose import compose_run
@@ -35,7 +49,7 @@ def sequential_table(data_sets: list[DataSet], overrides: list[str],
     lines = ["sequential protocol: test HR@k and NDCG@k (leave-one-out, whole catalog, seen items "
              "left out, validation item in the test history); kept epoch; seconds of the run "
              "(baselines cached after the first)",
-             f"{'data':<24} {'method':<28} {head} {'epoch':>7} {'s':>6}"]
+             f"{'data':<24} {'method':<28} {head} {'epoch':>7} {'s':>6}  {VERSUS}"]
     for data in data_sets:
         first = None
         for name in towers or list(TOWERS):
@@ -46,7 +60,8 @@ def sequential_table(data_sets: list[DataSet], overrides: list[str],
             seconds = time.perf_counter() - start - result.seconds.get("baselines", 0.0)
             values = " ".join(f"{result.metrics[m.name]:>8.4f}" for m in COLUMNS)
             lines.append(f"{data.label[:24]:<24} {name:<28} {values} "
-                         f"{f'{result.epoch}/{result.epochs_run}':>7} {seconds:>6.0f}")
+                         f"{f'{result.epoch}/{result.epochs_run}':>7} {seconds:>6.0f}  "
+                         f"{versus_transitions(result.comparison)}")
             print(lines[-1], file=sys.stderr, flush=True)
             first = first or result
         for b in first.baselines.values():

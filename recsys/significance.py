@@ -125,9 +125,9 @@ def compare(model_ranks: np.ndarray, baseline_ranks: dict[str, np.ndarray], user
                     for name, ranks in baseline_ranks.items()}
     tested = [m.on("test") for m in metrics]
     columns = [(metric, name) for metric in tested for name in other_values]
-    results = dict(zip(columns, paired_differences(
-        np.stack([model_values[m] - other_values[n][m] for m, n in columns], axis=1)
-        if columns else np.zeros((len(users), 0)), users, resamples), strict=True))
+    differences = [model_values[m] - other_values[n][m] for m, n in columns]
+    results = dict(zip(columns, paired_differences(np.stack(differences, axis=1), users,
+                                                   resamples) if columns else [], strict=True))
     out: list[Paired] = []
     for metric in tested:
         rows = [(name, float(model_values[metric].mean()), float(values[metric].mean()),

@@ -127,3 +127,8 @@ def test_compare_gives_each_pair_of_scorers_its_own_paired_bootstrap() -> None:
         assert row.interval == pytest.approx(interval) and row.p_value == pytest.approx(p)
         assert row.users == n == len(np.unique(users[users > 0])) + np.sum(users == 0)
     assert len({r.interval for r in rows}) == 4  # four comparisons, four different intervals
+
+
+def test_compare_without_baselines_has_no_rows() -> None:
+    users = np.arange(1, 51)
+    assert compare(np.zeros(50, int), {}, users, (10,), [Metric("val", "ndcg", 10)]) == []

@@ -18,11 +18,14 @@ class QueryEncoder:
 
     def __init__(self, model: TwoTowerModel, history: UserHistory | None, chunk: int) -> None:
         self.model, self.history, self.chunk = model, history, chunk
+        # One graph per chunk shape, not Python op by op: a sequence tower's self-attention
+        # blocks ran 3-4x slower eagerly (Toys: 6-7 s, not 2 s, for 19k users per epoch).
+        self.user_vectors = tf.function(model.user_vectors, reduce_retracing=True)
 
     def __call__(self, users: np.ndarray) -> tf.Tensor:
         users = np.asarray(users, np.int32)
         if self.history is None:
-            parts = [self.model.user_vectors(tf.constant(users[s:s + self.chunk]))
+            parts = [self.user_vectors(tf.constant(users[s:s + self.chunk]))
                      for s in range(0, len(users), self.chunk)]
             return tf.concat(parts, axis=0) if parts else tf.zeros([0, 1])
         unique, inverse = np.unique(users, return_inverse=True)
@@ -34,7 +37,7 @@ class QueryEncoder:
                 order[min(start + self.chunk, len(order)) - 1]])))
             size = max(1, min(self.chunk, budget // width))
             part = order[start:start + size]
-            parts.append(self.model.user_vectors(tf.constant(part),
+            parts.append(self.user_vectors(tf.constant(part),
                                                  tf.constant(self.history.rows(part))))
             start += size
         vectors = tf.concat(parts, axis=0)

@@ -31,21 +31,24 @@ class SequenceEncoder(tf.keras.layers.Layer):
                        for i in range(blocks)]
         self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
 
-    def call(self, sequence: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """[B, W] item index + 1 (0: padding) -> [B, W, dim] outputs, column t from items <= t."""
+    def call(self, sequence: tf.Tensor, training: bool = False, last_only: bool = False,
+             ) -> tf.Tensor:
+        """[B, W] item index + 1 (0: padding) -> [B, W, dim] outputs, column t from items <= t
+        (`last_only`: [B, 1, dim], the last column's)."""
         present = sequence > 0
         width = tf.shape(sequence)[1]
         x = self.item_table(tf.maximum(sequence - 1, 0)) * math.sqrt(self.dim)
         x += self.positions(tf.range(self.max_len - width, self.max_len))[None]
         x = self.input_dropout(x, training=training) * tf.cast(present, x.dtype)[..., None]
         keys = present[:, None, :]  # padding is never attended to (causality: use_causal_mask)
-        for block in self.blocks:
-            x = block(x, keys, training=training)
+        for i, block in enumerate(self.blocks):
+            x = block(x, keys, training=training, last_only=last_only and i == len(self.blocks) - 1)
         return self.final_norm(x)
 
     def last(self, sequence: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """[B, dim]: the output at the latest item (the last column)."""
-        return self(sequence, training=training)[:, -1, :]
+        """[B, dim]: the output at the latest item (the last column). Its last block reads
+        every column but computes the last one only: a third less work to serve a user."""
+        return self(sequence, training=training, last_only=True)[:, -1, :]
 
 
 class _Block(tf.keras.layers.Layer):
@@ -62,10 +65,18 @@ class _Block(tf.keras.layers.Layer):
                      tf.keras.layers.Dense(dim, kernel_initializer=glorot(seed + 2))]
         self.dropout = tf.keras.layers.Dropout(dropout, seed=seed + 3)
 
-    def call(self, x: tf.Tensor, keys: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def call(self, x: tf.Tensor, keys: tf.Tensor, training: bool = False,
+             last_only: bool = False) -> tf.Tensor:
+        """`last_only`: the last column's output alone, [B, 1, dim] (it sees every column,
+        so the causal mask is the padding mask)."""
         h = self.attention_norm(x)
-        x += self.dropout(self.attention(h, h, attention_mask=keys, use_causal_mask=True,
-                                         training=training), training=training)
+        if last_only:
+            x = x[:, -1:]
+            attended = self.attention(h[:, -1:], h, attention_mask=keys, training=training)
+        else:
+            attended = self.attention(h, h, attention_mask=keys, use_causal_mask=True,
+                                      training=training)
+        x += self.dropout(attended, training=training)
         h = self.feed_norm(x)
         for layer in self.feed:
             h = layer(h)

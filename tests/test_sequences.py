@@ -94,6 +94,18 @@ def test_the_encoder_is_causal() -> None:
     np.testing.assert_allclose(narrow[0], a[0, 2:], atol=1e-5)
 
 
+def test_a_users_vector_is_the_last_column_of_the_full_causal_pass() -> None:
+    """`last` computes the final block at the last column only; it must equal the full
+    pass's last column, for padded rows and for a row of padding alone."""
+    table = tf.keras.layers.Embedding(10, 8)
+    encoder = SequenceEncoder(table, 8, max_len=6, blocks=2, heads=2, dropout=0.0, seed=1)
+    rows = tf.constant([[0, 0, 3, 4, 5, 6], [0, 0, 0, 0, 0, 7], [1, 2, 3, 4, 5, 6],
+                        [0, 0, 0, 0, 0, 0]])
+    full = encoder(rows)
+    assert full.shape == (4, 6, 8)
+    np.testing.assert_allclose(encoder.last(rows), full[:, -1], atol=1e-5)
+
+
 def test_a_sequence_epoch_steps_through_every_user_once_with_similar_lengths() -> None:
     """Bucketing: each user once an epoch, steps of about batch_size targets, and a step's
     users of nearly equal length (its rows are as wide as the longest), in a new order each

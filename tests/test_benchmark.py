@@ -52,7 +52,8 @@ def test_the_baselines_table_is_what_a_run_computes(tmp_path: Path) -> None:
 def test_the_sequential_table_shows_each_towers_paired_test_against_transitions(
         tmp_path: Path) -> None:
     """Under the protocol, a tower's row ends with its NDCG@10 difference from the
-    transitions baseline and the paired interval that a run of the same config computes."""
+    transitions baseline and the paired interval that a run of the same config computes,
+    after its cost over the history tower's."""
     from experiments.benchmarks.search import DataSet
     from experiments.benchmarks.sequential import PROTOCOL, TOWERS, sequential_table
     from experiments.cli.compose import compose_run
@@ -60,8 +61,20 @@ def test_the_sequential_table_shows_each_towers_paired_test_against_transitions(
 
     overrides = [f"data.cache_dir={tmp_path}", *TINY_SYNTHETIC, "train.epochs=1",
                  "eval.baselines=[transitions]", "eval.interval_resamples=50"]
-    table = sequential_table([DataSet("tiny", [])], overrides, ["history tower"])
-    row = next(line for line in table.splitlines() if "history tower" in line)
+    table = sequential_table([DataSet("tiny", [])], overrides,
+                             ["history tower", "sequence, in-batch"])
+    row = next(line for line in table.splitlines()[2:] if "history tower" in line)
+    # Each tower's cost beside the history tower's: its run seconds over the history row's
+    # (the table rounds seconds to whole ones; the ratio is of the unrounded ones).
+    head = table.splitlines()[1].split()
+    cells = [line.split() for line in table.splitlines()[2:4]]
+    column = {name: head.index(name) + 1 for name in ("s", "x-hist")}  # method: two words
+    assert cells[0][column["x-hist"]] == "1.0x", table
+    history, sequence = (float(c[column["s"]]) for c in cells)
+    ratio = float(cells[1][column["x-hist"]].rstrip("x"))
+    if history >= 1:
+        assert (sequence - 0.5) / (history + 0.5) - 0.05 <= ratio \
+            <= (sequence + 0.5) / (history - 0.5) + 0.05, table
     _, cfg = compose_run([*PROTOCOL, *TOWERS["history tower"], *overrides])
     paired = next(p for p in run(cfg).comparison
                   if p["baseline"] == "transitions" and p["metric"] == "test_ndcg_10")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
+
 from experiments.benchmarks.search import DataSet
 from recsys.config import BASELINE_NAMES
 from recsys.metrics import Metric
@@ -48,19 +50,27 @@ def sequential_table(data_sets: list[DataSet], overrides: list[str],
     head = " ".join(f"{('HR' if m.kind == 'top' else 'NDCG') + f'@{m.k}':>8}" for m in COLUMNS)
     lines = ["sequential protocol: test HR@k and NDCG@k (leave-one-out, whole catalog, seen items "
              "left out, validation item in the test history); kept epoch; seconds of the run "
-             "(baselines cached after the first)",
-             f"{'data':<24} {'method':<28} {head} {'epoch':>7} {'s':>6}  {VERSUS}"]
+             "(baselines cached after the first), its mean training and validation seconds an "
+             "epoch, and the run's seconds over the history tower's (x-hist)",
+             f"{'data':<24} {'method':<28} {head} {'epoch':>7} {'s':>6} {'train/ep':>8} "
+             f"{'val/ep':>6} {'x-hist':>6}  {VERSUS}"]
     for data in data_sets:
-        first = None
+        first, history_seconds = None, None
         for name in towers or list(TOWERS):
             _, cfg = compose_run([*data.overrides, *PROTOCOL, *TOWERS[name], *overrides])
             prepared, _ = load_prepared(cfg.data)
             start = time.perf_counter()
             result = run(cfg, prepared=prepared)
             seconds = time.perf_counter() - start - result.seconds.get("baselines", 0.0)
+            if name == "history tower":
+                history_seconds = seconds
+            ratio = f"{seconds / history_seconds:.1f}x" if history_seconds else "-"
+            train, val = (np.mean([h[key] for h in result.history])
+                          for key in ("epoch_seconds", "eval_seconds"))
             values = " ".join(f"{result.metrics[m.name]:>8.4f}" for m in COLUMNS)
             lines.append(f"{data.label[:24]:<24} {name:<28} {values} "
-                         f"{f'{result.epoch}/{result.epochs_run}':>7} {seconds:>6.0f}  "
+                         f"{f'{result.epoch}/{result.epochs_run}':>7} {seconds:>6.0f} "
+                         f"{train:>8.1f} {val:>6.1f} {ratio:>6}  "
                          f"{versus_transitions(result.comparison)}")
             print(lines[-1], file=sys.stderr, flush=True)
             first = first or result

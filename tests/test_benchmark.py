@@ -54,27 +54,40 @@ def test_the_sequential_table_shows_each_towers_paired_test_against_transitions(
     """Under the protocol, a tower's row ends with its NDCG@10 difference from the
     transitions baseline and the paired interval that a run of the same config computes,
     after its cost over the history tower's."""
+    import numpy as np
+
     from experiments.benchmarks.search import DataSet
     from experiments.benchmarks.sequential import PROTOCOL, TOWERS, sequential_table
     from experiments.cli.compose import compose_run
+    from recsys.cache import load_prepared
+    from recsys.prepare import select_training
     from recsys.training import run
 
     overrides = [f"data.cache_dir={tmp_path}", *TINY_SYNTHETIC, "train.epochs=1",
                  "eval.baselines=[transitions]", "eval.interval_resamples=50"]
     table = sequential_table([DataSet("tiny", [])], overrides,
-                             ["history tower", "sequence, in-batch"])
+                             ["history tower", "sequence, catalog softmax"])
     row = next(line for line in table.splitlines()[2:] if "history tower" in line)
     # Each tower's cost beside the history tower's: its run seconds over the history row's
     # (the table rounds seconds to whole ones; the ratio is of the unrounded ones).
-    head = table.splitlines()[1].split()
     cells = [line.split() for line in table.splitlines()[2:4]]
-    column = {name: head.index(name) + 1 for name in ("s", "x-hist")}  # method: two words
+    column = {"s": -7, "x-hist": -4}  # from the right: the paired test's 3 words come last
+    assert table.splitlines()[1].split()[-9:-4] == ["s", "train/ep", "val/ep", "x-hist", "NDCG@10"]
     assert cells[0][column["x-hist"]] == "1.0x", table
     history, sequence = (float(c[column["s"]]) for c in cells)
     ratio = float(cells[1][column["x-hist"]].rstrip("x"))
     if history >= 1:
         assert (sequence - 0.5) / (history + 0.5) - 0.05 <= ratio \
             <= (sequence + 0.5) / (history - 0.5) + 0.05, table
+    # The exact softmax's floor: 6 x targets x items x dim FLOP an epoch, where a user with
+    # n training items gives min(n - 1, max_len) next-item targets.
+    _, cfg = compose_run([*PROTOCOL, *TOWERS["sequence, catalog softmax"], *overrides])
+    data = select_training(load_prepared(cfg.data)[0], 1.0)
+    n = np.bincount(data.train_user, minlength=data.n_users)
+    targets = int(np.minimum(np.maximum(n - 1, 0), cfg.model.sequence_max_len).sum())
+    floor = next(line for line in table.splitlines() if "exact softmax's products" in line)
+    assert f"{targets} targets x {data.n_items} items x {cfg.model.embedding_dim} dims = " \
+        f"{6 * targets * data.n_items * cfg.model.embedding_dim / 1e9:.3g} GFLOP" in floor, floor
     _, cfg = compose_run([*PROTOCOL, *TOWERS["history tower"], *overrides])
     paired = next(p for p in run(cfg).comparison
                   if p["baseline"] == "transitions" and p["metric"] == "test_ndcg_10")

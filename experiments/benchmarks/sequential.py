@@ -6,14 +6,20 @@ columns), with each run's seconds side by side (one process; prepared data read 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from experiments.benchmarks.search import DataSet
 from recsys.config import BASELINE_NAMES
 from recsys.metrics import Metric
+
+if TYPE_CHECKING:
+    from recsys.config import RunConfig
+    from recsys.prepare import PreparedData
 
 PROTOCOL = ["experiment=sequential", "train.epochs=60"]
 TOWERS: dict[str, list[str]] = {
@@ -54,6 +60,7 @@ def sequential_table(data_sets: list[DataSet], overrides: list[str],
              "epoch, and the run's seconds over the history tower's (x-hist)",
              f"{'data':<24} {'method':<28} {head} {'epoch':>7} {'s':>6} {'train/ep':>8} "
              f"{'val/ep':>6} {'x-hist':>6}  {VERSUS}"]
+    notes: list[str] = []
     for data in data_sets:
         first, history_seconds = None, None
         for name in towers or list(TOWERS):
@@ -72,6 +79,8 @@ def sequential_table(data_sets: list[DataSet], overrides: list[str],
                          f"{f'{result.epoch}/{result.epochs_run}':>7} {seconds:>6.0f} "
                          f"{train:>8.1f} {val:>6.1f} {ratio:>6}  "
                          f"{versus_transitions(result.comparison)}")
+            if cfg.model.uses_sequence and cfg.model.negatives == "catalog":
+                notes.append(f"{data.label[:24]:<24} {name}: {softmax_floor(cfg, prepared)}")
             print(lines[-1], file=sys.stderr, flush=True)
             first = first or result
         for b in first.baselines.values():
@@ -82,4 +91,32 @@ def sequential_table(data_sets: list[DataSet], overrides: list[str],
             if key in data.label.lower():
                 values = " ".join(f"{v:>8.4f}" for v in published)
                 lines.append(f"{data.label[:24]:<24} {name:<28} {values}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *notes])
+
+
+def softmax_floor(cfg: RunConfig, prepared: PreparedData) -> str:
+    """What the exact softmax's matrix products alone cost an epoch: the scores of every
+    next-item target against every item and their two gradients, 3 x 2 x targets x items x
+    dim FLOP, at this machine's float32 matrix-product rate (a 2048^3 product, its best of 5):
+    a lower bound on the epoch, whatever the rest of the step does."""
+    import tensorflow as tf
+
+    from recsys.prepare import select_training
+    from recsys.sequences import training_sequences
+
+    data = select_training(prepared, cfg.data.sample_fraction)
+    targets = int(training_sequences(data, cfg.model.sequence_max_len).targets_per_user().sum())
+    flop = 6.0 * targets * data.n_items * cfg.model.embedding_dim
+    a = tf.random.normal([2048, 2048])
+    product = tf.function(lambda x: tf.reduce_sum(tf.matmul(x, x)))
+    product(a).numpy()
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        product(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    rate = 2 * 2048 ** 3 / best
+    return (f"the exact softmax's products: {targets} targets x {data.n_items} items x "
+            f"{cfg.model.embedding_dim} dims = {flop / 1e9:.3g} GFLOP an epoch, "
+            f"{flop / rate:.1f} s at this machine's float32 matrix-product rate "
+            f"({rate / 1e9:.0f} GFLOPS)")
